@@ -1,0 +1,90 @@
+"""One pool of API keys shared by every task of a session, with per-key cooldown.
+
+The pool lives on the engine's event loop and is only touched from that thread, so it needs
+no lock. Keys are referred to by position ("key 2 of 3") everywhere outside this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+from dataclasses import dataclass
+
+from .errors import ConfigurationError
+
+__all__ = ["CredentialPool", "PooledKey", "redact"]
+
+_KEY_PATTERN = re.compile(r"\b(sk|pk|key|nous|or)-[A-Za-z0-9_\-*.]{6,}")
+
+
+@dataclass(eq=False)
+class PooledKey:
+    """One key and its health. `secret` never leaves the provider."""
+
+    secret: str
+    index: int
+    total: int
+    cooldown_until: float = 0.0
+    removed: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"key {self.index + 1} of {self.total}"
+
+    def __repr__(self) -> str:
+        return f"<PooledKey {self.label}>"
+
+
+class CredentialPool:
+    """Hands out the next key that is not cooling down; while all are, callers share one wait."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        if not secrets:
+            raise ConfigurationError("No API key: pass api_keys=[...] or set OPENAI_API_KEY.")
+        self.keys = [PooledKey(s, i, len(secrets)) for i, s in enumerate(secrets)]
+        self._turn = itertools.count()
+
+    @property
+    def secrets(self) -> list[str]:
+        return [k.secret for k in self.keys]
+
+    def live(self) -> list[PooledKey]:
+        return [k for k in self.keys if not k.removed]
+
+    async def acquire(self) -> PooledKey:
+        """The next usable key, round-robin; waits (cancellably) while every key cools down."""
+        while True:
+            live = self.live()
+            if not live:
+                raise ConfigurationError(
+                    "Every API key was rejected (401/403): set valid keys in api_keys or "
+                    "OPENAI_API_KEY."
+                )
+            now = time.monotonic()
+            ready = [k for k in live if k.cooldown_until <= now]
+            if ready:
+                return ready[next(self._turn) % len(ready)]
+            await asyncio.sleep(min(k.cooldown_until for k in live) - now)
+
+    def next_ready_in(self) -> float:
+        """Seconds until some key is usable (0 when one is now)."""
+        live = self.live()
+        if not live:
+            return 0.0
+        return max(0.0, min(k.cooldown_until for k in live) - time.monotonic())
+
+    def cool_down(self, key: PooledKey, seconds: float) -> None:
+        key.cooldown_until = max(key.cooldown_until, time.monotonic() + seconds)
+
+    def remove(self, key: PooledKey) -> None:
+        key.removed = True
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Remove every key, and anything shaped like one, from a message meant for people."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _KEY_PATTERN.sub("***", text)

@@ -1,0 +1,39 @@
+"""The small exception hierarchy: every message is one line that says what to do."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CollectTimeout",
+    "ConfigurationError",
+    "HermesError",
+    "TaskFinishedError",
+    "UnknownTaskError",
+]
+
+
+class HermesError(Exception):
+    """Base class of every error hermes_jupyter raises on purpose."""
+
+
+class UnknownTaskError(HermesError, KeyError):
+    """No task has the id or name the caller gave."""
+
+    def __init__(self, ref: str, known: list[str] | None = None) -> None:
+        hint = f" Known tasks: {', '.join(known[-8:])}." if known else " No tasks exist yet."
+        super().__init__(f"No task {ref!r}.{hint} Use list_tasks() to see them.")
+        self.ref = ref
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class TaskFinishedError(HermesError):
+    """The task already ended (or is ending), so it cannot take this request."""
+
+
+class ConfigurationError(HermesError, ValueError):
+    """A setting is missing or wrong; the message names it and how to set it."""
+
+
+class CollectTimeout(HermesError, TimeoutError):
+    """`collect` waited its timeout out; the task keeps running."""

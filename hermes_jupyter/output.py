@@ -1,0 +1,57 @@
+"""A bounded tail of a task's output: the last lines plus the line being streamed now."""
+
+from __future__ import annotations
+
+from collections import deque
+
+__all__ = ["OutputTail"]
+
+
+class OutputTail:
+    """Ring buffer of at most `max_lines` lines of at most `max_chars` characters each.
+
+    Models often stream for a long while without a newline, so the unfinished line is part of
+    what `lines()` returns. Not thread-safe on its own: the owning task guards it.
+    """
+
+    def __init__(self, max_lines: int = 200, max_chars: int = 500) -> None:
+        self._lines: deque[str] = deque(maxlen=max_lines)
+        self._partial: list[str] = []
+        self._partial_len = 0
+        self._max_chars = max_chars
+
+    def write(self, text: str) -> None:
+        """Append streamed text; newlines end lines."""
+        if not text:
+            return
+        *complete, rest = text.split("\n")
+        for piece in complete:
+            self._add_partial(piece)
+            self._end_line()
+        self._add_partial(rest)
+
+    def line(self, text: str) -> None:
+        """Add one whole line (tool activity), ending any unfinished streamed line first."""
+        if self._partial_len:
+            self._end_line()
+        self._lines.append(self._clip(text.replace("\n", " ")))
+
+    def lines(self, n: int | None = None) -> list[str]:
+        """The last `n` lines (all kept lines when None), the unfinished one included."""
+        out = list(self._lines)
+        if self._partial_len:
+            out.append(self._clip("".join(self._partial)))
+        return out if n is None else out[-n:] if n > 0 else []
+
+    def _add_partial(self, piece: str) -> None:
+        if piece and self._partial_len <= self._max_chars:
+            self._partial.append(piece)
+            self._partial_len += len(piece)
+
+    def _end_line(self) -> None:
+        self._lines.append(self._clip("".join(self._partial)))
+        self._partial.clear()
+        self._partial_len = 0
+
+    def _clip(self, line: str) -> str:
+        return line if len(line) <= self._max_chars else line[: self._max_chars - 1] + "…"

@@ -1,0 +1,365 @@
+"""`Session`: the engine every face stands on. Owns tasks, the worker loop, keys and events.
+
+Threads: any Session method may be called from any thread. Agent loops and all model I/O run
+on one engine loop thread (`EngineLoop`); blocking tools run on a small thread pool; events
+reach subscribers on the event bus's thread. The scheduler's queue is touched only on the loop
+thread; the task registry is guarded by `_lock`; each task guards its own state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .agent import DEFAULT_SYSTEM_PROMPT, LimitReached, run_agent
+from .credentials import CredentialPool, redact
+from .engine_loop import EngineLoop
+from .errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
+from .events import EventBus, Subscriber
+from .models import Event, TaskResult, TaskState, TaskStatus, Usage
+from .provider import Provider, ProviderError, RetryPolicy
+from .task import Task
+from .tools import build_registry
+
+__all__ = ["Session", "TaskRef"]
+
+TaskRef = Task | str
+
+
+class Session:
+    """Runs subagents in the background of a kernel or of a plain Python process.
+
+    Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys come from
+    `api_keys` (list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base
+    URL from `base_url`, else OPENAI_BASE_URL, else the openai default.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        subagent_model: str | None = None,
+        base_url: str | None = None,
+        api_keys: Iterable[str] | str | None = None,
+        max_concurrent: int = 8,
+        max_iterations: int = 30,
+        task_timeout: float | None = None,
+        workspace: str | os.PathLike[str] | None = None,
+        *,
+        toolsets: Iterable[str] | None = None,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.model = model or os.environ.get("HERMES_MODEL") or ""
+        if not self.model:
+            raise ConfigurationError("No model set: pass Session(model=...) or set HERMES_MODEL.")
+        self.subagent_model = subagent_model or os.environ.get("HERMES_SUBAGENT_MODEL") or None
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        _check_positive("max_concurrent", max_concurrent)
+        _check_positive("max_iterations", max_iterations)
+        if task_timeout is not None:
+            _check_positive("task_timeout", task_timeout)
+        self.max_concurrent = int(max_concurrent)
+        self.max_iterations = int(max_iterations)
+        self.task_timeout = task_timeout
+        self.workspace = Path(workspace or os.getcwd()).resolve()
+        self.toolsets = tuple(toolsets or ())
+        build_registry(None, self.toolsets, self.workspace)  # fail now on unknown names
+        self.system_prompt = system_prompt
+        self._pool = CredentialPool(_resolve_keys(api_keys, self.base_url))
+        self._provider = Provider(self._pool, self.base_url, retry)
+        self._bus = EventBus()
+        self._engine = EngineLoop()
+        self._tool_threads = ThreadPoolExecutor(
+            max_workers=max(4, self.max_concurrent), thread_name_prefix="hermes-tool"
+        )
+        self._lock = threading.RLock()
+        self._tasks: dict[str, Task] = {}
+        self._by_name: dict[str, Task] = {}
+        self._ids = itertools.count(1)
+        self._closed = False
+        # loop-thread only:
+        self._queue: deque[Task] = deque()
+        self._running = 0
+        self._text_flush_scheduled = False
+        self._text_pending: dict[str, list[str]] = {}
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n) or "no tasks"
+        return f"<Session model={self.model!r} keys={len(self._pool.keys)}: {counts}>"
+
+    # ---- the six operations ------------------------------------------------------------
+    def delegate(
+        self,
+        goal: str,
+        context: str = "",
+        *,
+        name: str | None = None,
+        model: str | None = None,
+        tools: Iterable[Callable[..., Any]] | None = None,
+        toolsets: Iterable[str] | None = None,
+        max_iterations: int | None = None,
+        timeout: float | None = None,
+    ) -> Task:
+        """Start a subagent on `goal` and return its handle at once (no network I/O here)."""
+        if not isinstance(goal, str) or not goal.strip():
+            raise HermesError("The goal is empty: say what the subagent should do.")
+        if max_iterations is not None:
+            _check_positive("max_iterations", max_iterations)
+        if timeout is not None:
+            _check_positive("timeout", timeout)
+        if name is not None and (not name.strip() or name.strip() != name):
+            raise HermesError(f"Bad task name {name!r}: use a non-empty name without spaces "
+                              "at either end.")
+        registry = build_registry(
+            tools, self.toolsets if toolsets is None else toolsets, self.workspace
+        )
+        with self._lock:
+            if self._closed:
+                raise HermesError("This session is closed: create a new Session.")
+            task_id = f"t{next(self._ids)}"
+            task = Task(
+                self, task_id, name, goal.strip(), str(context or ""),
+                model or self.subagent_model or self.model, registry,
+                max_iterations or self.max_iterations,
+                timeout if timeout is not None else self.task_timeout,
+                self._emit, self._on_task_text,
+            )
+            self._tasks[task_id] = task
+            if name:
+                self._by_name[name] = task
+        self._emit("created", task_id, name=name, model=task.model, goal=task.goal)
+        self._emit("queued", task_id)
+        self._engine.post(lambda: self._enqueue(task))
+        return task
+
+    def check(self, ref: TaskRef) -> TaskStatus:
+        """A consistent snapshot: state, counters, recent output, steering, error."""
+        return self.task(ref).check()
+
+    def steer(self, ref: TaskRef, message: str) -> None:
+        """Queue `message`; the child sees it before its next model call."""
+        if not isinstance(message, str) or not message.strip():
+            raise HermesError("The steering message is empty: say what the subagent should do.")
+        self.task(ref)._accept_steer(message.strip())
+
+    def collect(self, ref: TaskRef, timeout: float | None = None) -> TaskResult:
+        """Wait for the task's result (any terminal state); `CollectTimeout` leaves it running."""
+        task = self.task(ref)
+        if timeout is not None and timeout < 0:
+            raise HermesError(f"Bad timeout {timeout!r}: use a number of seconds ≥ 0.")
+        if self._engine.in_loop_thread() and not task.done():
+            raise HermesError("collect() cannot wait on the engine thread: await the task "
+                              "from a normal thread.")
+        if not task._done.wait(timeout):
+            raise CollectTimeout(
+                f"Task {task.id} is still running after {timeout:g}s; it goes on: collect it "
+                "again later or cancel it."
+            )
+        assert task.result is not None
+        return task.result
+
+    def cancel(self, ref: TaskRef) -> bool:
+        """Stop the task within a second; False when it had already ended."""
+        task = self.task(ref)
+        with task._lock:
+            if task._state.terminal:
+                return False
+            task._cancel_requested = True
+            queued = task._state is TaskState.QUEUED
+            aio = task._aio_task
+        if queued:
+            task._settle(TaskState.CANCELLED, "cancelled", summary="")
+        elif aio is not None:
+            self._engine.loop.call_soon_threadsafe(aio.cancel)
+        return True
+
+    def cancel_all(self) -> int:
+        """Cancel every live task; returns how many were asked to stop."""
+        return sum(self.cancel(t) for t in self.tasks() if not t.done())
+
+    def list_tasks(self) -> list[TaskStatus]:
+        """Snapshots of every task, in creation order."""
+        return [t.check() for t in self.tasks()]
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Receive every later `Event` on the event thread; returns the unsubscribe function."""
+        return self._bus.subscribe(callback)
+
+    # ---- lookups and totals ------------------------------------------------------------
+    def task(self, ref: TaskRef) -> Task:
+        """The task for a handle, an id ("t3") or a name (the newest task of that name)."""
+        if isinstance(ref, Task):
+            if ref._session is not self:
+                raise UnknownTaskError(ref.id, None)
+            return ref
+        if not isinstance(ref, str):
+            raise HermesError(
+                f"Bad task reference {ref!r}: pass a Task, an id like 't1' or a name."
+            )
+        key = ref.strip()
+        with self._lock:
+            found = self._tasks.get(key) or self._by_name.get(key)
+            if found is None:
+                raise UnknownTaskError(key, list(self._tasks))
+            return found
+
+    def tasks(self) -> list[Task]:
+        with self._lock:
+            return list(self._tasks.values())
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in TaskState}
+        for task in self.tasks():
+            out[task.state.value] += 1
+        return out
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for task in self.tasks():
+            with task._lock:
+                total = total + task._usage
+        return total
+
+    @property
+    def key_count(self) -> int:
+        """How many API keys the pool holds (never the keys themselves)."""
+        return len(self._pool.keys)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Cancel what runs and stop the engine threads; returns within about `timeout`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        live = [t for t in self.tasks() if not t.done()]
+        for task in live:
+            self.cancel(task)
+        deadline = time.monotonic() + timeout
+        for task in live:
+            task._done.wait(max(0.0, deadline - time.monotonic()))
+            task._settle(TaskState.CANCELLED, "session closed")
+        if self._engine._loop is not None:
+            with contextlib.suppress(Exception):
+                self._engine.run(self._provider.aclose(), timeout=1.0)
+        self._engine.close()
+        self._tool_threads.shutdown(wait=False, cancel_futures=True)
+        self._bus.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- engine side (loop thread) ---------------------------------------------------
+    def _emit(self, kind: str, task_id: str | None, **data: Any) -> None:
+        self._bus.emit(Event(kind, task_id, data))
+
+    def _enqueue(self, task: Task) -> None:
+        self._queue.append(task)
+        self._start_ready()
+
+    def _start_ready(self) -> None:
+        loop = self._engine.loop
+        while self._running < self.max_concurrent and self._queue:
+            task = self._queue.popleft()
+            with task._lock:
+                if task._state is not TaskState.QUEUED:
+                    continue  # cancelled while queued: already settled
+                task._state = TaskState.RUNNING
+                task._started = time.monotonic()
+                task._activity = "starting"
+                task._touch()
+                aio = loop.create_task(self._run(task))
+                task._aio_task = aio
+            self._running += 1
+            aio.add_done_callback(lambda _f, t=task: self._release(t))
+            self._emit("started", task.id)
+
+    def _release(self, task: Task) -> None:
+        # A task cancelled before its coroutine ran never entered `_run`: settle it here.
+        task._settle(TaskState.CANCELLED, "cancelled")
+        self._running -= 1
+        self._start_ready()
+
+    async def _run(self, task: Task) -> None:
+        loop = asyncio.get_running_loop()
+        timer = None
+        if task.timeout is not None:
+            timer = loop.call_later(task.timeout, self._time_out, task)
+        transcript: list[dict[str, Any]] = []
+        try:
+            summary = await run_agent(
+                task, self._provider, self._tool_threads, self.system_prompt, transcript
+            )
+            task._settle(TaskState.SUCCEEDED, "completed", summary=summary, transcript=transcript)
+        except asyncio.CancelledError:
+            if task._cancel_reason == "timeout":
+                task._settle(
+                    TaskState.FAILED, "timeout", transcript=transcript,
+                    error=f"stopped after its {task.timeout:g}s timeout; raise timeout= or "
+                          "narrow the goal",
+                )
+            else:
+                task._settle(TaskState.CANCELLED, "cancelled", transcript=transcript)
+        except LimitReached as err:
+            task._settle(TaskState.FAILED, err.reason, error=str(err), transcript=transcript)
+        except (ProviderError, HermesError) as err:
+            task._settle(TaskState.FAILED, "error", error=str(err), transcript=transcript)
+        except Exception as err:  # a bug of ours or of a library: keep it as a result
+            message = redact(f"{type(err).__name__}: {err}", self._pool.secrets)
+            task._settle(TaskState.FAILED, "error", error=message[:500], transcript=transcript)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _time_out(self, task: Task) -> None:
+        task._cancel_reason = "timeout"
+        if task._aio_task is not None:
+            task._aio_task.cancel()
+
+    def _on_task_text(self, task_id: str, text: str) -> None:
+        """Streamed text reaches subscribers as events coalesced over 100 ms (loop thread)."""
+        if not self._bus.has_subscribers:
+            return
+        self._text_pending.setdefault(task_id, []).append(text)
+        if not self._text_flush_scheduled:
+            self._text_flush_scheduled = True
+            self._engine.loop.call_later(0.1, self._flush_text)
+
+    def _flush_text(self) -> None:
+        self._text_flush_scheduled = False
+        pending, self._text_pending = self._text_pending, {}
+        for task_id, parts in pending.items():
+            self._bus.emit(Event("text", task_id, {"text": "".join(parts)}))
+
+
+def _check_positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigurationError(f"Bad {name} {value!r}: use a positive number.")
+
+
+def _resolve_keys(api_keys: Iterable[str] | str | None, base_url: str | None) -> list[str]:
+    if api_keys is None:
+        api_keys = os.environ.get("HERMES_API_KEYS") or os.environ.get("OPENAI_API_KEY") or ""
+    if isinstance(api_keys, str):
+        api_keys = api_keys.split(",")
+    keys = [k.strip() for k in api_keys if k and k.strip()]
+    if not keys and base_url:
+        keys = ["no-key-needed"]  # local servers (Ollama, vLLM, llama.cpp) accept any key
+    if not keys:
+        raise ConfigurationError(
+            "No API key: pass api_keys=[...] or set OPENAI_API_KEY (or HERMES_API_KEYS for a "
+            "pool); for a local server set base_url."
+        )
+    return list(dict.fromkeys(keys))
