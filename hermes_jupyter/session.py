@@ -25,6 +25,7 @@ from .credentials import CredentialPool, redact
 from .engine_loop import EngineLoop
 from .errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
 from .events import EventBus, Subscriber
+from .journal import Journal, JournalRecord
 from .models import Event, TaskResult, TaskState, TaskStatus, Usage
 from .provider import Provider, ProviderError, RetryPolicy
 from .task import Task
@@ -33,6 +34,7 @@ from .tools import build_registry
 __all__ = ["Session", "TaskRef"]
 
 TaskRef = Task | str
+DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
 
 
 class Session:
@@ -57,6 +59,7 @@ class Session:
         toolsets: Iterable[str] | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         retry: RetryPolicy | None = None,
+        journal: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         self.model = model or os.environ.get("HERMES_MODEL") or ""
         if not self.model:
@@ -77,6 +80,11 @@ class Session:
         self._pool = CredentialPool(_resolve_keys(api_keys, self.base_url))
         self._provider = Provider(self._pool, self.base_url, retry)
         self._bus = EventBus()
+        self.journal: Journal | None = None
+        if journal:
+            path = self.workspace / DEFAULT_JOURNAL if journal is True else Path(journal)
+            self.journal = Journal(path)
+            self.journal.attach(self)
         self._engine = EngineLoop()
         self._tool_threads = ThreadPoolExecutor(
             max_workers=max(4, self.max_concurrent), thread_name_prefix="hermes-tool"
@@ -254,6 +262,17 @@ class Session:
         self._engine.close()
         self._tool_threads.shutdown(wait=False, cancel_futures=True)
         self._bus.close()
+        if self.journal is not None:
+            self.journal.close()
+
+    def history(self, limit: int | None = None) -> list[JournalRecord]:
+        """Tasks of earlier sessions kept in the journal, oldest first (needs `journal=`)."""
+        if self.journal is None:
+            raise ConfigurationError("This session keeps no journal: create it with "
+                                     "Session(..., journal=True) to keep tasks across kernels.")
+        mine = self.journal.session_id
+        past = [r for r in self.journal.records() if r.session != mine]
+        return past if limit is None else past[-limit:]
 
     def __enter__(self) -> Session:
         return self
