@@ -1,0 +1,302 @@
+/**
+ * One live link to one kernel's `hermes_jupyter` comm target.
+ *
+ * Opens the comm when the kernel is ready, feeds what arrives through the pure
+ * reducer in model.ts, and follows the kernel's life: a restart or death empties
+ * the list, a dropped websocket re-syncs from a fresh snapshot, and a kernel
+ * without the target is retried after the user runs code that mentions hermes
+ * (for example `%load_ext hermes_jupyter`).
+ */
+
+import { Kernel, KernelMessage } from '@jupyterlab/services';
+import { IDisposable } from '@lumino/disposable';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { Action, IState, initialState, reduce } from './model';
+import {
+  COMM_TARGET,
+  ICloseData,
+  IOpenData,
+  IReplyMsg,
+  IRequest,
+  ITask,
+  PROTOCOL_VERSION,
+  RequestOp,
+  parseKernelMessage
+} from './protocol';
+
+/** How long a request may wait for its reply (a busy kernel without subshells queues comms). */
+const REQUEST_TIMEOUT_MS = 60_000;
+
+/** Code that may have made the comm target appear: worth another open attempt. */
+const RETRY_TRIGGER = /hermes|delegate/i;
+
+export class KernelLink implements IDisposable {
+  constructor(readonly kernel: Kernel.IKernelConnection) {
+    kernel.statusChanged.connect(this._onStatus, this);
+    kernel.connectionStatusChanged.connect(this._onConnectionStatus, this);
+    kernel.iopubMessage.connect(this._onIOPub, this);
+    kernel.disposed.connect(() => this.dispose(), this);
+    this._openWhenReady = true;
+    this._maybeOpen();
+  }
+
+  /** Emitted after every state change. */
+  get changed(): ISignal<this, IState> {
+    return this._changed;
+  }
+
+  /** Emitted with the tasks that just succeeded, failed or were cancelled. */
+  get finished(): ISignal<this, ITask[]> {
+    return this._finished;
+  }
+
+  get state(): IState {
+    return this._state;
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  /** Send one command; resolves with the kernel's reply (ok or a one-line error). */
+  request(
+    op: RequestOp,
+    fields: { task?: string; message?: string; variable?: string } = {}
+  ): Promise<IReplyMsg> {
+    const comm = this._comm;
+    if (comm === null || this._state.connection !== 'connected') {
+      return Promise.reject(new Error('Not connected to hermes_jupyter in this kernel.'));
+    }
+    const id = `r${++this._requestCounter}`;
+    const request: IRequest = { type: 'request', id, op, ...fields };
+    return new Promise<IReplyMsg>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._pending.delete(id);
+        reject(new Error(`The kernel did not answer "${op}" within 60 s.`));
+      }, REQUEST_TIMEOUT_MS);
+      this._pending.set(id, { resolve, reject, timer });
+      comm.send(request as any);
+    });
+  }
+
+  /** Try to open the comm again now (the panel's Reconnect button). */
+  reconnect(): void {
+    this._closeComm();
+    this._openWhenReady = true;
+    this._maybeOpen();
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    this._closeComm();
+    Signal.clearData(this);
+  }
+
+  // ------------------------------------------------------------------ opening
+
+  private _maybeOpen(): void {
+    const kernel = this.kernel;
+    if (
+      this._isDisposed ||
+      !this._openWhenReady ||
+      kernel.isDisposed ||
+      kernel.connectionStatus !== 'connected' ||
+      !['idle', 'busy'].includes(kernel.status)
+    ) {
+      return;
+    }
+    this._openWhenReady = false;
+    let comm: Kernel.IComm;
+    try {
+      comm = kernel.createComm(COMM_TARGET);
+    } catch (err) {
+      // Comms disabled on this connection, or the kernel went away meanwhile.
+      this._dispatch({ type: 'error', error: String((err as Error).message ?? err) });
+      return;
+    }
+    this._comm = comm;
+    this._gotSnapshot = false;
+    comm.onMsg = msg => this._onCommMsg(comm, msg);
+    comm.onClose = msg => this._onCommClose(comm, msg);
+    this._dispatch({ type: 'connecting' });
+    const data: IOpenData = { protocol: PROTOCOL_VERSION, client_id: clientId() };
+    try {
+      comm.open(data as any);
+    } catch (err) {
+      this._comm = null;
+      this._dispatch({ type: 'error', error: String((err as Error).message ?? err) });
+    }
+  }
+
+  private _closeComm(): void {
+    const comm = this._comm;
+    this._comm = null;
+    this._rejectPending('The link to the kernel closed.');
+    if (comm !== null && !comm.isDisposed) {
+      try {
+        comm.close();
+      } catch {
+        // The kernel is already gone; nothing to tell it.
+      }
+    }
+  }
+
+  // ----------------------------------------------------------------- messages
+
+  private _onCommMsg(comm: Kernel.IComm, msg: KernelMessage.ICommMsgMsg): void {
+    if (comm !== this._comm) {
+      return;
+    }
+    const parsed = parseKernelMessage(msg.content.data);
+    if (parsed === null) {
+      console.warn('hermes-jupyter: ignoring a malformed comm message', msg.content.data);
+      return;
+    }
+    const now = Date.now();
+    switch (parsed.type) {
+      case 'snapshot':
+        this._gotSnapshot = true;
+        this._dispatch({ type: 'snapshot', msg: parsed, now });
+        break;
+      case 'delta':
+        this._dispatch({ type: 'delta', msg: parsed, now });
+        break;
+      case 'reply': {
+        const pending = this._pending.get(parsed.id);
+        if (pending !== undefined) {
+          this._pending.delete(parsed.id);
+          clearTimeout(pending.timer);
+          pending.resolve(parsed);
+        }
+        break;
+      }
+      case 'error':
+        this._dispatch({ type: 'error', error: parsed.error });
+        break;
+    }
+  }
+
+  private _onCommClose(comm: Kernel.IComm, msg: KernelMessage.ICommCloseMsg): void {
+    if (comm !== this._comm) {
+      return;
+    }
+    this._comm = null;
+    this._rejectPending('The kernel closed the Hermes link.');
+    const data = (msg.content.data ?? {}) as ICloseData;
+    if (data.reason === 'replaced') {
+      // Another tab (a duplicate of this one) opened with our client id: take a new one.
+      clientId(true);
+      this._openWhenReady = true;
+      this._maybeOpen();
+    } else if (data.reason === 'protocol' || data.error) {
+      this._dispatch({ type: 'error', error: data.error ?? 'The kernel refused the link.' });
+    } else {
+      // No target in this kernel (hermes_jupyter not loaded), or the kernel shut it down.
+      this._dispatch({ type: 'unavailable' });
+    }
+  }
+
+  private _onStatus(_: Kernel.IKernelConnection, status: KernelMessage.Status): void {
+    if (['restarting', 'autorestarting', 'dead', 'terminating'].includes(status)) {
+      // The kernel's comms died with it (and services disposed ours): forget every task.
+      this._comm = null;
+      this._rejectPending('The kernel restarted.');
+      this._dispatch({ type: 'reset', connection: status === 'dead' ? 'no-kernel' : 'connecting' });
+      this._openWhenReady = status !== 'dead' && status !== 'terminating';
+      return;
+    }
+    this._maybeOpen();
+  }
+
+  private _onConnectionStatus(
+    _: Kernel.IKernelConnection,
+    status: Kernel.ConnectionStatus
+  ): void {
+    if (status !== 'connected') {
+      return;
+    }
+    if (this._comm !== null && this._gotSnapshot) {
+      // Messages may have been lost while the websocket was down: re-sync.
+      this.request('snapshot').catch(() => undefined);
+    } else {
+      this._maybeOpen();
+    }
+  }
+
+  private _onIOPub(_: Kernel.IKernelConnection, msg: KernelMessage.IIOPubMessage): void {
+    if (this._state.connection !== 'unavailable') {
+      return;
+    }
+    if (KernelMessage.isExecuteInputMsg(msg) && RETRY_TRIGGER.test(msg.content.code)) {
+      this._retryAfter.add(msg.parent_header.msg_id as string);
+    } else if (
+      KernelMessage.isStatusMsg(msg) &&
+      msg.content.execution_state === 'idle' &&
+      this._retryAfter.delete(msg.parent_header.msg_id as string)
+    ) {
+      // That code has finished: the target may be registered now.
+      this._retryAfter.clear();
+      this._openWhenReady = true;
+      this._maybeOpen();
+    }
+  }
+
+  private _dispatch(action: Action): void {
+    const { state, finished } = reduce(this._state, action);
+    this._state = state;
+    this._changed.emit(state);
+    if (finished.length > 0) {
+      this._finished.emit(finished);
+    }
+  }
+
+  private _rejectPending(reason: string): void {
+    for (const { reject, timer } of this._pending.values()) {
+      clearTimeout(timer);
+      reject(new Error(reason));
+    }
+    this._pending.clear();
+  }
+
+  private _state: IState = initialState('connecting');
+  private _comm: Kernel.IComm | null = null;
+  private _gotSnapshot = false;
+  private _openWhenReady = false;
+  private _isDisposed = false;
+  private _requestCounter = 0;
+  private _retryAfter = new Set<string>();
+  private _pending = new Map<
+    string,
+    { resolve: (r: IReplyMsg) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }
+  >();
+  private _changed = new Signal<this, IState>(this);
+  private _finished = new Signal<this, ITask[]>(this);
+}
+
+const CLIENT_ID_KEY = 'hermes-jupyter:client-id';
+let fallbackClientId = '';
+
+/**
+ * A per-tab id, kept across page reloads (sessionStorage), so the kernel can drop
+ * the comm a reloaded page left behind instead of feeding it forever.
+ */
+export function clientId(regenerate = false): string {
+  const fresh = () => `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
+  try {
+    let id = regenerate ? null : window.sessionStorage.getItem(CLIENT_ID_KEY);
+    if (!id) {
+      id = fresh();
+      window.sessionStorage.setItem(CLIENT_ID_KEY, id);
+    }
+    return id;
+  } catch {
+    if (!fallbackClientId || regenerate) {
+      fallbackClientId = fresh();
+    }
+    return fallbackClientId;
+  }
+}
