@@ -282,6 +282,10 @@ class Session:
 
     # ---- engine side (loop thread) ---------------------------------------------------
     def _emit(self, kind: str, task_id: str | None, **data: Any) -> None:
+        if kind == "finished" and task_id and self._engine.in_loop_thread():
+            parts = self._text_pending.pop(task_id, None)  # the last text comes before the end
+            if parts:
+                self._bus.emit(Event("text", task_id, {"text": "".join(parts)}))
         self._bus.emit(Event(kind, task_id, data))
 
     def _enqueue(self, task: Task) -> None:

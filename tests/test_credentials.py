@@ -76,3 +76,15 @@ def test_every_key_rejected_fails_with_a_clear_line(llm):
     assert result.state is hj.TaskState.FAILED
     assert "Every API key was rejected" in result.error
     assert not any(k in result.error for k in KEYS)
+
+
+def test_cancel_while_waiting_out_a_rate_limit(llm):
+    llm.default = Fail(429, retry_after=30)
+    with hj.Session(model="m", base_url=llm.base_url, api_keys=[KEYS[0]]) as s:
+        waiting = threading.Event()
+        s.subscribe(lambda e: waiting.set() if e.kind == "key_cooldown" else None)
+        task = s.delegate("rate limited")
+        assert waiting.wait(5)
+        s.cancel(task)
+        assert task.collect(2).state is hj.TaskState.CANCELLED
+    assert len(llm.requests) == 1  # nothing sent after the 429 or the cancel

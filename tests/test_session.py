@@ -269,10 +269,13 @@ def test_events_are_typed_and_ordered(session, llm):
             done.set()
 
     session.subscribe(on_event)
-    llm.default = Reply(text="hello " * 20, chunk_size=4)
+    llm.default = Reply(text="hello " * 200, chunk_size=4, delay=0.001)
     session.delegate("evented").collect(10)
     assert done.wait(5)
     kinds = [e.kind for e in seen]
+    texts = [e.data["text"] for e in seen if e.kind == "text"]
+    assert "".join(texts) == "hello " * 200  # every streamed character, in order...
+    assert len(texts) < 300 / 2  # ...coalesced, far fewer events than the 300 chunks
     for kind in ("created", "queued", "started", "model_call", "finished"):
         assert kind in kinds
     assert kinds.index("created") < kinds.index("started") < kinds.index("finished")
