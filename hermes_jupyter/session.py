@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import threading
@@ -306,10 +307,10 @@ class Session:
                 aio = loop.create_task(self._run(task))
                 task._aio_task = aio
             self._running += 1
-            aio.add_done_callback(lambda _f, t=task: self._release(t))
+            aio.add_done_callback(functools.partial(self._release, task))
             self._emit("started", task.id)
 
-    def _release(self, task: Task) -> None:
+    def _release(self, task: Task, _done: asyncio.Future[None]) -> None:
         # A task cancelled before its coroutine ran never entered `_run`: settle it here.
         task._settle(TaskState.CANCELLED, "cancelled")
         self._running -= 1

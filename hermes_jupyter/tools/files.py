@@ -34,7 +34,7 @@ class WorkspaceFiles:
         base = self._resolve(path)
         if not base.is_dir():
             raise ValueError(f"{path!r} is not a folder in the workspace")
-        rows = []
+        rows: list[str] = []
         for file in sorted(base.rglob("*")):
             if len(rows) >= _MAX_LIST:
                 rows.append(f"… more files not listed (over {_MAX_LIST})")
