@@ -1,0 +1,263 @@
+"""The kernel end of the JupyterLab extension: the `hermes_jupyter` comm target.
+
+Protocol (docs/comm-protocol.md): the frontend opens the comm, gets a snapshot, then coalesced
+deltas from the session's refresher (≤ 10 a second, none while idle), and sends steer / cancel /
+collect requests, each answered with success or a one-line error.
+
+Threads: requests arrive on the shell thread or, with ipykernel 7 and JupyterLab ≥ 4.4, on a
+subshell thread while a cell runs; deltas are sent from the refresher thread. ipykernel hands
+every send to its IOPub thread through one FIFO queue, so sending from any thread is safe; a
+per-comm lock makes the order of that queue the order of `seq`, which is what the frontend sees.
+With no frontend, nothing is registered with the refresher and nothing is ever sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .binding import collect_into
+from .errors import HermesError
+from .models import TaskStatus
+from .refresher import get_refresher, session_totals
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["OUTPUT_TAIL", "PROTOCOL_VERSION", "TARGET", "FrontendLink", "register"]
+
+TARGET = "hermes_jupyter"
+PROTOCOL_VERSION = 1
+OUTPUT_TAIL = 10
+"""Lines of recent output sent per task; the panel shows the last few."""
+
+_CLIP = {"goal": 500, "summary": 2000, "error": 500, "activity": 200}
+_CLIP_LINE = 300
+_log = logging.getLogger(__name__)
+_registry_lock = threading.Lock()
+
+SessionGetter = Callable[[], "Session"]
+
+
+def register(ip: Any, get_session: SessionGetter | None = None) -> None:
+    """Register the comm target in ip's kernel; idempotent, and a no-op outside ipykernel.
+
+    `get_session` defaults to `hermes_jupyter.get_session`, called when a frontend opens the
+    comm (so a kernel without frontend never creates a session for it).
+    """
+    manager = getattr(getattr(ip, "kernel", None), "comm_manager", None)
+    if manager is None:
+        return  # plain IPython, or a kernel without comms
+    with _registry_lock:
+        owner = getattr(getattr(manager, "targets", {}).get(TARGET), "__self__", None)
+        if isinstance(owner, _Target):
+            owner.get_session = get_session or _default_session
+            return
+        target = _Target(get_session or _default_session, ip.user_ns)
+        manager.register_target(TARGET, target.open)
+
+
+def _default_session() -> Session:
+    from . import get_session  # type: ignore[attr-defined]  # provided by the magics layer
+
+    session: Session = get_session()
+    return session
+
+
+class _Target:
+    """What `comm_open` calls; keeps one live link per frontend client id."""
+
+    def __init__(self, get_session: SessionGetter, namespace: dict[str, Any]) -> None:
+        self.get_session = get_session
+        self.namespace = namespace
+        self._lock = threading.Lock()
+        self._links: dict[str, FrontendLink] = {}
+
+    def open(self, comm: Any, open_msg: dict[str, Any]) -> None:
+        data = open_msg.get("content", {}).get("data") or {}
+        protocol = data.get("protocol")
+        if protocol != PROTOCOL_VERSION:
+            comm.close(data={
+                "reason": "protocol",
+                "error": f"This kernel's hermes_jupyter speaks comm protocol {PROTOCOL_VERSION}, "
+                         f"the frontend {protocol!r}: install matching versions of both.",
+            })
+            return
+        try:
+            session = self.get_session()
+        except HermesError as err:
+            comm.close(data={"reason": "error", "error": _one_line(err)})
+            return
+        client_id = str(data.get("client_id") or f"anon-{id(comm)}")
+        link = FrontendLink(comm, session, self.namespace, on_close=self._forget(client_id))
+        with self._lock:
+            previous = self._links.get(client_id)
+            self._links[client_id] = link
+        if previous is not None:
+            # The same browser tab reloaded (or was duplicated): the old page is gone.
+            previous.close(reason="replaced")
+        link.start()
+
+    def _forget(self, client_id: str) -> Callable[[FrontendLink], None]:
+        def forget(link: FrontendLink) -> None:
+            with self._lock:
+                if self._links.get(client_id) is link:
+                    del self._links[client_id]
+
+        return forget
+
+
+class FrontendLink:
+    """One open comm: sends the snapshot and deltas, answers requests."""
+
+    def __init__(
+        self,
+        comm: Any,
+        session: Session,
+        namespace: dict[str, Any],
+        on_close: Callable[[FrontendLink], None] | None = None,
+    ) -> None:
+        self._comm = comm
+        self._session = session
+        self._namespace = namespace
+        self._on_close_cb = on_close
+        self._lock = threading.Lock()  # guards everything below and orders the sends
+        self._seq = 0
+        self._sent_versions: dict[str, int] = {}
+        self._remove_sink: Callable[[], None] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Begin: the snapshot goes out before any delta can."""
+        self._comm.on_msg(self._on_msg)
+        self._comm.on_close(self._on_comm_close)
+        if hasattr(self._comm, "_reply_subshell_for"):
+            # ipykernel 7 (7.4 here) routes a comm's incoming messages to the subshell its last send
+            # came from; ours come from the refresher thread, whose parent is the main shell,
+            # so requests would wait behind a busy cell. Keep the frontend's subshell choice.
+            self._comm._reply_subshell_for = _frontend_subshell
+        with self._lock:
+            # Sink first, then the snapshot, both under the lock: a change that lands in
+            # between arrives as a delta after the snapshot, never lost and never before it.
+            self._remove_sink = get_refresher(self._session).add_sink(self._on_changes)
+            self._send_snapshot_locked()
+
+    def close(self, reason: str = "shutdown") -> None:
+        """Close from the kernel side, telling the frontend why."""
+        if self._detach():
+            self._comm.close(data={"reason": reason})
+
+    # ---- refresher thread --------------------------------------------------------------
+    def _on_changes(self, changed: list[TaskStatus], totals: dict[str, Any]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            fresh = [s for s in changed if s.version > self._sent_versions.get(s.id, -1)]
+            if not fresh:
+                return
+            for status in fresh:
+                self._sent_versions[status.id] = status.version
+            self._send_locked("delta", tasks=[task_json(s) for s in fresh], totals=totals)
+
+    # ---- shell or subshell thread ------------------------------------------------------
+    def _on_msg(self, msg: dict[str, Any]) -> None:
+        data = msg.get("content", {}).get("data") or {}
+        if data.get("type") != "request":
+            return
+        request_id = str(data.get("id", ""))
+        op = data.get("op")
+        if op == "snapshot":
+            with self._lock:
+                if not self._closed:
+                    self._send_snapshot_locked()
+                    self._send_locked("reply", id=request_id, ok=True, message="Snapshot sent.")
+            return
+        try:
+            message = self._handle(op, data)
+        except HermesError as err:
+            self._reply(request_id, ok=False, error=_one_line(err))
+        except Exception as err:  # a bug must not kill the comm: answer it, log it
+            _log.exception("hermes_jupyter comm request %r failed", op)
+            self._reply(request_id, ok=False, error=_one_line(f"{type(err).__name__}: {err}"))
+        else:
+            self._reply(request_id, ok=True, message=message)
+
+    def _handle(self, op: Any, data: dict[str, Any]) -> str:
+        ref = data.get("task")
+        if op not in ("steer", "cancel", "collect"):
+            raise HermesError(f"Unknown request {op!r}: use steer, cancel, collect or snapshot.")
+        if not isinstance(ref, str) or not ref.strip():
+            raise HermesError(f"The {op} request names no task: send its id, like 't1'.")
+        session = self._session
+        if op == "steer":
+            session.steer(ref, str(data.get("message") or ""))
+            return f"Steering message queued for {ref}."
+        if op == "cancel":
+            if session.cancel(ref):
+                return f"Cancelling {ref}."
+            state = session.check(ref).state.value
+            raise HermesError(f"Task {ref} has already ended ({state}): nothing to cancel.")
+        return collect_into(self._namespace, session, ref, str(data.get("variable") or ""))
+
+    def _on_comm_close(self, msg: dict[str, Any]) -> None:
+        self._detach()
+
+    # ---- helpers -----------------------------------------------------------------------
+    def _detach(self) -> bool:
+        """Stop the deltas; True the first time only."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+            remove, self._remove_sink = self._remove_sink, None
+        if remove is not None:
+            remove()
+        if self._on_close_cb is not None:
+            self._on_close_cb(self)
+        return True
+
+    def _reply(self, request_id: str, **fields: Any) -> None:
+        with self._lock:
+            if not self._closed:
+                self._send_locked("reply", id=request_id, **fields)
+
+    def _send_snapshot_locked(self) -> None:
+        statuses = self._session.list_tasks()
+        self._sent_versions = {s.id: s.version for s in statuses}
+        self._send_locked(
+            "snapshot",
+            tasks=[task_json(s) for s in statuses],
+            totals=session_totals(self._session),
+        )
+
+    def _send_locked(self, kind: str, **fields: Any) -> None:
+        self._seq += 1
+        self._comm.send({"type": kind, "protocol": PROTOCOL_VERSION, "seq": self._seq, **fields})
+
+
+def _frontend_subshell(data: Any, default: str | None) -> str | None:
+    return default
+
+
+def task_json(status: TaskStatus) -> dict[str, Any]:
+    """`TaskStatus.to_dict` with the output tail and long strings clipped for the wire."""
+    d = status.to_dict(tail=OUTPUT_TAIL)
+    for key, limit in _CLIP.items():
+        d[key] = _clip(d[key], limit)
+    d["recent_output"] = [_clip(line, _CLIP_LINE) for line in d["recent_output"]]
+    for record in d["steering"]:
+        record["message"] = _clip(record["message"], _CLIP_LINE)
+    return d
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def _one_line(err: object) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

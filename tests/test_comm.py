@@ -1,0 +1,451 @@
+"""The `hermes_jupyter` comm target: recording-comm unit tests, then a real kernel.
+
+The unit tests drive `hermes_jupyter.comm` with a recording comm (as ipywidgets' tests do) and a
+real Session against the loopback FakeLLM; the kernel tests open the comm from a
+`BlockingKernelClient` the way JupyterLab does, including over a subshell while a cell is busy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import hermes_jupyter as hj
+from hermes_jupyter import comm as hcomm
+from hermes_jupyter.errors import ConfigurationError
+from hermes_jupyter.testing import Reply
+
+WAIT = 10.0
+
+
+class RecordingComm:
+    """Stands in for ipykernel's Comm: records what the kernel sends, plays the frontend."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.closed: dict[str, Any] | None = None
+        self._cond = threading.Condition()
+        self._on_msg: Callable[[dict[str, Any]], None] | None = None
+        self._on_close: Callable[[dict[str, Any]], None] | None = None
+
+    # the Comm API comm.py uses
+    def on_msg(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        self._on_msg = callback
+
+    def on_close(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        self._on_close = callback
+
+    def send(self, data: dict[str, Any]) -> None:
+        with self._cond:
+            self.sent.append(data)
+            self._cond.notify_all()
+
+    def close(self, data: dict[str, Any] | None = None) -> None:
+        with self._cond:
+            self.closed = data or {}
+            self._cond.notify_all()
+
+    # the frontend's side
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send one request and return its reply (handlers answer synchronously)."""
+        assert self._on_msg is not None
+        request_id = f"r{next(self._ids)}"
+        self._on_msg({"content": {"data": {"type": "request", "id": request_id, "op": op,
+                                           **fields}}})
+        return next(m for m in self.messages("reply") if m["id"] == request_id)
+
+    def frontend_close(self) -> None:
+        assert self._on_close is not None
+        self._on_close({"content": {"data": {}}})
+
+    def messages(self, kind: str | None = None) -> list[dict[str, Any]]:
+        with self._cond:
+            return [m for m in self.sent if kind is None or m["type"] == kind]
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The first message satisfying predicate, waiting for it (no sleeps)."""
+        with self._cond:
+            found: list[dict[str, Any]] = []
+
+            def ready() -> bool:
+                found[:] = [m for m in self.sent if predicate(m)]
+                return bool(found)
+
+            assert self._cond.wait_for(ready, WAIT), f"no such message in {self.sent!r}"
+            return found[0]
+
+
+def task_in(msg: dict[str, Any], task_id: str, state: str | None = None) -> bool:
+    return msg["type"] in ("snapshot", "delta") and any(
+        t["id"] == task_id and (state is None or t["state"] == state) for t in msg["tasks"]
+    )
+
+
+class FakeManager:
+    """ipykernel's CommManager, as far as `register` uses it."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, Callable[..., None]] = {}
+
+    def register_target(self, name: str, callback: Callable[..., None]) -> None:
+        self.targets[name] = callback
+
+
+@pytest.fixture
+def shell(session: hj.Session) -> SimpleNamespace:
+    ip = SimpleNamespace(kernel=SimpleNamespace(comm_manager=FakeManager()), user_ns={})
+    hcomm.register(ip, lambda: session)
+    return ip
+
+
+def open_comm(ip: SimpleNamespace, client_id: str = "tab-1", protocol: Any = 1) -> RecordingComm:
+    comm = RecordingComm()
+    target = ip.kernel.comm_manager.targets[hcomm.TARGET]
+    target(comm, {"content": {"data": {"protocol": protocol, "client_id": client_id}}})
+    return comm
+
+
+@pytest.fixture
+def long_task(session: hj.Session, llm) -> Iterator[hj.Task]:
+    """A task that streams for a long while: running until the test cancels it."""
+    llm.default = Reply(text="working on it " * 400, chunk_size=4, delay=0.01)
+    task = session.delegate("a long job", name="long")
+    llm.wait_for_chunks(2)
+    yield task
+    task.cancel()
+
+
+# ---- registration -----------------------------------------------------------------------
+
+def test_register_is_a_no_op_in_plain_ipython():
+    hcomm.register(SimpleNamespace(user_ns={}))  # no .kernel: nothing to do, no error
+
+
+def test_register_is_idempotent(session: hj.Session):
+    manager = FakeManager()
+    ip = SimpleNamespace(kernel=SimpleNamespace(comm_manager=manager), user_ns={})
+    hcomm.register(ip, lambda: session)
+    first = manager.targets[hcomm.TARGET]
+    hcomm.register(ip, lambda: session)
+    assert manager.targets[hcomm.TARGET] == first
+    assert list(manager.targets) == [hcomm.TARGET]
+
+
+def test_nothing_is_sent_or_started_when_no_frontend_opens_the_comm(shell, session, llm):
+    session.delegate("quiet").collect(WAIT)
+    assert getattr(session, "_refresher", None) is None  # no sink, no refresher thread
+
+
+# ---- snapshot and deltas ----------------------------------------------------------------
+
+def test_snapshot_on_open_lists_every_task(shell, session, llm):
+    llm.default = Reply(text="done")
+    session.delegate("first", name="one").collect(WAIT)
+    comm = open_comm(shell)
+    snapshot = comm.sent[0]
+    assert snapshot["type"] == "snapshot" and snapshot["seq"] == 1
+    assert snapshot["protocol"] == hcomm.PROTOCOL_VERSION
+    [task] = snapshot["tasks"]
+    assert task["id"] == "t1" and task["name"] == "one" and task["state"] == "succeeded"
+    assert task["summary"] == "done" and task["tokens"] > 0
+    assert snapshot["totals"]["counts"]["succeeded"] == 1
+
+
+def test_deltas_follow_the_task_and_are_coalesced(shell, session, llm):
+    comm = open_comm(shell)
+    assert comm.sent[0]["tasks"] == []
+    llm.default = Reply(text="x" * 600, chunk_size=3, delay=0.005)
+    task = session.delegate("stream a lot")
+    comm.wait_for(lambda m: task_in(m, task.id, "succeeded"))
+    deltas = comm.messages("delta")
+    assert [m["seq"] for m in comm.sent] == list(range(1, len(comm.sent) + 1))
+    # One delta per refresher tick at most (≤ 10 Hz), far fewer than the 200 chunks streamed.
+    assert len(deltas) <= get_ticks(session)
+    assert len(deltas) < llm.chunks_sent / 2
+    versions = [t["version"] for m in deltas for t in m["tasks"] if t["id"] == task.id]
+    assert versions == sorted(set(versions)), "each delta carries a newer version"
+    assert all(len(t["recent_output"]) <= hcomm.OUTPUT_TAIL for m in deltas for t in m["tasks"])
+
+
+def get_ticks(session: hj.Session) -> int:
+    return hcomm.get_refresher(session).ticks
+
+
+def test_long_strings_are_clipped_for_the_wire(shell, session, llm):
+    session.delegate("g" * 5000).collect(WAIT)
+    comm = open_comm(shell)
+    [task] = comm.sent[0]["tasks"]
+    assert len(task["goal"]) == 500 and task["goal"].endswith("…")
+
+
+# ---- requests ---------------------------------------------------------------------------
+
+def test_steer_then_cancel_a_running_task(shell, session, long_task):
+    comm = open_comm(shell)
+    reply = comm.request("steer", task=long_task.id, message="focus on tests")
+    assert reply == {"type": "reply", "protocol": 1, "seq": reply["seq"], "id": reply["id"],
+                     "ok": True, "message": f"Steering message queued for {long_task.id}."}
+    comm.wait_for(lambda m: any(
+        t["id"] == long_task.id and t["steering"] and t["steering"][0]["message"] ==
+        "focus on tests" for t in m.get("tasks", ())))
+
+    assert comm.request("cancel", task="long")["message"] == "Cancelling long."
+    comm.wait_for(lambda m: task_in(m, long_task.id, "cancelled"))
+    again = comm.request("cancel", task=long_task.id)
+    assert again["ok"] is False
+    assert again["error"] == (
+        f"Task {long_task.id} has already ended (cancelled): nothing to cancel."
+    )
+
+
+def test_collect_into_a_variable(shell, session, llm):
+    llm.default = Reply(text="forty-two")
+    task = session.delegate("answer")
+    task.collect(WAIT)
+    comm = open_comm(shell)
+    reply = comm.request("collect", task=task.id, variable="answer")
+    assert reply["ok"] is True and "stored in `answer`" in reply["message"]
+    assert shell.user_ns["answer"].summary == "forty-two"
+
+
+def test_collect_a_running_task_binds_it_when_it_ends(shell, session, long_task):
+    comm = open_comm(shell)
+    reply = comm.request("collect", task=long_task.id, variable="later")
+    assert reply["ok"] is True and "when it ends" in reply["message"]
+    long_task.cancel()
+    long_task.collect(WAIT)
+    assert shell.user_ns["later"].state is hj.TaskState.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("op", "fields", "error"),
+    [
+        ("steer", {"task": "nope", "message": "hi"}, "No task 'nope'."),
+        ("cancel", {"task": "nope"}, "No task 'nope'."),
+        ("collect", {"task": "t1", "variable": "not a name"}, "Bad variable name"),
+        ("steer", {"task": "t1", "message": "  "}, "The steering message is empty"),
+        ("cancel", {}, "The cancel request names no task"),
+        ("explode", {"task": "t1"}, "Unknown request 'explode'"),
+    ],
+)
+def test_bad_requests_get_a_one_line_error(shell, session, llm, op, fields, error):
+    session.delegate("something").collect(WAIT)
+    comm = open_comm(shell)
+    reply = comm.request(op, **fields)
+    assert reply["ok"] is False
+    assert reply["error"].startswith(error)
+    assert "\n" not in reply["error"]
+
+
+def test_snapshot_request_resyncs(shell, session, llm):
+    comm = open_comm(shell)
+    session.delegate("later").collect(WAIT)
+    assert comm.request("snapshot")["ok"] is True
+    snapshots = comm.messages("snapshot")
+    assert len(snapshots) == 2 and snapshots[1]["tasks"][0]["id"] == "t1"
+
+
+# ---- life cycle ---------------------------------------------------------------------------
+
+def test_a_closed_comm_gets_nothing_more(shell, session, llm):
+    gone, watcher = open_comm(shell, "tab-1"), open_comm(shell, "tab-2")
+    gone.frontend_close()
+    seen = len(gone.sent)
+    task = session.delegate("after close")
+    # Sinks run in one tick: once the open comm has the end, the closed one would have too.
+    watcher.wait_for(lambda m: task_in(m, task.id, "succeeded"))
+    assert len(gone.sent) == seen
+
+
+def test_a_reloaded_page_replaces_its_old_comm(shell, session, llm):
+    old = open_comm(shell, "tab-1")
+    new = open_comm(shell, "tab-1")
+    assert old.closed == {"reason": "replaced"}
+    assert new.closed is None and new.sent[0]["type"] == "snapshot"
+    seen = len(old.sent)
+    task = session.delegate("after reload")
+    new.wait_for(lambda m: task_in(m, task.id, "succeeded"))
+    assert len(old.sent) == seen
+
+
+def test_another_protocol_version_is_refused(shell):
+    comm = open_comm(shell, protocol=2)
+    assert comm.sent == []
+    assert comm.closed is not None and comm.closed["reason"] == "protocol"
+    assert "protocol 1" in comm.closed["error"]
+
+
+def test_a_session_that_cannot_start_closes_with_its_error():
+    def broken() -> hj.Session:
+        raise ConfigurationError("No model set: pass Session(model=...) or set HERMES_MODEL.")
+
+    ip = SimpleNamespace(kernel=SimpleNamespace(comm_manager=FakeManager()), user_ns={})
+    hcomm.register(ip, broken)
+    comm = open_comm(ip)
+    assert comm.closed == {"reason": "error",
+                           "error": "No model set: pass Session(model=...) or set HERMES_MODEL."}
+
+
+# ---- a real kernel, driven the way JupyterLab drives it -------------------------------------
+
+class KernelPeer:
+    """A BlockingKernelClient playing JupyterLab: executes cells, opens the comm, reads IOPub."""
+
+    def __init__(self, kc: Any) -> None:
+        self.kc = kc
+        self.log: list[dict[str, Any]] = []
+        self.comm_id = ""
+        self._ids = itertools.count(1)
+
+    def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30):
+        """The first IOPub message (seen before or arriving now) that satisfies predicate."""
+        import queue
+        import time
+
+        for msg in self.log:
+            if predicate(msg):
+                return msg
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no such IOPub message within {timeout}s") from None
+            self.log.append(msg)
+            if predicate(msg):
+                return msg
+
+    def run(self, code: str) -> list[dict[str, Any]]:
+        """Execute a cell, wait until it is idle; its IOPub messages."""
+        msg_id = self.kc.execute(code)
+        self.wait(lambda m: m["msg_type"] == "status" and is_reply_to(m, msg_id)
+                  and m["content"]["execution_state"] == "idle")
+        reply = self.kc.get_shell_msg(timeout=30)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return [m for m in self.log if is_reply_to(m, msg_id)]
+
+    def stdout(self, code: str) -> str:
+        return "".join(m["content"]["text"] for m in self.run(code) if m["msg_type"] == "stream")
+
+    def send_shell(self, msg_type: str, content: dict[str, Any], subshell_id: str | None = None):
+        msg = self.kc.session.msg(msg_type, content)
+        if subshell_id is not None:
+            msg["header"]["subshell_id"] = subshell_id
+        self.kc.shell_channel.send(msg)
+
+    def open_comm(self, comm_id: str, data: dict[str, Any]) -> None:
+        self.comm_id = comm_id
+        self.send_shell("comm_open", {"comm_id": comm_id, "target_name": hcomm.TARGET,
+                                      "data": data})
+
+    def comm_data(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        msg = self.wait(lambda m: m["msg_type"] == "comm_msg"
+                        and m["content"]["comm_id"] == self.comm_id
+                        and predicate(m["content"]["data"]))
+        data: dict[str, Any] = msg["content"]["data"]
+        return data
+
+    def request(self, op: str, subshell_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        request_id = f"k{next(self._ids)}"
+        data = {"type": "request", "id": request_id, "op": op, **fields}
+        self.send_shell("comm_msg", {"comm_id": self.comm_id, "data": data}, subshell_id)
+        return self.comm_data(lambda d: d["type"] == "reply" and d["id"] == request_id)
+
+    def create_subshell(self) -> str:
+        self.kc.control_channel.send(self.kc.session.msg("create_subshell_request", {}))
+        reply = self.kc.get_control_msg(timeout=30)
+        subshell_id: str = reply["content"]["subshell_id"]
+        return subshell_id
+
+
+def is_reply_to(msg: dict[str, Any], msg_id: str) -> bool:
+    return bool(msg.get("parent_header", {}).get("msg_id") == msg_id)
+
+
+@pytest.fixture(scope="module")
+def kernel_llm():
+    from hermes_jupyter.testing import FakeLLM
+
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def peer(kernel_llm, tmp_path_factory) -> Iterator[KernelPeer]:
+    import os
+    from pathlib import Path
+
+    from jupyter_client.manager import KernelManager
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(env=env, cwd=str(tmp_path_factory.mktemp("kernel")))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        p = KernelPeer(kc)
+        p.run(
+            "import hermes_jupyter as hj\n"
+            "from hermes_jupyter import comm as hcomm\n"
+            f"s = hj.Session(model='m', base_url={kernel_llm.base_url!r}, api_keys=['sk-t'])\n"
+            "hcomm.register(get_ipython(), lambda: s)\n"
+        )
+        yield p
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.mark.kernel
+def test_kernel_is_silent_until_a_frontend_opens_the_comm(peer, kernel_llm):
+    kernel_llm.default = Reply(text="quiet")
+    messages = peer.run("s.delegate('quiet task').collect(10)")
+    assert peer.stdout("print(getattr(s, '_refresher', None))").strip() == "None"
+    assert not [m for m in peer.log if m["msg_type"].startswith("comm_")], messages
+
+
+@pytest.mark.kernel
+def test_kernel_comm_end_to_end(peer, kernel_llm):
+    kernel_llm.default = Reply(text="quiet")
+    peer.run("s.delegate('first').collect(10)")
+    peer.open_comm("hermes-comm-1", {"protocol": 1, "client_id": "kernel-test"})
+    snapshot = peer.comm_data(lambda d: d["type"] == "snapshot")
+    assert snapshot["seq"] == 1
+    assert {t["id"]: t["state"] for t in snapshot["tasks"]}.items() >= {"t1": "succeeded"}.items()
+
+    # A cell blocks on a long task; the frontend's requests go over a subshell meanwhile.
+    kernel_llm.default = Reply(text="working " * 500, chunk_size=4, delay=0.01)
+    subshell = peer.create_subshell()
+    busy = peer.kc.execute("r = s.collect(s.delegate('long job', name='long'), timeout=60)")
+    running = peer.comm_data(lambda d: d["type"] == "delta" and any(
+        t["name"] == "long" and t["state"] == "running" for t in d["tasks"]))
+    long_id = next(t["id"] for t in running["tasks"] if t["name"] == "long")
+
+    steer = peer.request("steer", subshell, task=long_id, message="be brief")
+    assert steer["ok"] is True, steer["error"]
+    unknown = peer.request("cancel", subshell, task="t99")
+    assert unknown["ok"] is False and unknown["error"].startswith("No task 't99'.")
+    assert "\n" not in unknown["error"]
+    assert peer.request("cancel", subshell, task=long_id)["ok"] is True
+
+    peer.wait(lambda m: m["msg_type"] == "status" and is_reply_to(m, busy)
+              and m["content"]["execution_state"] == "idle")
+    peer.comm_data(lambda d: d["type"] == "delta" and any(
+        t["id"] == long_id and t["state"] == "cancelled" and t["steering"]
+        for t in d["tasks"]))
+    collect = peer.request("collect", task=long_id, variable="res")
+    assert collect["ok"] is True and "stored in `res`" in collect["message"]
+    assert peer.stdout("print(res.state.value, r is res)").split() == ["cancelled", "True"]
+    seqs = [m["content"]["data"]["seq"] for m in peer.log
+            if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == "hermes-comm-1"]
+    assert seqs == list(range(1, len(seqs) + 1)), "IOPub delivers in seq order"
