@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .binding import collect_into
@@ -25,8 +26,12 @@ from .refresher import get_refresher, session_totals
 
 if TYPE_CHECKING:
     from .session import Session
+    from .task import Task
 
-__all__ = ["OUTPUT_TAIL", "PROTOCOL_VERSION", "TARGET", "FrontendLink", "register"]
+__all__ = [
+    "OUTPUT_TAIL", "PROTOCOL_VERSION", "TARGET", "FrontendLink", "TaskSource", "kernel_tasks",
+    "register", "session_tasks",
+]
 
 TARGET = "hermes_jupyter"
 PROTOCOL_VERSION = 1
@@ -38,14 +43,37 @@ _CLIP_LINE = 300
 _log = logging.getLogger(__name__)
 _registry_lock = threading.Lock()
 
-SessionGetter = Callable[[], "Session"]
 
 
-def register(ip: Any, get_session: SessionGetter | None = None) -> None:
+@dataclass(frozen=True)
+class TaskSource:
+    """Where the comm finds tasks: this kernel's sessions (`kernel_tasks`) or one Session."""
+
+    live_session: Callable[[], Session | None]
+    """The session new tasks start in, or None; never builds one (opening a panel must not)."""
+    statuses: Callable[[], list[TaskStatus]]
+    """Every task the panel lists, earlier sessions included."""
+    find_task: Callable[[str], Task]
+    """A task by id or name; raises UnknownTaskError."""
+
+
+def kernel_tasks() -> TaskSource:
+    """The tasks of this kernel, across the sessions `hermes_jupyter.current` has built."""
+    from . import current
+
+    return TaskSource(current.peek_session, current.all_statuses, current.find_task)
+
+
+def session_tasks(session: Session) -> TaskSource:
+    """The tasks of one Session (tests, or a Session made by hand)."""
+    return TaskSource(lambda: session, session.list_tasks, session.task)
+
+
+def register(ip: Any, source: TaskSource | None = None) -> None:
     """Register the comm target in ip's kernel; idempotent, and a no-op outside ipykernel.
 
-    `get_session` defaults to `hermes_jupyter.get_session`, called when a frontend opens the
-    comm (so a kernel without frontend never creates a session for it).
+    `source` defaults to `kernel_tasks()`. After each cell the open comms check whether the
+    kernel's session was built or replaced meanwhile, and follow it.
     """
     manager = getattr(getattr(ip, "kernel", None), "comm_manager", None)
     if manager is None:
@@ -53,24 +81,20 @@ def register(ip: Any, get_session: SessionGetter | None = None) -> None:
     with _registry_lock:
         owner = getattr(getattr(manager, "targets", {}).get(TARGET), "__self__", None)
         if isinstance(owner, _Target):
-            owner.get_session = get_session or _default_session
+            owner.source = source or kernel_tasks()
             return
-        target = _Target(get_session or _default_session, ip.user_ns)
+        target = _Target(source or kernel_tasks(), ip.user_ns)
         manager.register_target(TARGET, target.open)
-
-
-def _default_session() -> Session:
-    from . import get_session  # type: ignore[attr-defined]  # provided by the magics layer
-
-    session: Session = get_session()
-    return session
+        events = getattr(ip, "events", None)
+        if events is not None:
+            events.register("post_run_cell", target.after_cell)
 
 
 class _Target:
     """What `comm_open` calls; keeps one live link per frontend client id."""
 
-    def __init__(self, get_session: SessionGetter, namespace: dict[str, Any]) -> None:
-        self.get_session = get_session
+    def __init__(self, source: TaskSource, namespace: dict[str, Any]) -> None:
+        self.source = source
         self.namespace = namespace
         self._lock = threading.Lock()
         self._links: dict[str, FrontendLink] = {}
@@ -85,13 +109,8 @@ class _Target:
                          f"the frontend {protocol!r}: install matching versions of both.",
             })
             return
-        try:
-            session = self.get_session()
-        except HermesError as err:
-            comm.close(data={"reason": "error", "error": _one_line(err)})
-            return
         client_id = str(data.get("client_id") or f"anon-{id(comm)}")
-        link = FrontendLink(comm, session, self.namespace, on_close=self._forget(client_id))
+        link = FrontendLink(comm, self.source, self.namespace, on_close=self._forget(client_id))
         with self._lock:
             previous = self._links.get(client_id)
             self._links[client_id] = link
@@ -99,6 +118,13 @@ class _Target:
             # The same browser tab reloaded (or was duplicated): the old page is gone.
             previous.close(reason="replaced")
         link.start()
+
+    def after_cell(self, *_: Any) -> None:
+        """IPython's post_run_cell hook: a cell may have built or replaced the session."""
+        with self._lock:
+            links = list(self._links.values())
+        for link in links:
+            link.sync()
 
     def _forget(self, client_id: str) -> Callable[[FrontendLink], None]:
         def forget(link: FrontendLink) -> None:
@@ -115,17 +141,18 @@ class FrontendLink:
     def __init__(
         self,
         comm: Any,
-        session: Session,
+        source: TaskSource,
         namespace: dict[str, Any],
         on_close: Callable[[FrontendLink], None] | None = None,
     ) -> None:
         self._comm = comm
-        self._session = session
+        self._source = source
         self._namespace = namespace
         self._on_close_cb = on_close
         self._lock = threading.Lock()  # guards everything below and orders the sends
         self._seq = 0
         self._sent_versions: dict[str, int] = {}
+        self._attached: Session | None = None
         self._remove_sink: Callable[[], None] | None = None
         self._closed = False
 
@@ -141,8 +168,14 @@ class FrontendLink:
         with self._lock:
             # Sink first, then the snapshot, both under the lock: a change that lands in
             # between arrives as a delta after the snapshot, never lost and never before it.
-            self._remove_sink = get_refresher(self._session).add_sink(self._on_changes)
+            self._attach_locked()
             self._send_snapshot_locked()
+
+    def sync(self) -> None:
+        """Follow the kernel's live session if it changed; a new one brings a snapshot."""
+        with self._lock:
+            if not self._closed and self._attach_locked():
+                self._send_snapshot_locked()
 
     def close(self, reason: str = "shutdown") -> None:
         """Close from the kernel side, telling the frontend why."""
@@ -166,6 +199,7 @@ class FrontendLink:
         data = msg.get("content", {}).get("data") or {}
         if data.get("type") != "request":
             return
+        self.sync()
         request_id = str(data.get("id", ""))
         op = data.get("op")
         if op == "snapshot":
@@ -190,21 +224,36 @@ class FrontendLink:
             raise HermesError(f"Unknown request {op!r}: use steer, cancel, collect or snapshot.")
         if not isinstance(ref, str) or not ref.strip():
             raise HermesError(f"The {op} request names no task: send its id, like 't1'.")
-        session = self._session
+        task = self._source.find_task(ref.strip())
         if op == "steer":
-            session.steer(ref, str(data.get("message") or ""))
+            task.steer(str(data.get("message") or ""))
             return f"Steering message queued for {ref}."
         if op == "cancel":
-            if session.cancel(ref):
+            if task.cancel():
                 return f"Cancelling {ref}."
-            state = session.check(ref).state.value
-            raise HermesError(f"Task {ref} has already ended ({state}): nothing to cancel.")
-        return collect_into(self._namespace, session, ref, str(data.get("variable") or ""))
+            raise HermesError(
+                f"Task {ref} has already ended ({task.state.value}): nothing to cancel."
+            )
+        variable = str(data.get("variable") or "")
+        return collect_into(self._namespace, task._session, task, variable)
 
     def _on_comm_close(self, msg: dict[str, Any]) -> None:
         self._detach()
 
     # ---- helpers -----------------------------------------------------------------------
+    def _attach_locked(self) -> bool:
+        """Take deltas from the live session's refresher; True when that session changed."""
+        session = self._source.live_session()
+        if session is self._attached:
+            return False
+        if self._remove_sink is not None:
+            self._remove_sink()
+        self._attached = session
+        self._remove_sink = (
+            get_refresher(session).add_sink(self._on_changes) if session is not None else None
+        )
+        return True
+
     def _detach(self) -> bool:
         """Stop the deltas; True the first time only."""
         with self._lock:
@@ -224,13 +273,10 @@ class FrontendLink:
                 self._send_locked("reply", id=request_id, **fields)
 
     def _send_snapshot_locked(self) -> None:
-        statuses = self._session.list_tasks()
+        statuses = self._source.statuses()
         self._sent_versions = {s.id: s.version for s in statuses}
-        self._send_locked(
-            "snapshot",
-            tasks=[task_json(s) for s in statuses],
-            totals=session_totals(self._session),
-        )
+        totals = session_totals(self._attached) if self._attached is not None else {}
+        self._send_locked("snapshot", tasks=[task_json(s) for s in statuses], totals=totals)
 
     def _send_locked(self, kind: str, **fields: Any) -> None:
         self._seq += 1

@@ -17,7 +17,6 @@ import pytest
 
 import hermes_jupyter as hj
 from hermes_jupyter import comm as hcomm
-from hermes_jupyter.errors import ConfigurationError
 from hermes_jupyter.testing import Reply
 
 WAIT = 10.0
@@ -98,10 +97,30 @@ class FakeManager:
         self.targets[name] = callback
 
 
+class FakeEvents:
+    """IPython's `shell.events`: `run_cell()` fires the post_run_cell hooks."""
+
+    def __init__(self) -> None:
+        self.hooks: list[tuple[str, Callable[..., None]]] = []
+
+    def register(self, event: str, callback: Callable[..., None]) -> None:
+        self.hooks.append((event, callback))
+
+    def run_cell(self) -> None:
+        for event, callback in self.hooks:
+            if event == "post_run_cell":
+                callback(None)
+
+
+def fake_shell() -> SimpleNamespace:
+    return SimpleNamespace(kernel=SimpleNamespace(comm_manager=FakeManager()), user_ns={},
+                           events=FakeEvents())
+
+
 @pytest.fixture
 def shell(session: hj.Session) -> SimpleNamespace:
-    ip = SimpleNamespace(kernel=SimpleNamespace(comm_manager=FakeManager()), user_ns={})
-    hcomm.register(ip, lambda: session)
+    ip = fake_shell()
+    hcomm.register(ip, hcomm.session_tasks(session))
     return ip
 
 
@@ -129,13 +148,13 @@ def test_register_is_a_no_op_in_plain_ipython():
 
 
 def test_register_is_idempotent(session: hj.Session):
-    manager = FakeManager()
-    ip = SimpleNamespace(kernel=SimpleNamespace(comm_manager=manager), user_ns={})
-    hcomm.register(ip, lambda: session)
-    first = manager.targets[hcomm.TARGET]
-    hcomm.register(ip, lambda: session)
-    assert manager.targets[hcomm.TARGET] == first
-    assert list(manager.targets) == [hcomm.TARGET]
+    ip = fake_shell()
+    hcomm.register(ip, hcomm.session_tasks(session))
+    first = ip.kernel.comm_manager.targets[hcomm.TARGET]
+    hcomm.register(ip, hcomm.session_tasks(session))
+    assert ip.kernel.comm_manager.targets[hcomm.TARGET] == first
+    assert list(ip.kernel.comm_manager.targets) == [hcomm.TARGET]
+    assert len(ip.events.hooks) == 1
 
 
 def test_nothing_is_sent_or_started_when_no_frontend_opens_the_comm(shell, session, llm):
@@ -282,15 +301,25 @@ def test_another_protocol_version_is_refused(shell):
     assert "protocol 1" in comm.closed["error"]
 
 
-def test_a_session_that_cannot_start_closes_with_its_error():
-    def broken() -> hj.Session:
-        raise ConfigurationError("No model set: pass Session(model=...) or set HERMES_MODEL.")
-
-    ip = SimpleNamespace(kernel=SimpleNamespace(comm_manager=FakeManager()), user_ns={})
-    hcomm.register(ip, broken)
+def test_the_panel_never_builds_a_session_and_follows_the_one_a_cell_builds(session, llm):
+    live: list[hj.Session | None] = [None]
+    ip = fake_shell()
+    hcomm.register(ip, hcomm.TaskSource(
+        live_session=lambda: live[0],
+        statuses=lambda: live[0].list_tasks() if live[0] else [],
+        find_task=lambda ref: session.task(ref),
+    ))
     comm = open_comm(ip)
-    assert comm.closed == {"reason": "error",
-                           "error": "No model set: pass Session(model=...) or set HERMES_MODEL."}
+    assert comm.sent == [{"type": "snapshot", "protocol": 1, "seq": 1, "tasks": [], "totals": {}}]
+    llm.default = Reply(text="done")
+    # A cell builds the kernel's session and delegates: after the cell, the comm follows it.
+    live[0] = session
+    task = session.delegate("first task of the kernel")
+    ip.events.run_cell()
+    assert task_in(comm.sent[1], task.id) and comm.sent[1]["type"] == "snapshot"
+    comm.wait_for(lambda m: task_in(m, task.id, "succeeded"))
+    ip.events.run_cell()  # same session: nothing new to say
+    assert len(comm.messages("snapshot")) == 2
 
 
 # ---- a real kernel, driven the way JupyterLab drives it -------------------------------------
@@ -385,8 +414,11 @@ def peer(kernel_llm, tmp_path_factory) -> Iterator[KernelPeer]:
     from jupyter_client.manager import KernelManager
 
     root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "HERMES_"))}
+    env.update(
+        PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
+        HERMES_MODEL="fake-model", OPENAI_BASE_URL=kernel_llm.base_url, OPENAI_API_KEY="sk-t",
+    )
     km = KernelManager(kernel_name="python3")
     km.start_kernel(env=env, cwd=str(tmp_path_factory.mktemp("kernel")))
     kc = km.client()
@@ -395,10 +427,9 @@ def peer(kernel_llm, tmp_path_factory) -> Iterator[KernelPeer]:
         kc.wait_for_ready(timeout=60)
         p = KernelPeer(kc)
         p.run(
-            "import hermes_jupyter as hj\n"
-            "from hermes_jupyter import comm as hcomm\n"
-            f"s = hj.Session(model='m', base_url={kernel_llm.base_url!r}, api_keys=['sk-t'])\n"
-            "hcomm.register(get_ipython(), lambda: s)\n"
+            "%load_ext hermes_jupyter\n"
+            "from hermes_jupyter import comm as hcomm, current\n"
+            "hcomm.register(get_ipython())  # idempotent: %load_ext registers it too\n"
         )
         yield p
     finally:
@@ -409,24 +440,29 @@ def peer(kernel_llm, tmp_path_factory) -> Iterator[KernelPeer]:
 @pytest.mark.kernel
 def test_kernel_is_silent_until_a_frontend_opens_the_comm(peer, kernel_llm):
     kernel_llm.default = Reply(text="quiet")
-    messages = peer.run("s.delegate('quiet task').collect(10)")
-    assert peer.stdout("print(getattr(s, '_refresher', None))").strip() == "None"
-    assert not [m for m in peer.log if m["msg_type"].startswith("comm_")], messages
+    peer.run("%delegate -n quiet a quiet task")
+    peer.run("current.find_task('quiet').collect(10)")
+    refresher = "print(getattr(current.peek_session(), '_refresher', None))"
+    assert peer.stdout(refresher).strip() == "None"
+    assert not [m for m in peer.log if m["msg_type"].startswith("comm_")]
 
 
 @pytest.mark.kernel
 def test_kernel_comm_end_to_end(peer, kernel_llm):
     kernel_llm.default = Reply(text="quiet")
-    peer.run("s.delegate('first').collect(10)")
+    peer.run("%delegate -n first the first task\ncurrent.find_task('first').collect(10)")
     peer.open_comm("hermes-comm-1", {"protocol": 1, "client_id": "kernel-test"})
     snapshot = peer.comm_data(lambda d: d["type"] == "snapshot")
     assert snapshot["seq"] == 1
-    assert {t["id"]: t["state"] for t in snapshot["tasks"]}.items() >= {"t1": "succeeded"}.items()
+    assert any(t["name"] == "first" and t["state"] == "succeeded" for t in snapshot["tasks"])
 
     # A cell blocks on a long task; the frontend's requests go over a subshell meanwhile.
     kernel_llm.default = Reply(text="working " * 500, chunk_size=4, delay=0.01)
     subshell = peer.create_subshell()
-    busy = peer.kc.execute("r = s.collect(s.delegate('long job', name='long'), timeout=60)")
+    busy = peer.kc.execute(
+        "t = get_ipython().run_line_magic('delegate', '-n long a long job')\n"
+        "r = t.collect(60)"
+    )
     running = peer.comm_data(lambda d: d["type"] == "delta" and any(
         t["name"] == "long" and t["state"] == "running" for t in d["tasks"]))
     long_id = next(t["id"] for t in running["tasks"] if t["name"] == "long")
