@@ -1,0 +1,281 @@
+"""`HermesJupyter`: every notebook setting as a trait, and how settings resolve.
+
+Precedence, highest first: `%config HermesJupyter.x = ...` or `c.HermesJupyter.x` in
+ipython_config.py, then the environment (OPENAI_API_KEY, OPENAI_BASE_URL, HERMES_MODEL,
+HERMES_SUBAGENT_MODEL, HERMES_API_KEYS), then the defaults below. With no key and no endpoint
+anywhere, tasks run on the offline demo model (`hermes_jupyter.demo`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+from .tools import TOOLSETS
+
+__all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "HermesJupyter", "Settings", "resolve"]
+
+DEFAULT_MODEL = "gpt-4o-mini"
+DEMO_MODEL = "demo"
+ENDPOINT_SETTINGS = ("base_url", "api_keys")
+
+
+class MaskedKeys(list):  # type: ignore[type-arg]
+    """A list of API keys whose repr says how many there are, never what they are.
+
+    `%config HermesJupyter` prints every trait's current value with `repr`, so the keys must
+    not be a plain list.
+    """
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} API key{'s' if len(self) != 1 else ''} set>"
+
+    __str__ = __repr__
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+
+class KeyList(List):  # type: ignore[type-arg]
+    """A List trait whose values are `MaskedKeys`, however they were set."""
+
+    klass = MaskedKeys
+    _cast_types = (list, tuple)
+
+
+class HermesJupyter(Configurable):
+    """Settings of hermes_jupyter in this kernel; changes apply to tasks started afterwards."""
+
+    model = Unicode(
+        None, allow_none=True,
+        help=f"""Model of the parent session and, unless subagent_model is set, of every task.
+        Unset: HERMES_MODEL, else {DEFAULT_MODEL!r}. "demo" forces the offline demo model.""",
+    ).tag(config=True)
+    subagent_model = Unicode(
+        None, allow_none=True,
+        help="Model for delegated tasks (cheaper is common). Unset: HERMES_SUBAGENT_MODEL, "
+             "else the same as model. %delegate -m overrides it per task.",
+    ).tag(config=True)
+    base_url = Unicode(
+        None, allow_none=True,
+        help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 for Ollama. "
+             "Unset: OPENAI_BASE_URL, else api.openai.com.",
+    ).tag(config=True)
+    api_keys = KeyList(
+        Unicode(), default_value=None, allow_none=True,
+        help="API keys shared by all tasks, rotated on rate limits. Unset: HERMES_API_KEYS "
+             "(comma-separated), else OPENAI_API_KEY. Shown only as how many are set.",
+    ).tag(config=True)
+    max_concurrent = Int(
+        8, help="Tasks running at once; later ones wait in a queue, first in first out."
+    ).tag(config=True)
+    max_iterations = Int(
+        30, help="Model calls one task may make before it stops (%delegate --max-iterations)."
+    ).tag(config=True)
+    task_timeout = Float(
+        None, allow_none=True,
+        help="Seconds one task may run before it is stopped; unset: no limit "
+             "(%delegate --timeout).",
+    ).tag(config=True)
+    workspace = Unicode(
+        "", help="Folder the files and python toolsets work in; empty: the kernel's working "
+                 "directory when the session starts.",
+    ).tag(config=True)
+    toolsets = List(
+        Unicode(), default_value=[],
+        help=f"Built-in toolsets every task gets unless --toolsets says otherwise: "
+             f"{', '.join(TOOLSETS)}.",
+    ).tag(config=True)
+    journal = Bool(
+        False, help="Keep tasks in .hermes/tasks.sqlite under the workspace, so results "
+                    "outlive the kernel (Session.history()).",
+    ).tag(config=True)
+    context_limit = Int(
+        20_000, help="Characters of a -c VAR text handed to a task; longer texts are cut with "
+                     "a visible notice.",
+    ).tag(config=True)
+    demo_pace = Float(
+        1.0, help="Speed of the offline demo model: 1 streams visibly (about 1-3 s a task), "
+                  "0 answers at once.",
+    ).tag(config=True)
+    wait_notice_after = Float(
+        5.0, help="Seconds %collect_task waits quietly before it says it is waiting and how "
+                  "to stop waiting.",
+    ).tag(config=True)
+
+    @validate("max_concurrent", "max_iterations", "context_limit")
+    def _positive_int(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if value <= 0:
+            raise TraitError(f"HermesJupyter.{proposal['trait'].name} must be positive, "
+                             f"got {value}.")
+        return value
+
+    @validate("task_timeout")
+    def _positive_timeout(self, proposal: Any) -> float | None:
+        value = proposal["value"]
+        if value is not None and value <= 0:
+            raise TraitError(f"HermesJupyter.task_timeout must be positive or None, got {value}.")
+        return value
+
+    @validate("wait_notice_after", "demo_pace")
+    def _not_negative(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if value < 0:
+            raise TraitError(f"HermesJupyter.{proposal['trait'].name} must be >= 0, "
+                             f"got {value}.")
+        return value
+
+    @validate("toolsets")
+    def _known_toolsets(self, proposal: Any) -> list[str]:
+        unknown = [t for t in proposal["value"] if t not in TOOLSETS]
+        if unknown:
+            raise TraitError(f"Unknown toolset {unknown[0]!r}: choose from "
+                             f"{', '.join(TOOLSETS)}.")
+        return list(proposal["value"])
+
+    @validate("api_keys")
+    def _mask_keys(self, proposal: Any) -> MaskedKeys | None:
+        value = proposal["value"]
+        return None if value is None else MaskedKeys(k.strip() for k in value if k.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings at one moment, with where each came from."""
+
+    model: str
+    subagent_model: str | None
+    base_url: str | None
+    api_keys: tuple[str, ...] = field(repr=False)
+    max_concurrent: int
+    max_iterations: int
+    task_timeout: float | None
+    workspace: str
+    toolsets: tuple[str, ...]
+    journal: bool
+    context_limit: int
+    wait_notice_after: float
+    demo_pace: float
+    sources: Mapping[str, str]
+    demo_reason: str | None = None  # why the demo runs; None when a real endpoint is used
+
+    @property
+    def demo(self) -> bool:
+        return self.demo_reason is not None
+
+    @property
+    def endpoint(self) -> tuple[bool, str | None, tuple[str, ...]]:
+        """What a running session cannot change: a change here needs a new session."""
+        return (self.demo, self.base_url, self.api_keys)
+
+    def session_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `Session` (or, without model and keys, `demo_session`)."""
+        common: dict[str, Any] = {
+            "max_concurrent": self.max_concurrent,
+            "max_iterations": self.max_iterations,
+            "task_timeout": self.task_timeout,
+            "workspace": self.workspace or None,
+            "toolsets": self.toolsets,
+            "journal": self.journal,
+        }
+        if self.demo:
+            return {"pace": self.demo_pace, **common}
+        return {"model": self.model, "subagent_model": self.subagent_model,
+                "base_url": self.base_url, "api_keys": list(self.api_keys), **common}
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(setting, shown value, source) for display; keys appear only as a count."""
+        keys = f"{len(self.api_keys)} set" if self.api_keys else "none"
+        endpoint = "offline demo model (loopback)" if self.demo else (
+            safe_url(self.base_url) or "https://api.openai.com/v1 (openai default)")
+        shown = [
+            ("model", self.model), ("subagent_model", self.subagent_model or "(same as model)"),
+            ("base_url", endpoint), ("api_keys", keys),
+            ("max_concurrent", str(self.max_concurrent)),
+            ("max_iterations", str(self.max_iterations)),
+            ("task_timeout", "none" if self.task_timeout is None else f"{self.task_timeout:g}s"),
+            ("workspace", self.workspace or "(kernel working directory)"),
+            ("toolsets", ", ".join(self.toolsets) or "none"),
+            ("journal", ".hermes/tasks.sqlite" if self.journal else "off"),
+            ("context_limit", f"{self.context_limit} characters"),
+            ("wait_notice_after", f"{self.wait_notice_after:g}s"),
+        ]
+        if self.demo:
+            shown.append(("demo_pace", f"{self.demo_pace:g}"))
+        return [(name, value, self.sources.get(name, "default")) for name, value in shown]
+
+
+def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> Settings:
+    """Apply the precedence rules: configuration, then environment, then defaults."""
+    env = os.environ if environ is None else environ
+    sources: dict[str, str] = {}
+
+    def pick(name: str, *env_names: str) -> Any:
+        value = getattr(config, name)
+        if value is not None:
+            sources[name] = "config"
+            return value
+        for env_name in env_names:
+            if env.get(env_name, "").strip():
+                sources[name] = f"env {env_name}"
+                return env[env_name].strip()
+        return None
+
+    model = pick("model", "HERMES_MODEL")
+    subagent = pick("subagent_model", "HERMES_SUBAGENT_MODEL")
+    base_url = pick("base_url", "OPENAI_BASE_URL")
+    raw_keys = pick("api_keys", "HERMES_API_KEYS", "OPENAI_API_KEY")
+    if isinstance(raw_keys, str):
+        raw_keys = raw_keys.split(",")
+    keys = tuple(dict.fromkeys(k.strip() for k in raw_keys or () if k.strip()))
+    for name in ("max_concurrent", "max_iterations", "task_timeout", "workspace", "toolsets",
+                 "journal", "context_limit", "wait_notice_after", "demo_pace"):
+        if getattr(config, name) != config.trait_defaults(name):
+            sources[name] = "config"
+    demo_reason = _demo_reason(model, base_url, keys)
+    if demo_reason:
+        sources["model"] = "demo: " + demo_reason
+    return Settings(
+        model=DEMO_MODEL if demo_reason else (model or DEFAULT_MODEL),
+        subagent_model=None if demo_reason else (subagent or None),
+        base_url=None if demo_reason else (base_url or None),
+        api_keys=() if demo_reason else keys,
+        max_concurrent=config.max_concurrent,
+        max_iterations=config.max_iterations,
+        task_timeout=config.task_timeout,
+        workspace=config.workspace,
+        toolsets=tuple(config.toolsets),
+        journal=config.journal,
+        context_limit=config.context_limit,
+        wait_notice_after=config.wait_notice_after,
+        demo_pace=config.demo_pace,
+        sources=sources,
+        demo_reason=demo_reason,
+    )
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL without any user:password part, for display."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def _demo_reason(model: str | None, base_url: str | None, keys: tuple[str, ...]) -> str | None:
+    if model == DEMO_MODEL:
+        return "model is set to 'demo'"
+    if not base_url and not keys:
+        return "no API key or endpoint configured"
+    return None
