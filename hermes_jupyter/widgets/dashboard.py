@@ -1,0 +1,267 @@
+"""`dashboard()`: one live widget per session, a card per task, steer / collect / cancel.
+
+Updates: the session's refresher (one thread, at most 10 ticks a second, none while idle)
+hands the dashboard the snapshots that changed in a tick; they become cards, cards equal to
+what the frontend already has are dropped, and the rest leave as ONE custom message
+(`{"type": "delta", ...}`), whatever the number of tasks. The synced `_tasks` / `_totals`
+traits are the snapshot a page reload or a saved notebook gets: `get_state` fills them from the
+same store, so the whole dict is never re-sent per tick.
+
+Threads: deltas leave from the refresher thread; clicks arrive on the shell thread or, with
+ipykernel 7 and JupyterLab ≥ 4.4, on a subshell thread while a cell runs. `_lock` guards the
+store and orders every send, so a snapshot and a delta never cross on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import traitlets
+
+from ..binding import collect_into, default_variable
+from ..errors import HermesError
+from ..models import TaskStatus
+from ..refresher import get_refresher, session_totals
+from .cards import card, newest_first, totals_card
+from .static_view import render_html, render_text
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+__all__ = ["Dashboard", "dashboard"]
+
+_HERE = Path(__file__).parent
+_log = logging.getLogger(__name__)
+_cache_lock = threading.Lock()
+
+
+def dashboard(session: Session | None = None) -> Dashboard:
+    """The live dashboard of `session` (the kernel's session by default).
+
+    One widget per session: calling this again returns the same live model, so every place
+    that shows it shows the same cards. Display it by making it a cell's value, or with
+    `display(...)`.
+    """
+    if session is None:
+        from ..current import get_session
+
+        session = get_session()
+    with _cache_lock:
+        cached: Dashboard | None = getattr(session, "_dashboard", None)
+        if cached is None or cached.closed:
+            cached = Dashboard(session)
+            session._dashboard = cached  # type: ignore[attr-defined]
+        return cached
+
+
+class Dashboard(anywidget.AnyWidget):
+    """A card per task of one session, newest first, kept current by coalesced deltas.
+
+    `namespace` is where Collect stores results (default: the IPython user namespace).
+    """
+
+    _esm = _HERE / "dashboard.js"
+    _css = _HERE / "dashboard.css"
+
+    _tasks = traitlets.Dict(
+        help="Cards by task id as of now (filled by get_state; deltas keep the view current)."
+    ).tag(sync=True)
+    _totals = traitlets.Dict(help="Counts by state, tokens and API calls.").tag(sync=True)
+
+    def __init__(
+        self, session: Session, *, namespace: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        self.session = session
+        self._namespace = namespace
+        self._lock = threading.RLock()
+        self._cards: dict[str, dict[str, Any]] = {}
+        self._header: dict[str, Any] = {}
+        self._seq = 0
+        self._opened = False  # a comm exists: deltas may be sent
+        self._closing = False
+        # The sink first: a change landing before the comm opens is stored, then is part of
+        # the snapshot the comm opens with (both under _lock), so nothing is lost.
+        self._remove_sink: Callable[[], None] | None = get_refresher(session).add_sink(
+            self._on_tick
+        )
+        super().__init__(**kwargs)
+        self.on_msg(self._on_msg)
+
+    # ---- what Python users read ----------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closing or self.comm is None
+
+    def cards(self) -> list[dict[str, Any]]:
+        """The cards as the frontend has them, newest task first."""
+        with self._lock:
+            return newest_first(self._cards)
+
+    def header(self) -> dict[str, Any]:
+        """Counts by state, total tokens and API calls."""
+        with self._lock:
+            return dict(self._header)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self._cards)} tasks"
+        return f"<Dashboard of {self.session!r}: {state}>"
+
+    # ---- ipywidgets plumbing -------------------------------------------------------------
+    def open(self) -> None:
+        """Open the comm with a fresh snapshot; deltas start only after it."""
+        with self._lock:
+            if self.comm is None:
+                self._load_all_locked()
+            super().open()
+            self._opened = self.comm is not None and not self._closing
+            route = getattr(self.comm, "_reply_subshell_for", None)
+            if route is not None:
+                # ipykernel 7.4 routes a comm's incoming messages to the subshell of its last
+                # send; ours leave from the refresher thread, whose parent is the main shell,
+                # so clicks would wait behind a busy cell. Keep the frontend's subshell.
+                self.comm._reply_subshell_for = _frontend_subshell
+
+    def close(self) -> None:
+        """Stop the deltas and close the comm (views disappear)."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # __init__ failed before the lock existed
+            super().close()
+            return
+        with lock:
+            self._closing = True
+            self._opened = False
+            remove, self._remove_sink = self._remove_sink, None
+        if remove is not None:
+            remove()
+        super().close()
+
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
+        """ipywidgets' state, with `_tasks` / `_totals` taken from the live store."""
+        state: dict[str, Any] = super().get_state(key=key, drop_defaults=drop_defaults)
+        keys = {key} if isinstance(key, str) else set(key) if key is not None else None
+        with self._lock:
+            if keys is None or "_tasks" in keys:
+                state["_tasks"] = dict(self._cards)
+            if keys is None or "_totals" in keys:
+                state["_totals"] = {**self._header, "seq": self._seq}
+        return state
+
+    def send_state(self, key: Any = None) -> None:
+        with self._lock:  # a state reply and a delta never cross
+            super().send_state(key=key)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The widget view, plus a static table for frontends without widgets."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        with self._lock:
+            cards, header = newest_first(self._cards), dict(self._header)
+        data = {**data, "text/plain": render_text(cards, header),
+                "text/html": render_html(cards, header)}
+        return data, metadata
+
+    # ---- refresher thread ----------------------------------------------------------------
+    def _on_tick(self, changed: list[TaskStatus], totals: dict[str, Any]) -> None:
+        """One tick: store what changed and send it as a single delta (or nothing)."""
+        fresh_cards = [card(status) for status in changed]  # outside the lock: pure work
+        header = totals_card(totals)
+        with self._lock:
+            if self._closing:
+                return
+            fresh = [c for c in fresh_cards if self._store_locked(c)]
+            if not fresh and header == self._header:
+                return  # nothing the frontend does not already show
+            self._header = header
+            if self._opened:
+                self._send_locked({"type": "delta", "tasks": fresh, "totals": header})
+
+    # ---- shell or subshell thread --------------------------------------------------------
+    def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict) or content.get("type") != "action":
+            return
+        reply = self.act(content)
+        with self._lock:
+            if self._opened:
+                self._send_locked(reply)
+
+    def act(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Carry out one button's request; the reply says success or a one-line error."""
+        action = request.get("action")
+        try:
+            text, ok = self._dispatch(action, request), True
+        except HermesError as err:
+            text, ok = _one_line(err), False
+        except Exception as err:  # a bug must not kill the widget: answer it, log it
+            _log.exception("hermes_jupyter dashboard action %r failed", action)
+            text, ok = _one_line(f"{type(err).__name__}: {err}"), False
+        return {"type": "reply", "req": request.get("req"), "action": action,
+                "task": request.get("task"), "ok": ok, "text": text}
+
+    def _dispatch(self, action: Any, request: dict[str, Any]) -> str:
+        session = self.session
+        if action == "cancel_all":
+            n = session.cancel_all()
+            return f"Asked {n} task{'s' if n != 1 else ''} to stop." if n else "No live task."
+        if action not in ("steer", "cancel", "collect"):
+            raise HermesError(f"Unknown action {action!r}: use steer, cancel, collect or "
+                              "cancel_all.")
+        ref = request.get("task")
+        if not isinstance(ref, str) or not ref.strip():
+            raise HermesError(f"The {action} request names no task: send its id, like 't1'.")
+        task = session.task(ref)
+        if action == "steer":
+            session.steer(task, str(request.get("message") or ""))
+            return f"Sent to {task.id}; it reads it before its next model call."
+        if action == "cancel":
+            if session.cancel(task):
+                return f"Cancelling {task.id}…"
+            raise HermesError(f"Task {task.id} has already ended ({task.state.value}): "
+                              "nothing to cancel.")
+        variable = str(request.get("variable") or "").strip() or default_variable(task.id)
+        return collect_into(self._user_namespace(), session, task, variable)
+
+    def _user_namespace(self) -> dict[str, Any]:
+        if self._namespace is not None:
+            return self._namespace
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        if ip is None:
+            raise HermesError("Collect needs an IPython kernel to create the variable: pass "
+                              "Dashboard(session, namespace=...) elsewhere.")
+        namespace: dict[str, Any] = ip.user_ns
+        return namespace
+
+    # ---- helpers (caller holds _lock) ----------------------------------------------------
+    def _load_all_locked(self) -> None:
+        for status in self.session.list_tasks():
+            self._store_locked(card(status))
+        self._header = totals_card(session_totals(self.session))
+
+    def _store_locked(self, new: dict[str, Any]) -> bool:
+        """Keep `new` unless an equal or newer card is already there; True when kept."""
+        old = self._cards.get(new["id"])
+        if old is not None and (old == new or old["version"] > new["version"]):
+            return False
+        self._cards[new["id"]] = new
+        return True
+
+    def _send_locked(self, message: dict[str, Any]) -> None:
+        self._seq += 1
+        self.send({**message, "seq": self._seq})
+
+
+def _frontend_subshell(data: Any, default: str | None) -> str | None:
+    return default
+
+
+def _one_line(err: object) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
