@@ -1,0 +1,116 @@
+"""Kernel responsiveness: round trip of a trivial cell in a real kernel while agents stream.
+
+A real ipykernel (started with `jupyter_client`), the fake model in a third process. We time
+`execute_interactive("1+1")` (request → reply → idle) with the kernel idle, then again while
+`streams` tasks started in that kernel stream ~100 chunks/s each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._common import KEY, Row, ServerProcess, pct
+
+SIZES = {
+    "full": {"samples": 300, "streams": 64},
+    "quick": {"samples": 100, "streams": 64},
+    "tiny": {"samples": 3, "streams": 2},
+}
+GOAL = 1.5
+
+START = """
+import time, hermes_jupyter as hj
+_bench_s = hj.Session(model="bench-model", base_url={url!r}, api_keys=[{key!r}],
+                      max_concurrent={n})
+_bench_tasks = [_bench_s.delegate(f"stream {{i}}") for i in range({n})]
+_deadline = time.monotonic() + 30
+while not all(t.check().recent_output for t in _bench_tasks):
+    assert time.monotonic() < _deadline, "streams did not start"
+    time.sleep(0.01)
+"""
+STOP = """
+assert all(t.state.value == "running" for t in _bench_tasks), "a stream ended early"
+_bench_s.close()
+"""
+
+
+def run(samples: int, streams: int) -> list[Row]:
+    with streaming_kernel(streams) as k:
+        _times(k.client, 20)  # warm up
+        idle = _times(k.client, samples)
+        run_code(k.client, k.start)
+        busy = _times(k.client, samples)
+        run_code(k.client, STOP)
+    rows = []
+    for label, data in (("idle kernel", idle), (f"{streams} tasks streaming", busy)):
+        for q in (50, 99):
+            rows.append(Row("kernel", f"`1+1` round trip, {label}, p{q}", pct(data, q), "ms",
+                            pct(idle, q), "same kernel idle",
+                            note=f"{len(data)} samples, max {max(data):.1f} ms"))
+    ratio = pct(busy, 99) / pct(idle, 99)
+    rows[-1].goal, rows[-1].met = f"p99 ≤ {GOAL:g}x idle", ratio <= GOAL
+    return rows
+
+
+@dataclass
+class Kernel:
+    """A running kernel: its client, its pid, and the code that starts the streams in it."""
+
+    client: Any
+    pid: int
+    start: str
+
+
+@contextlib.contextmanager
+def streaming_kernel(streams: int) -> Iterator[Kernel]:
+    """A fresh kernel, and a fake model streaming ~100 chunks/s per request (6000 chunks)."""
+    from jupyter_client.manager import KernelManager
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    km = KernelManager(kernel_name="python3")
+    with ServerProcess(chunks=6000, chunk_delay=0.01) as server:
+        km.start_kernel(env=env, cwd=root, stderr=subprocess.DEVNULL)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            pid = int(km.provisioner.pid)  # type: ignore[union-attr]
+            yield Kernel(kc, pid, START.format(url=server.base_url, key=KEY, n=streams))
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+
+
+def _times(kc: Any, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        reply = kc.execute_interactive("1+1", store_history=False, timeout=30,
+                                       output_hook=lambda msg: None)
+        out.append((time.perf_counter() - t0) * 1000)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"bench: `1+1` failed in the kernel: {reply['content']}")
+        time.sleep(random.uniform(0.001, 0.005))  # no lock-step with the streams' ticks
+    return out
+
+
+def run_code(kc: Any, code: str) -> None:
+    errors: list[str] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "error":
+            errors.append("\n".join(msg["content"]["traceback"]))
+
+    reply = kc.execute_interactive(code, timeout=120, output_hook=hook)
+    if reply["content"]["status"] != "ok" or errors:
+        raise RuntimeError(f"bench: kernel code failed: {errors or reply['content']}")
