@@ -33,7 +33,22 @@ __all__ = [
     "UnknownTaskError",
     "Usage",
     "__version__",
+    "dashboard",
+    "get_session",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`get_session` and `dashboard` import IPython/traitlets or widgets: only when asked for."""
+    if name == "get_session":
+        from .current import get_session
+
+        return get_session
+    if name == "dashboard":
+        from .widgets.dashboard import dashboard
+
+        return dashboard
+    raise AttributeError(f"module 'hermes_jupyter' has no attribute {name!r}")
 
 
 def load_ipython_extension(ip: Any) -> None:

@@ -1,0 +1,273 @@
+"""The one session of this kernel, shared by the magics, `hj.get_session()` and the dashboard.
+
+It is built on first use from the `HermesJupyter` settings. Later setting changes apply to
+the live session when it can take them (models, limits, workspace, toolsets); a new endpoint
+or new keys need a new session, built on next use once no task is running. Finished tasks of
+a replaced session stay reachable by id, and ids keep counting, so "t3" never means two tasks.
+
+Notices (demo model in use, settings waiting) are printed on the main thread only; one raised
+on another thread waits for the next main-thread use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import HermesJupyter, Settings, resolve, safe_url
+from .errors import HermesError, UnknownTaskError
+from .models import TaskStatus
+from .session import Session
+from .task import Task
+
+__all__ = [
+    "all_statuses", "find_task", "flush_notices", "get_config", "get_session", "install",
+    "latest_task", "notify", "peek_session", "pending_change", "session_of",
+]
+
+@dataclass
+class _Kernel:
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    config: HermesJupyter | None = None
+    session: Session | None = None
+    built: Settings | None = None  # the settings `session` runs with
+    stale: bool = False  # endpoint settings changed since `session` was built
+    stale_told: bool = False
+    demo_told: bool = False
+    retired: list[Session] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+
+_state = _Kernel()
+
+
+def get_config() -> HermesJupyter:
+    """This kernel's `HermesJupyter` settings, registered with IPython so `%config` sees them."""
+    with _state.lock:
+        if _state.config is None:
+            shell = _shell()
+            config = HermesJupyter(parent=shell) if shell is not None else HermesJupyter()
+            if shell is not None:
+                shell.configurables.append(config)
+            config.observe(_on_change)
+            _state.config = config
+        return _state.config
+
+
+def get_session() -> Session:
+    """The kernel-wide session (built on first use from the HermesJupyter settings)."""
+    with _state.lock:
+        if _state.session is not None and _state.stale:
+            _maybe_rebuild(_state.session)
+        if _state.session is None:
+            settings = resolve(get_config())
+            _state.session, _state.built = _build(settings), settings
+            _tell_demo(settings)
+        session = _state.session
+    flush_notices()
+    return session
+
+
+def peek_session() -> Session | None:
+    """The session if one was built, without building it."""
+    return _state.session
+
+
+def install(shell: Any) -> None:
+    """`%load_ext`: register the settings and say at once whether the demo model will run."""
+    get_config()
+    settings = resolve(get_config())
+    _tell_demo(settings, defer=_at_kernel_startup(shell))
+    if not _at_kernel_startup(shell):
+        flush_notices()
+
+
+def find_task(ref: str | Task) -> Task:
+    """A task of this kernel by handle, id or name, in the live or an earlier session."""
+    sessions = [s for s in (_state.session, *reversed(_state.retired)) if s is not None]
+    if not sessions:
+        raise UnknownTaskError(str(ref), None)
+    first_error: UnknownTaskError | None = None
+    for session in sessions:
+        try:
+            return session.task(ref)
+        except UnknownTaskError as err:
+            first_error = first_error or err
+    assert first_error is not None
+    raise first_error
+
+
+def session_of(task: Task) -> Session:
+    """The session (live or earlier) that owns `task`."""
+    for session in (_state.session, *_state.retired):
+        if session is not None and any(t is task for t in session.tasks()):
+            return session
+    raise UnknownTaskError(task.id, None)
+
+
+def latest_task() -> Task:
+    """The most recently delegated task: what a magic means when the id is left out."""
+    for session in (_state.session, *reversed(_state.retired)):
+        tasks = session.tasks() if session is not None else []
+        if tasks:
+            return tasks[-1]
+    raise HermesError("No tasks yet: start one with %delegate GOAL.")
+
+
+def all_statuses() -> list[TaskStatus]:
+    """Snapshots of every task of this kernel, earlier sessions first."""
+    sessions = [*_state.retired, _state.session]
+    return [status for s in sessions if s is not None for status in s.list_tasks()]
+
+
+def pending_change() -> str | None:
+    """One line when new endpoint settings are waiting for running tasks to end."""
+    if not _state.stale or _state.session is None:
+        return None
+    live = [t.id for t in _state.session.tasks() if not t.done()]
+    if not live:
+        return "new endpoint settings apply at the next task"
+    return (f"new endpoint settings wait until {len(live)} running task"
+            f"{'s' if len(live) != 1 else ''} end ({', '.join(live)})")
+
+
+def notify(message: str) -> None:
+    """Print `message` now on the main thread; from another thread, at the next main-thread use."""
+    with _state.lock:
+        _state.notices.append(message)
+    flush_notices()
+
+
+def flush_notices() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with _state.lock:
+        notices, _state.notices = _state.notices, []
+    for message in notices:
+        print(message, file=sys.stdout, flush=True)
+
+
+# ---- building and rebuilding ----------------------------------------------------------------
+def _build(settings: Settings, after: list[Session] | None = None) -> Session:
+    if settings.demo:
+        from .demo import demo_session  # the demo server starts only when it is used
+
+        session: Session = demo_session(**settings.session_kwargs())
+    else:
+        session = Session(**settings.session_kwargs())
+    if after:  # keep ids unique across the sessions of one kernel
+        used = [int(t.id[1:]) for s in after for t in s.tasks() if t.id[1:].isdigit()]
+        with contextlib.suppress(AttributeError):
+            session._ids = itertools.count(max(used, default=0) + 1)
+    return session
+
+
+def _maybe_rebuild(old: Session) -> None:
+    live = [t.id for t in old.tasks() if not t.done()]
+    if live:
+        if not _state.stale_told:
+            _state.stale_told = True
+            notify(f"hermes_jupyter: the new endpoint settings apply once {', '.join(live)} "
+                   "end; until then new tasks use the current endpoint (%cancel_task --all "
+                   "switches now).")
+        return
+    settings = resolve(get_config())
+    new = _build(settings, after=[*_state.retired, old])
+    _state.retired.append(old)
+    old.close()
+    _state.session, _state.built, _state.stale = new, settings, False
+    where = "the offline demo model" if settings.demo else (
+        f"{settings.model} at {safe_url(settings.base_url) or 'api.openai.com'}")
+    notify(f"hermes_jupyter: settings changed; new tasks run on {where}.")
+    _tell_demo(settings)
+
+
+def _on_change(change: Any) -> None:
+    """A HermesJupyter trait changed (`%config`): apply it to the live session if possible."""
+    with _state.lock:
+        session, built = _state.session, _state.built
+        if session is None or built is None or _state.config is None:
+            return  # applied when the session is built
+        settings = resolve(_state.config)
+        if settings.endpoint != built.endpoint:
+            if not _state.stale:
+                _state.stale, _state.stale_told = True, False
+            return
+        _state.stale = False
+        if settings.demo and change["name"] in ("model", "subagent_model") and change["new"] \
+                not in (None, "demo"):
+            notify(f"hermes_jupyter: {change['name']} {change['new']!r} noted; tasks stay on "
+                   "the demo model until an API key or endpoint is set.")
+        _apply_live(session, settings, change["name"])
+        _state.built = settings
+
+
+def _apply_live(session: Session, settings: Settings, name: str) -> None:
+    """Settings the Session reads at each `delegate` change on it directly."""
+    if name in ("model", "subagent_model") and not settings.demo:
+        session.model = settings.model
+        session.subagent_model = settings.subagent_model
+    elif name == "workspace":
+        session.workspace = Path(settings.workspace or os.getcwd()).resolve()
+    elif name == "toolsets":
+        session.toolsets = tuple(settings.toolsets)
+    elif name in ("max_concurrent", "max_iterations", "task_timeout"):
+        setattr(session, name, getattr(settings, name))
+    elif name == "demo_pace" and hasattr(session, "pace"):
+        session.pace = settings.demo_pace
+
+
+def _tell_demo(settings: Settings, defer: bool = False) -> None:
+    if not settings.demo or _state.demo_told:
+        return
+    _state.demo_told = True
+    if settings.demo_reason == "model is set to 'demo'":
+        line = "hermes_jupyter: model 'demo' is set, so tasks run on the offline demo model."
+    else:
+        line = ("hermes_jupyter: no API key or endpoint configured, so tasks run on the offline "
+                "demo model (labelled 'demo'). For a real model set OPENAI_API_KEY, or "
+                "%config HermesJupyter.api_keys / HermesJupyter.base_url.")
+    with _state.lock:
+        _state.notices.append(line)
+    if not defer:
+        flush_notices()
+
+
+def _shell() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def _at_kernel_startup(shell: Any) -> bool:
+    """True while ipykernel loads extensions before any cell: a print would go nowhere."""
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return False
+    try:
+        return not kernel.get_parent()
+    except Exception:
+        return False
+
+
+def _reset() -> None:
+    """Forget the session and settings (tests; a new kernel does the same)."""
+    with _state.lock:
+        sessions = [s for s in (_state.session, *_state.retired) if s is not None]
+        config = _state.config
+        _state.__init__()  # type: ignore[misc]
+    for session in sessions:
+        session.close()
+    if config is not None:
+        config.unobserve(_on_change)
+        shell = _shell()
+        if shell is not None and config in shell.configurables:
+            shell.configurables.remove(config)
