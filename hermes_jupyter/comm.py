@@ -39,7 +39,7 @@ OUTPUT_TAIL = 10
 """Lines of recent output sent per task; the panel shows the last few."""
 
 _CLIP = {"goal": 500, "summary": 2000, "error": 500, "activity": 200}
-_CLIP_LINE = 300
+_CLIP_LINE = 300  # output lines keep their last 300 characters, steering messages their first
 _log = logging.getLogger(__name__)
 _registry_lock = threading.Lock()
 
@@ -292,7 +292,8 @@ def task_json(status: TaskStatus) -> dict[str, Any]:
     d = status.to_dict(tail=OUTPUT_TAIL)
     for key, limit in _CLIP.items():
         d[key] = _clip(d[key], limit)
-    d["recent_output"] = [_clip(line, _CLIP_LINE) for line in d["recent_output"]]
+    # An output line is still growing at its end: keep the end.
+    d["recent_output"] = [_clip_start(line, _CLIP_LINE) for line in d["recent_output"]]
     for record in d["steering"]:
         record["message"] = _clip(record["message"], _CLIP_LINE)
     return d
@@ -302,6 +303,10 @@ def _clip(text: str | None, limit: int) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 1] + "…"
+
+
+def _clip_start(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "…" + text[-(limit - 1):]
 
 
 def _one_line(err: object) -> str:

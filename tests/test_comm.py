@@ -198,10 +198,13 @@ def get_ticks(session: hj.Session) -> int:
 
 
 def test_long_strings_are_clipped_for_the_wire(shell, session, llm):
+    llm.default = Reply(text="a" * 400 + "THE END")  # the engine keeps 500 per line
     session.delegate("g" * 5000).collect(WAIT)
     comm = open_comm(shell)
     [task] = comm.sent[0]["tasks"]
     assert len(task["goal"]) == 500 and task["goal"].endswith("…")
+    [line] = task["recent_output"]  # the newest part of a long line is what matters
+    assert len(line) == 300 and line.startswith("…") and line.endswith("THE END")
 
 
 # ---- requests ---------------------------------------------------------------------------

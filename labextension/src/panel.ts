@@ -228,8 +228,12 @@ class TaskRow {
     this.updateElapsed(entry, now);
     this._activity.textContent = done ? '' : task.activity || (task.last_tool ? `tool: ${task.last_tool}` : '');
     this._activity.hidden = this._activity.textContent === '';
-    const tail = task.recent_output.slice(-OUTPUT_LINES).join('\n');
-    setText(this._output, tail);
+    // Once a task has its summary, that is the output worth reading.
+    const tail = done && task.summary ? '' : task.recent_output.slice(-OUTPUT_LINES).join('\n');
+    if (this._output.textContent !== tail) {
+      this._output.textContent = tail;
+      this._output.scrollTop = this._output.scrollHeight; // follow the newest line
+    }
     this._output.hidden = tail === '';
     const outcome = task.error ? `Error: ${task.error}` : done ? (task.summary ?? '') : '';
     setText(this._outcome, outcome);
@@ -245,7 +249,7 @@ class TaskRow {
     const parts = [
       formatElapsed(elapsedNow(entry, now)),
       `${formatTokens(t.tokens)} tokens`,
-      `${t.api_calls} calls`,
+      `${t.api_calls} call${t.api_calls === 1 ? '' : 's'}`,
       t.model
     ];
     setText(this._meta, parts.filter(Boolean).join(' · '));

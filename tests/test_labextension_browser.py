@@ -1,0 +1,137 @@
+"""The JupyterLab extension in a real JupyterLab and a real Chromium.
+
+`%delegate` in a notebook → the task in the "Hermes tasks" panel and the status bar → Steer,
+Cancel → the notification → Collect into a variable from it. Then: a page reload re-syncs from
+the snapshot, a kernel restart empties the list, and switching notebooks switches kernels.
+Screenshots: test-artifacts/labext-*.png.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hermes_jupyter.testing import Reply
+
+pytest.register_assert_rewrite("tests.jupyter_browser")
+pytest_plugins = ["tests.jupyter_browser"]  # the fixtures: page, lab_llm, jupyter_lab, chromium
+
+from .jupyter_browser import open_notebook, run_cell, screenshot, wait_for_text  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+PANEL = ".jp-HermesPanel"
+NOTICE = ".jp-HermesPanel-notice"
+STATUS = "#jp-main-statusbar .jp-HermesStatus"
+TOAST = ".Toastify__toast"
+LOAD = "%load_ext hermes_jupyter\nfrom hermes_jupyter import comm\ncomm.register(get_ipython())"
+# Long enough to steer and cancel by hand; the test cancels it, nothing waits for its end.
+SLOW = Reply(text="Reading the files one by one. " * 120, chunk_size=3, delay=0.02)
+
+
+def row(state: str) -> str:
+    return f"{PANEL} .jp-HermesTask[data-state={state}]"
+
+
+def show_panel(page) -> None:
+    page.evaluate("() => window.jupyterapp.commands.execute('hermes-jupyter:open-panel')")
+    page.locator(PANEL).wait_for(state="visible")
+
+
+def test_delegate_shows_live_task_then_cancel_notifies_and_collects(page, lab_llm):
+    from playwright.sync_api import expect
+
+    lab_llm.default = SLOW
+    open_notebook(page, "agents.ipynb")
+    show_panel(page)
+    wait_for_text(page, NOTICE, "not loaded")
+    expect(page.locator(STATUS)).to_be_hidden()
+
+    run_cell(page, LOAD)
+    wait_for_text(page, NOTICE, "No tasks yet")
+    run_cell(page, "%delegate -n scan Scan the repository for TODO comments")
+    task = wait_for_text(page, row("running"), "scan")
+    wait_for_text(page, STATUS, "1 running · 0 queued")
+    wait_for_text(page, f"{row('running')} .jp-HermesTask-output", "Reading the files")
+
+    # The status bar item opens the panel.
+    page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-right-area')")
+    expect(page.locator(PANEL)).to_be_hidden()
+    page.locator(STATUS).click()
+    expect(page.locator(PANEL)).to_be_visible()
+
+    steer = task.locator(".jp-HermesTask-steerInput")
+    steer.fill("Only look at Python files")
+    steer.press("Enter")
+    wait_for_text(page, f"{PANEL} .jp-HermesTask-feedback", "Steering message queued")
+    wait_for_text(page, f"{PANEL} .jp-HermesTask-steer", "Only look at Python files")
+    screenshot(page, "labext-running")
+
+    task.locator(".jp-HermesTask-cancel").click()
+    wait_for_text(page, row("cancelled"), "scan")
+    toast = wait_for_text(page, TOAST, "scan (t1) was cancelled")
+    wait_for_text(page, STATUS, "0 running · 0 queued")
+    toast.evaluate("el => Promise.all(el.getAnimations().map(a => a.finished))")  # slid in
+    screenshot(page, "labext-cancelled-notification")
+
+    toast.get_by_role("button", name="Collect into variable").click()
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog.locator("input")).to_have_value("scan")
+    dialog.get_by_role("button", name="Collect").click()
+    wait_for_text(page, TOAST, "result stored in `scan`")
+    cell = run_cell(page, "print(scan.state.value)")
+    expect(cell.locator(".jp-OutputArea-output")).to_have_text("cancelled")
+
+
+def test_reload_resyncs_and_restart_empties_the_list(page, lab_llm):
+    from playwright.sync_api import expect
+
+    lab_llm.default = Reply(text="Hello from the agent.")
+    open_notebook(page, "restart.ipynb")
+    show_panel(page)
+    run_cell(page, LOAD)
+    run_cell(page, "%delegate -n hello Say hello")
+    wait_for_text(page, row("succeeded"), "hello")
+    wait_for_text(page, TOAST, "hello (t1) succeeded")
+
+    page.reload()
+    page.wait_for_function("() => window.jupyterapp !== undefined")
+    page.evaluate("() => window.jupyterapp.restored")
+    open_notebook(page, "restart.ipynb")
+    show_panel(page)
+    wait_for_text(page, row("succeeded"), "hello")  # from the snapshot
+    wait_for_text(page, f"{row('succeeded')} .jp-HermesTask-outcome", "Hello from the agent.")
+    screenshot(page, "labext-after-reload")
+
+    page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()"
+    )
+    wait_for_text(page, NOTICE, "not loaded")
+    expect(page.locator(f"{PANEL} .jp-HermesTask")).to_have_count(0)
+    expect(page.locator(STATUS)).to_be_hidden()
+    screenshot(page, "labext-after-restart")
+
+
+def test_switching_notebooks_switches_kernels(page, lab_llm):
+    from playwright.sync_api import expect
+
+    lab_llm.default = SLOW
+    open_notebook(page, "alpha.ipynb")
+    show_panel(page)
+    run_cell(page, LOAD)
+    run_cell(page, "%delegate -n alpha Look at alpha")
+    wait_for_text(page, row("running"), "alpha")
+
+    open_notebook(page, "beta.ipynb")
+    wait_for_text(page, NOTICE, "not loaded")  # a new kernel, without hermes yet
+    run_cell(page, LOAD)
+    run_cell(page, "%delegate -n beta Look at beta")
+    wait_for_text(page, row("running"), "beta")
+    expect(page.locator(f"{PANEL} .jp-HermesTask", has_text="alpha")).to_have_count(0)
+
+    open_notebook(page, "alpha.ipynb")
+    wait_for_text(page, row("running"), "alpha")
+    expect(page.locator(f"{PANEL} .jp-HermesTask", has_text="beta")).to_have_count(0)
+    screenshot(page, "labext-switched-back")
+    run_cell(page, "%cancel_task --all")
+    open_notebook(page, "beta.ipynb")
+    run_cell(page, "%cancel_task --all")
