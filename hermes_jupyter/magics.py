@@ -23,7 +23,7 @@ from ._magic_args import comma_list, context_text, split_options
 from .binding import check_variable_name, collect_into
 from .config import resolve
 from .display import SettingsView, TaskReport, TaskTable, elapsed
-from .errors import CollectTimeout, HermesError
+from .errors import CollectTimeout, HermesError, UnknownTaskError
 from .models import TaskResult
 from .task import Task
 
@@ -48,7 +48,7 @@ _timeout_option = argument(
 )
 _task_option = argument(
     "task", nargs="?", default=None, metavar="ID",
-    help="task id (t3) or name; default: the most recent task",
+    help="task id (t3), name, or a variable holding the Task; default: the most recent task",
 )
 _delegate_options = _bundle(
     argument("-n", "--name", help="a name to address the task by, instead of its id"),
@@ -140,7 +140,7 @@ class HermesMagics(Magics):
     @line_magic
     @_one_line_errors("steer_task")
     @magic_arguments()
-    @argument("task", metavar="ID", help="task id (t3) or name")
+    @argument("task", metavar="ID", help="task id (t3), name, or a variable holding the Task")
     @argument("message", nargs="*", metavar="MESSAGE",
               help="what the subagent should do differently")
     def steer_task(self, line: str) -> None:
@@ -185,7 +185,8 @@ class HermesMagics(Magics):
     @line_magic
     @_one_line_errors("cancel_task")
     @magic_arguments()
-    @argument("task", nargs="?", metavar="ID", help="task id (t3) or name")
+    @argument("task", nargs="?", metavar="ID",
+              help="task id (t3), name, or a variable holding the Task")
     @argument("--all", action="store_true", help="cancel every queued or running task")
     def cancel_task(self, line: str) -> None:
         """Stop a task (within about a second) or, with --all, every live task."""
@@ -243,7 +244,16 @@ class HermesMagics(Magics):
 
     # ---- helpers -----------------------------------------------------------------------
     def _task(self, ref: str | None) -> Task:
-        return current.latest_task() if ref is None else current.find_task(ref)
+        """By id or name; else a notebook variable holding a Task (`t = %delegate ...`)."""
+        if ref is None:
+            return current.latest_task()
+        try:
+            return current.find_task(ref)
+        except UnknownTaskError:
+            held = self.shell.user_ns.get(ref.strip())
+            if isinstance(held, Task):
+                return current.find_task(held)
+            raise
 
     def _context(self, names: list[str], limit: int) -> tuple[str, list[tuple[str, int]]]:
         parts, cut = [], []
