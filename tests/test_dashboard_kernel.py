@@ -1,0 +1,245 @@
+"""The dashboard in a real kernel: comm traffic counted on IOPub, clicks over a subshell.
+
+A `BlockingKernelClient` plays the frontend, the loopback FakeLLM runs in this process (so the
+kernel spends its CPU on the engine, not on serving chunks). Rates are measured over wall-clock
+windows and written to test-artifacts/dashboard-rates.json.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hermes_jupyter.testing import FakeLLM, Reply
+
+ROOT = Path(__file__).resolve().parents[1]
+WINDOW = 3.0  # seconds of streaming counted
+IDLE_WINDOW = 2.0  # seconds of silence required after the tasks end
+MAX_HZ = 10
+RATES: dict[str, dict[str, float]] = {}
+
+pytestmark = pytest.mark.kernel
+
+
+class Frontend:
+    """Executes cells and reads IOPub like JupyterLab; knows one dashboard's comm."""
+
+    def __init__(self, kc: Any) -> None:
+        self.kc = kc
+        self.log: list[dict[str, Any]] = []
+        self.comm_id = ""
+        self._reqs = itertools.count(1)
+
+    def next_msg(self, deadline: float) -> dict[str, Any] | None:
+        try:
+            msg: dict[str, Any] = self.kc.get_iopub_msg(
+                timeout=max(0.001, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+        self.log.append(msg)
+        return msg
+
+    def wait(self, predicate: Callable[[dict[str, Any]], bool],
+             timeout: float = 60) -> dict[str, Any]:
+        """The first IOPub message (seen before or arriving now) that satisfies predicate."""
+        for msg in self.log:
+            if predicate(msg):
+                return msg
+        deadline = time.monotonic() + timeout
+        while (msg := self.next_msg(deadline)) is not None:
+            if predicate(msg):
+                return msg
+        raise AssertionError(f"no such IOPub message within {timeout}s")
+
+    def run(self, code: str) -> str:
+        """Execute a cell to its end; its stdout."""
+        msg_id = self.kc.execute(code)
+        self.wait(lambda m: is_idle(m, msg_id))
+        reply = self.kc.get_shell_msg(timeout=60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return "".join(m["content"]["text"] for m in self.log
+                       if m["msg_type"] == "stream" and parent_id(m) == msg_id)
+
+    def dashboard_message(self, predicate: Callable[[dict[str, Any]], bool],
+                          timeout: float = 60) -> dict[str, Any]:
+        """The first custom message of the dashboard satisfying predicate (on its content)."""
+        msg = self.wait(lambda m: (custom := dashboard_content(m, self.comm_id)) is not None
+                        and predicate(custom), timeout)
+        content = dashboard_content(msg, self.comm_id)
+        assert content is not None
+        return content
+
+    def click(self, subshell_id: str | None = None, **fields: Any) -> str:
+        """Send one button's action the way the widget manager does; returns its req id."""
+        req = f"k{next(self._reqs)}"
+        msg = self.kc.session.msg("comm_msg", {"comm_id": self.comm_id, "data": {
+            "method": "custom", "content": {"type": "action", "req": req, **fields}}})
+        if subshell_id is not None:
+            msg["header"]["subshell_id"] = subshell_id
+        self.kc.shell_channel.send(msg)
+        return req
+
+    def create_subshell(self) -> str:
+        self.kc.control_channel.send(self.kc.session.msg("create_subshell_request", {}))
+        reply = self.kc.get_control_msg(timeout=30)
+        subshell_id: str = reply["content"]["subshell_id"]
+        return subshell_id
+
+
+def parent_id(msg: dict[str, Any]) -> str | None:
+    return msg.get("parent_header", {}).get("msg_id")
+
+
+def is_idle(msg: dict[str, Any], msg_id: str) -> bool:
+    return (msg["msg_type"] == "status" and parent_id(msg) == msg_id
+            and msg["content"]["execution_state"] == "idle")
+
+
+def is_comm_msg(msg: dict[str, Any], comm_id: str) -> bool:
+    return msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] == comm_id
+
+
+def dashboard_content(msg: dict[str, Any], comm_id: str) -> dict[str, Any] | None:
+    if not is_comm_msg(msg, comm_id):
+        return None
+    data = msg["content"]["data"]
+    return data.get("content") if data.get("method") == "custom" else None
+
+
+@pytest.fixture(scope="module")
+def rate_llm() -> Iterator[FakeLLM]:
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Frontend]:
+    from jupyter_client.manager import KernelManager
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(env=env, cwd=str(tmp_path_factory.mktemp("kernel")))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        fe = Frontend(kc)
+        fe.run("import hermes_jupyter as hj\nfrom hermes_jupyter.widgets import dashboard\n")
+        yield fe
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        artifacts = ROOT / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        (artifacts / "dashboard-rates.json").write_text(json.dumps(RATES, indent=2))
+
+
+def open_dashboard(fe: Frontend, llm: FakeLLM, max_concurrent: int = 8) -> None:
+    """A fresh session `s` and its dashboard `d` in the kernel; the frontend learns its comm."""
+    fe.comm_id = fe.run(
+        f"s = hj.Session(model='m', base_url={llm.base_url!r}, api_keys=['sk-k'], "
+        f"max_concurrent={max_concurrent})\n"
+        "d = dashboard(s)\n"
+        "assert dashboard(s) is d\n"
+        "print(d.model_id, end='')"
+    )
+    assert fe.comm_id
+
+
+@pytest.mark.parametrize("n_tasks", [1, 16, 64])
+def test_comm_traffic_is_bounded_while_streaming_and_zero_when_idle(frontend, rate_llm,
+                                                                    n_tasks):
+    fe, llm = frontend, rate_llm
+    # 100 chunks/s per task asked of the server, for far longer than the window
+    stream = Reply(text="streaming words here\n" * 2000, chunk_size=5, delay=0.01)
+    llm.on(f"stream{n_tasks} ", *[stream] * n_tasks)  # one scripted reply per request
+    open_dashboard(fe, llm, max_concurrent=n_tasks)
+    fe.run(f"ts = [s.delegate('stream{n_tasks} ' + str(i)) for i in range({n_tasks})]")
+    fe.dashboard_message(lambda c: c["type"] == "delta"
+                         and c["totals"]["counts"]["running"] == n_tasks
+                         and any(c2["tail"] for c2 in c["tasks"]))
+
+    chunks_before, start = llm.chunks_sent, time.monotonic()
+    window = [m for m in iter_window(fe, start + WINDOW) if is_comm_msg(m, fe.comm_id)]
+    elapsed = time.monotonic() - start
+    chunks = llm.chunks_sent - chunks_before
+    deltas = [dashboard_content(m, fe.comm_id) for m in window]
+    assert all(d is not None and d["type"] == "delta" for d in deltas)
+    assert deltas[-1]["totals"]["counts"]["running"] == n_tasks, "still streaming at the end"
+    assert chunks > n_tasks * elapsed * 5, "the tasks really streamed during the window"
+    assert len(window) <= MAX_HZ * elapsed + 2
+
+    fe.run("s.cancel_all()")
+    fe.dashboard_message(lambda c: c["type"] == "delta"
+                         and c["totals"]["counts"]["cancelled"] == n_tasks)
+    fe.run("for t in ts: t.collect(timeout=30)")
+    # The refresher's last tick carries the last change; after it, silence.
+    fe.dashboard_message(lambda c: c["type"] == "delta" and all_cards_final(fe, n_tasks))
+    idle_start = time.monotonic()
+    idle = [m for m in iter_window(fe, idle_start + IDLE_WINDOW) if is_comm_msg(m, fe.comm_id)]
+    assert idle == []
+
+    RATES[f"{n_tasks} tasks"] = {
+        "comm_msgs_per_s": round(len(window) / elapsed, 2),
+        "tasks_per_delta": round(sum(len(d["tasks"]) for d in deltas) / len(deltas), 1),
+        "bytes_per_s": round(sum(len(json.dumps(d)) for d in deltas) / elapsed),
+        "chunks_per_s_per_task": round(chunks / elapsed / n_tasks, 1),
+        "idle_comm_msgs": len(idle),
+        "window_s": round(elapsed, 2),
+    }
+    print(f"\n{n_tasks} tasks: {RATES[f'{n_tasks} tasks']}")
+    fe.run("s.close()")
+
+
+def iter_window(fe: Frontend, deadline: float) -> Iterator[dict[str, Any]]:
+    """Every IOPub message arriving until deadline (a measured window, not a sleep)."""
+    while (msg := fe.next_msg(deadline)) is not None:
+        yield msg
+
+
+def all_cards_final(fe: Frontend, n_tasks: int) -> bool:
+    """Every card the frontend has, replayed from the deltas seen so far, is terminal."""
+    cards: dict[str, dict[str, Any]] = {}
+    for msg in fe.log:
+        content = dashboard_content(msg, fe.comm_id)
+        if content and content["type"] == "delta":
+            cards.update({c["id"]: c for c in content["tasks"]})
+    return len(cards) == n_tasks and all(c["terminal"] for c in cards.values())
+
+
+def test_buttons_work_while_a_cell_is_busy(frontend, rate_llm):
+    fe, llm = frontend, rate_llm
+    llm.on("busy job", Reply(text="working hard\n" * 1000, chunk_size=4, delay=0.01))
+    open_dashboard(fe, llm)
+    subshell = fe.create_subshell()  # JupyterLab ≥ 4.4 sends comm messages on one of these
+    busy = fe.kc.execute("t = s.delegate('busy job')\nr = t.collect(timeout=60)")
+    fe.dashboard_message(lambda c: c["type"] == "delta" and any(
+        c2["id"] == "t1" and c2["state"] == "running" and c2["tail"] for c2 in c["tasks"]))
+
+    steer = fe.click(subshell, action="steer", task="t1", message="wrap up")
+    reply = fe.dashboard_message(lambda c: c["type"] == "reply" and c["req"] == steer)
+    assert reply["ok"], reply["text"]
+    cancel = fe.click(subshell, action="cancel", task="t1")
+    reply = fe.dashboard_message(lambda c: c["type"] == "reply" and c["req"] == cancel)
+    assert reply["ok"] and reply["text"] == "Cancelling t1…"
+    assert not any(is_idle(m, busy) for m in fe.log), "answered while the cell was busy"
+    fe.dashboard_message(lambda c: c["type"] == "delta" and any(
+        c2["id"] == "t1" and c2["state"] == "cancelled" for c2 in c["tasks"]))
+    fe.wait(lambda m: is_idle(m, busy))
+    assert fe.kc.get_shell_msg(timeout=30)["content"]["status"] == "ok"
+
+    collect = fe.click(action="collect", task="t1", variable="result_t1")
+    reply = fe.dashboard_message(lambda c: c["type"] == "reply" and c["req"] == collect)
+    assert reply["ok"] and "stored in `result_t1`" in reply["text"]
+    out = fe.run("print(type(result_t1).__name__, result_t1.state.value, result_t1 is r)")
+    assert out.split() == ["TaskResult", "cancelled", "True"]
+    fe.run("s.close()")
