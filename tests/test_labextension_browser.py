@@ -33,6 +33,10 @@ def row(state: str) -> str:
 
 
 def show_panel(page) -> None:
+    assert page.evaluate("() => window.jupyterapp.hasPlugin('hermes-jupyter:plugin')"), (
+        "the hermes-jupyter labextension is not installed: "
+        "cd labextension && npm ci && npm run build (or pip install .)"
+    )
     page.evaluate("() => window.jupyterapp.commands.execute('hermes-jupyter:open-panel')")
     page.locator(PANEL).wait_for(state="visible")
 
