@@ -9,6 +9,7 @@
  */
 
 import { Kernel, KernelMessage } from '@jupyterlab/services';
+import { JSONObject } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
@@ -76,7 +77,7 @@ export class KernelLink implements IDisposable {
         reject(new Error(`The kernel did not answer "${op}" within 60 s.`));
       }, REQUEST_TIMEOUT_MS);
       this._pending.set(id, { resolve, reject, timer });
-      comm.send(request as any);
+      comm.send(request as unknown as JSONObject);
     });
   }
 
@@ -125,7 +126,7 @@ export class KernelLink implements IDisposable {
     this._dispatch({ type: 'connecting' });
     const data: IOpenData = { protocol: PROTOCOL_VERSION, client_id: clientId() };
     try {
-      comm.open(data as any);
+      comm.open(data as unknown as JSONObject);
     } catch (err) {
       this._comm = null;
       this._dispatch({ type: 'error', error: String((err as Error).message ?? err) });
