@@ -13,7 +13,9 @@ from typing import Any
 
 from .testing.records import RecordedRequest, content_text
 
-__all__ = ["Call", "Conversation", "Step", "plan"]
+__all__ = ["DRAFT", "Call", "Conversation", "Step", "plan"]
+
+DRAFT = "\x00draft"  # a text argument the goal leaves open: filled with the work so far
 
 STEER_PREFIX = "[steer from parent] "
 FILE_TOOLS = {"list_files", "read_file", "write_file", "search_files"}
@@ -149,7 +151,7 @@ def _arguments(text: str, params: dict[str, Any]) -> dict[str, Any]:
         elif kind in ("integer", "number") and numbers:
             args[name] = _typed(numbers.pop(0), kind)
         elif kind == "string":
-            args[name] = quoted.pop(0) if quoted else text.strip()[:200]
+            args[name] = quoted.pop(0) if quoted else DRAFT
         elif kind == "boolean":
             args[name] = True
         else:

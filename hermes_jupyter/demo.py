@@ -21,7 +21,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ._demo_reading import Call, Conversation, Step, plan
+from ._demo_reading import DRAFT, Call, Conversation, Step, plan
 from .errors import ConfigurationError
 from .session import Session
 from .task import Task
@@ -57,7 +57,7 @@ class DemoAgent:
         steps = plan(convo)
         lines = self._thoughts(convo, steps)
         if len(convo.calls) < len(steps):
-            step = steps[len(convo.calls)]
+            step = _fill_drafts(steps[len(convo.calls)], convo)
             lines.append(f"Next: {_call_text(step)}")
             return self._stream("\n".join(lines) + "\n",
                                 [ToolCall(step.name, step.args)], chunk=12)
@@ -137,6 +137,14 @@ def demo_session(**kwargs: Any) -> DemoSession:
     plus `pace` (1.0: about 1-3 s a task; 0: instant).
     """
     return DemoSession(**kwargs)
+
+
+def _fill_drafts(step: Step, convo: Conversation) -> Step:
+    """Text arguments the goal left open get what the demo has so far (or the goal)."""
+    if DRAFT not in step.args.values():
+        return step
+    draft = summarise(convo) if convo.calls else convo.goal
+    return Step(step.name, {k: draft if v == DRAFT else v for k, v in step.args.items()})
 
 
 # ---- the final answer ----------------------------------------------------------------------

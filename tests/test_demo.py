@@ -74,6 +74,20 @@ def test_calls_a_notebook_function_named_in_the_goal_with_arguments_from_it(demo
         in result.summary
 
 
+def test_an_open_text_argument_gets_the_work_so_far(demo):
+    drafts = []
+
+    def submit(draft: str) -> str:
+        """Submit a draft."""
+        drafts.append(draft)
+        return "ok"
+
+    demo.delegate("Read data/notes.txt, then call submit", tools=[submit]).collect(10)
+    assert drafts == ["[demo model] data/notes.txt has 2 lines."]
+    demo.delegate("call submit at once", tools=[submit]).collect(10)
+    assert drafts[-1] == "call submit at once"  # nothing done yet: the goal itself
+
+
 def test_a_tool_not_named_in_the_goal_is_not_called(demo):
     called = []
     result = demo.delegate("Summarise nothing", tools=[lambda: called.append(1)]).collect(10)
