@@ -164,3 +164,37 @@ def test_the_key_never_appears_in_kernel_output(kc, server):
         shown.append(json.dumps([m["content"] for m in outputs]))
     assert "Every API key was rejected" in "".join(shown) or "401" in "".join(shown)
     assert not [s for s in shown if "SECRET" in s]
+
+
+def test_loaded_from_ipython_config_with_file_settings_over_environment(server, tmp_path):
+    ipython_dir = tmp_path / "ipython"
+    profile = ipython_dir / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_config.py").write_text(
+        'c.InteractiveShellApp.extensions = ["hermes_jupyter"]\n'
+        'c.HermesJupyter.subagent_model = "file-sub"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ENV}
+    env.update(PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
+               IPYTHONDIR=str(ipython_dir), HERMES_MODEL="env-model",
+               HERMES_SUBAGENT_MODEL="env-sub")
+    km, kc = start_new_kernel(kernel_name="python3", startup_timeout=60, cwd=str(tmp_path),
+                              env=env)
+    try:
+        server.reset()
+        _, outputs = execute(kc, "%list_tasks")  # no %load_ext: the profile loaded it
+        lines = text(outputs, "stdout").splitlines()
+        assert lines[0].startswith("hermes_jupyter: no API key or endpoint configured")
+        _, outputs = execute(kc, f"%config HermesJupyter.base_url = '{server.base_url}'\n"
+                                 f"%config HermesJupyter.api_keys = ['{SECRET}']\n"
+                                 "t = %delegate which model\nr = %collect_task t\n"
+                                 "print(r.model)\n%hermes_config")
+        assert text(outputs, "stdout") == "file-sub\n"  # the file beats the environment
+        shown = text(outputs)
+        assert "model              env-model  [env HERMES_MODEL]" in shown
+        assert "subagent_model     file-sub  [config]" in shown
+        assert "offline demo" not in shown  # the notice was said once, in the first cell
+        assert [r.model for r in server.requests] == ["file-sub"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

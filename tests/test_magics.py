@@ -240,6 +240,8 @@ def test_collect_into_a_variable(live, llm, capsys):
     cell(live, "t = %delegate answer", capsys)
     result, out, _ = cell(live, "%collect_task t1 -o answer", capsys)
     assert live.user_ns["answer"] is result and result.summary == "forty-two" and out == ""
+    report, _, _ = cell(live, "%check_task t", capsys)  # a variable holding the Task works too
+    assert report.id == "t1" and report.summary == "forty-two"
     assert result._repr_markdown_().startswith("*t1: succeeded · parent-model · ")
 
 
