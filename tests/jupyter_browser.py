@@ -142,9 +142,13 @@ def jupyter_lab(lab_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> I
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser).
+
+    Module-scoped on purpose: Playwright's sync API keeps an asyncio loop marked running on
+    the main thread until it stops, which would break `asyncio.run` in later test modules.
+    """
     in_ci = os.environ.get("CI", "").lower() == "true"
     if not Path(CHROMIUM).exists() and not in_ci:
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
