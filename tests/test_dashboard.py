@@ -71,39 +71,46 @@ class RecordingComm:
         return reply
 
     def customs(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Custom messages (button replies), oldest first."""
         with self._cond:
             return [m["content"] for m in self.sent if m["method"] == "custom"
                     and (kind is None or m["content"]["type"] == kind)]
 
+    def updates(self) -> list[dict[str, Any]]:
+        """The partial states the kernel sent (one per refresher tick), oldest first."""
+        with self._cond:
+            return [m["state"] for m in self.sent if m["method"] == "update"]
+
     def wait_for(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        """The first custom message satisfying predicate, waiting for it (no sleeps)."""
+        """The first state update satisfying predicate, waiting for it (no sleeps)."""
         with self._cond:
             found: list[dict[str, Any]] = []
 
             def ready() -> bool:
-                found[:] = [m["content"] for m in self.sent
-                            if m["method"] == "custom" and predicate(m["content"])]
+                found[:] = [m["state"] for m in self.sent
+                            if m["method"] == "update" and predicate(m["state"])]
                 return bool(found)
 
-            assert self._cond.wait_for(ready, WAIT), f"no such message in {self.sent!r}"
+            assert self._cond.wait_for(ready, WAIT), f"no such update in {self.sent!r}"
             return found[0]
 
 
-def has_card(msg: dict[str, Any], task_id: str, state: str | None = None,
+def cards_in(update: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v for k, v in update.items() if k.startswith("task:")]
+
+
+def has_card(update: dict[str, Any], task_id: str, state: str | None = None,
              check: Callable[[dict[str, Any]], bool] = lambda c: True) -> bool:
-    return msg["type"] == "delta" and any(
-        c["id"] == task_id and (state is None or c["state"] == state) and check(c)
-        for c in msg["tasks"])
+    c = update.get(f"task:{task_id}")
+    return c is not None and (state is None or c["state"] == state) and check(c)
 
 
 def replay(comm: RecordingComm) -> dict[str, dict[str, Any]]:
-    """What the browser holds: the open snapshot, then every delta merged as dashboard.js does."""
-    tasks = dict(comm.open_state["_tasks"])
-    for msg in comm.customs("delta"):
-        for c in msg["tasks"]:
-            if c["id"] not in tasks or c["version"] >= tasks[c["id"]]["version"]:
-                tasks[c["id"]] = c
-    return tasks
+    """What the browser's model holds: the open state, then every update's keys set on it."""
+    state = dict(comm.open_state)
+    for update in comm.updates():
+        state.update(update)
+    return {task_id: state[f"task:{task_id}"] for task_id in state["_ids"]}
 
 
 @pytest.fixture(autouse=True)
@@ -152,7 +159,8 @@ def test_opens_with_a_snapshot_of_existing_tasks(session, llm, namespace):
     session.delegate("first job", name="first").collect(WAIT)
     d = Dashboard(session, namespace=namespace)
     state = comm_of(d).open_state
-    [c] = state["_tasks"].values()
+    assert state["_ids"] == ["t1"]
+    c = state["task:t1"]
     assert c["id"] == "t1" and c["name"] == "first" and c["state"] == "succeeded"
     assert c["terminal"] and c["summary"].startswith("line one") and c["error"] is None
     assert len(c["tail"]) == FINISHED_TAIL_LINES and c["tokens"] > 0
@@ -170,23 +178,25 @@ def test_one_delta_per_tick_with_only_the_changed_tasks(session, llm, dash):
     streaming = session.delegate("stream a lot")
     comm.wait_for(lambda m: has_card(m, streaming.id, "succeeded"))
 
-    deltas = comm.customs("delta")
-    assert len(deltas) <= get_refresher(session).ticks, "at most one message per tick"
-    assert len(deltas) < llm.chunks_sent / 4, "coalesced, not one per chunk"
-    after_quick = deltas[next(i for i, m in enumerate(deltas) if has_card(m, quick.id,
-                                                                         "succeeded")) + 1:]
-    assert not any(has_card(m, quick.id) for m in after_quick), "unchanged cards are not re-sent"
-    assert all(len(c["tail"]) <= TAIL_LINES for m in deltas for c in m["tasks"])
-    seqs = [m["seq"] for m in comm.customs()]
-    assert seqs == list(range(1, len(seqs) + 1))
-    assert replay(comm) == {c["id"]: c for c in dash.cards()}
+    updates = comm.updates()
+    assert len(comm.sent) == len(updates), "no other message"
+    assert len(updates) <= get_refresher(session).ticks, "at most one message per tick"
+    assert len(updates) < llm.chunks_sent / 4, "coalesced, not one per chunk"
+    after_quick = updates[next(i for i, u in enumerate(updates) if has_card(u, quick.id,
+                                                                           "succeeded")) + 1:]
+    assert not any(has_card(u, quick.id) for u in after_quick), "unchanged cards are not re-sent"
+    assert [u["_ids"] for u in updates if "_ids" in u] == [["t1"], ["t1", "t2"]]
+    assert all(len(c["tail"]) <= TAIL_LINES for u in updates for c in cards_in(u))
+    versions = [u[f"task:{streaming.id}"]["version"] for u in updates if has_card(u, "t2")]
+    assert versions == sorted(set(versions)), "each update carries a newer card"
+    assert replay(comm) == {c["id"]: c for c in reversed(dash.cards())}
 
 
 def test_nothing_is_sent_when_nothing_changed(session, llm, dash):
     comm = comm_of(dash)
     task = session.delegate("settle down")
     comm.wait_for(lambda m: has_card(m, task.id, "succeeded") and
-                  m["totals"]["counts"]["succeeded"] == 1)
+                  m["_totals"]["counts"]["succeeded"] == 1)
     sent = len(comm.sent)
     ticked = threading.Event()
     refresher = get_refresher(session)
@@ -199,13 +209,16 @@ def test_nothing_is_sent_when_nothing_changed(session, llm, dash):
 
 def test_request_state_returns_the_current_cards(session, llm, dash):
     comm = comm_of(dash)
-    assert comm.open_state["_tasks"] == {}
-    task = session.delegate("after open")
-    comm.wait_for(lambda m: has_card(m, task.id, "succeeded"))
+    assert comm.open_state["_ids"] == [] and comm.open_state["_totals"]["tokens"] == 0
+    first = session.delegate("after open")
+    comm.wait_for(lambda m: has_card(m, first.id, "succeeded"))
+    second = session.delegate("another")
+    comm.wait_for(lambda m: has_card(m, second.id, "succeeded"))
     comm.frontend({"method": "request_state"})  # what a reloaded page asks
-    [update] = [m for m in comm.sent if m["method"] == "update"]
-    assert update["state"]["_tasks"][task.id]["state"] == "succeeded"
-    assert update["state"]["_totals"]["counts"]["succeeded"] == 1
+    full = comm.updates()[-1]
+    assert full["_ids"] == [first.id, second.id]
+    assert full[f"task:{first.id}"]["state"] == full[f"task:{second.id}"]["state"] == "succeeded"
+    assert full["_totals"]["counts"]["succeeded"] == 2 and "_esm" in full
 
 
 def test_clicks_are_kept_on_the_frontends_subshell(dash):
@@ -216,7 +229,7 @@ def test_clicks_are_kept_on_the_frontends_subshell(dash):
 def test_long_strings_are_clipped(session, llm, dash):
     llm.default = Reply(text="y" * 2000)
     session.delegate("g" * 5000).collect(WAIT)
-    task = comm_of(dash).wait_for(lambda m: has_card(m, "t1", "succeeded"))["tasks"][0]
+    task = comm_of(dash).wait_for(lambda m: has_card(m, "t1", "succeeded"))["task:t1"]
     assert len(task["goal"]) == 300 and task["goal"].endswith("…")
     assert len(task["summary"]) <= 800 and all(len(line) <= 300 for line in task["tail"])
 
@@ -229,11 +242,11 @@ def test_hundreds_of_tasks_stay_cheap(llm, tmp_path, namespace):
             task.collect(WAIT)
         d = Dashboard(s, namespace=namespace)
         comm = comm_of(d)
-        cards = comm.open_state["_tasks"].values()
+        cards = cards_in(comm.open_state)
         assert len(cards) == 200 and all(len(c["tail"]) <= FINISHED_TAIL_LINES for c in cards)
         new = s.delegate("one more")
         comm.wait_for(lambda m: has_card(m, new.id, "succeeded"))
-        assert {c["id"] for m in comm.customs("delta") for c in m["tasks"]} == {new.id}
+        assert {c["id"] for u in comm.updates() for c in cards_in(u)} == {new.id}
         d.close()
 
 
@@ -270,7 +283,7 @@ def test_cancel_turns_the_card_cancelled(session, dash, long_task):
     reply = comm.click(action="cancel", task=long_task.id)
     assert reply["ok"] and reply["text"] == f"Cancelling {long_task.id}…"
     comm.wait_for(lambda m: has_card(m, long_task.id, "cancelled") and
-                  m["totals"]["counts"]["cancelled"] == 1)
+                  m["_totals"]["counts"]["cancelled"] == 1)
     again = comm.click(action="cancel", task=long_task.id)
     assert again["ok"] is False
     assert again["text"] == f"Task {long_task.id} has already ended (cancelled): nothing to cancel."
@@ -360,12 +373,14 @@ def test_clicks_from_many_threads_while_tasks_stream(llm, tmp_path, namespace, c
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
         for task in tasks:
             assert task.collect(WAIT).state is hj.TaskState.CANCELLED
-        comm.wait_for(lambda m: m["type"] == "delta" and m["totals"]["counts"]["cancelled"] == 16)
-        # every message went out whole and in order, and the browser ends where the kernel is
-        seqs = [m["seq"] for m in comm.customs()]
-        assert seqs == list(range(1, len(seqs) + 1))
+        comm.wait_for(lambda m: "_totals" in m and m["_totals"]["counts"]["cancelled"] == 16)
+        # every card went out in version order, and the browser ends where the kernel is
+        for task in tasks:
+            versions = [u[f"task:{task.id}"]["version"] for u in comm.updates()
+                        if has_card(u, task.id)]
+            assert versions == sorted(set(versions))
         comm.wait_for(lambda m: all(c["state"] == "cancelled" for c in replay(comm).values()))
-        assert replay(comm) == {c["id"]: c for c in d.cards()}
+        assert replay(comm) == {c["id"]: c for c in reversed(d.cards())}
         assert {k for k in namespace if k.startswith("v")} == {
             f"v{n}_{t.id}" for n in range(1, 8) for i, t in enumerate(tasks)
             if ("steer", "collect", "steer", "cancel")[(n + i) % 4] == "collect"}
@@ -414,3 +429,26 @@ def test_mimebundle_has_a_static_table_for_frontends_without_widgets(session, ll
     text = data["text/plain"]
     assert text.splitlines()[0].startswith("Hermes tasks: 0 running · 0 queued · 1 succeeded")
     assert "t1 'audit'" in text and "Found <b>three</b> issues." in text
+
+
+def test_each_cell_end_flushes_what_changed(session, llm, monkeypatch):
+    from IPython.core.events import EventManager, available_events
+
+    events = EventManager(None, available_events)
+    monkeypatch.setattr("IPython.get_ipython",
+                        lambda: SimpleNamespace(user_ns={}, events=events))
+    d = Dashboard(session)
+    comm = comm_of(d)
+    assert d._remove_sink is not None
+    d._remove_sink()  # no refresher: only the end of a cell sends
+    task = session.delegate("between cells")
+    task.collect(WAIT)
+    assert comm.updates() == []
+    events.trigger("post_run_cell", None)
+    [update] = comm.updates()
+    assert update["_ids"] == [task.id] and update[f"task:{task.id}"]["state"] == "succeeded"
+    assert update["_totals"]["counts"]["succeeded"] == 1
+    events.trigger("post_run_cell", None)  # nothing new: nothing sent
+    assert len(comm.updates()) == 1
+    d.close()
+    assert events.callbacks["post_run_cell"] == []

@@ -68,14 +68,23 @@ class Frontend:
         return "".join(m["content"]["text"] for m in self.log
                        if m["msg_type"] == "stream" and parent_id(m) == msg_id)
 
-    def dashboard_message(self, predicate: Callable[[dict[str, Any]], bool],
-                          timeout: float = 60) -> dict[str, Any]:
-        """The first custom message of the dashboard satisfying predicate (on its content)."""
-        msg = self.wait(lambda m: (custom := dashboard_content(m, self.comm_id)) is not None
-                        and predicate(custom), timeout)
-        content = dashboard_content(msg, self.comm_id)
-        assert content is not None
-        return content
+    def update(self, predicate: Callable[[dict[str, Any]], bool],
+               timeout: float = 60) -> dict[str, Any]:
+        """The first state update of the dashboard satisfying predicate (on its state)."""
+        msg = self.wait(lambda m: (state := update_of(m, self.comm_id)) is not None
+                        and predicate(state), timeout)
+        state = update_of(msg, self.comm_id)
+        assert state is not None
+        return state
+
+    def reply(self, req: str, timeout: float = 60) -> dict[str, Any]:
+        """The dashboard's answer to one click."""
+        def match(m: dict[str, Any]) -> bool:
+            return is_comm_msg(m, self.comm_id) and m["content"]["data"].get("method") == (
+                "custom") and m["content"]["data"]["content"].get("req") == req
+
+        reply: dict[str, Any] = self.wait(match, timeout)["content"]["data"]["content"]
+        return reply
 
     def click(self, subshell_id: str | None = None, **fields: Any) -> str:
         """Send one button's action the way the widget manager does; returns its req id."""
@@ -107,11 +116,20 @@ def is_comm_msg(msg: dict[str, Any], comm_id: str) -> bool:
     return msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] == comm_id
 
 
-def dashboard_content(msg: dict[str, Any], comm_id: str) -> dict[str, Any] | None:
+def update_of(msg: dict[str, Any], comm_id: str) -> dict[str, Any] | None:
+    """The state a dashboard update carries (`task:<id>` cards, `_ids`, `_totals`), else None."""
     if not is_comm_msg(msg, comm_id):
         return None
     data = msg["content"]["data"]
-    return data.get("content") if data.get("method") == "custom" else None
+    return data.get("state") if data.get("method") == "update" else None
+
+
+def cards_in(state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v for k, v in state.items() if k.startswith("task:")]
+
+
+def counts(state: dict[str, Any], name: str) -> int | None:
+    return state["_totals"]["counts"][name] if "_totals" in state else None
 
 
 @pytest.fixture(scope="module")
@@ -164,34 +182,32 @@ def test_comm_traffic_is_bounded_while_streaming_and_zero_when_idle(frontend, ra
     llm.on(f"stream{n_tasks} ", *[stream] * n_tasks)  # one scripted reply per request
     open_dashboard(fe, llm, max_concurrent=n_tasks)
     fe.run(f"ts = [s.delegate('stream{n_tasks} ' + str(i)) for i in range({n_tasks})]")
-    fe.dashboard_message(lambda c: c["type"] == "delta"
-                         and c["totals"]["counts"]["running"] == n_tasks
-                         and any(c2["tail"] for c2 in c["tasks"]))
+    fe.update(lambda u: counts(merged(fe), "running") == n_tasks
+              and all(c["tail"] for c in cards_in(merged(fe))))
 
     chunks_before, start = llm.chunks_sent, time.monotonic()
     window = [m for m in iter_window(fe, start + WINDOW) if is_comm_msg(m, fe.comm_id)]
     elapsed = time.monotonic() - start
     chunks = llm.chunks_sent - chunks_before
-    deltas = [dashboard_content(m, fe.comm_id) for m in window]
-    assert all(d is not None and d["type"] == "delta" for d in deltas)
-    assert deltas[-1]["totals"]["counts"]["running"] == n_tasks, "still streaming at the end"
+    updates = [update_of(m, fe.comm_id) for m in window]
+    assert all(u is not None for u in updates), "only state updates while nobody clicks"
+    assert all(c["state"] == "running" for c in cards_in(updates[-1])), "still streaming"
     assert chunks > n_tasks * elapsed * 5, "the tasks really streamed during the window"
     assert len(window) <= MAX_HZ * elapsed + 2
 
     fe.run("s.cancel_all()")
-    fe.dashboard_message(lambda c: c["type"] == "delta"
-                         and c["totals"]["counts"]["cancelled"] == n_tasks)
+    fe.update(lambda u: counts(merged(fe), "cancelled") == n_tasks)
     fe.run("for t in ts: t.collect(timeout=30)")
     # The refresher's last tick carries the last change; after it, silence.
-    fe.dashboard_message(lambda c: c["type"] == "delta" and all_cards_final(fe, n_tasks))
+    fe.update(lambda u: all_cards_final(fe, n_tasks))
     idle_start = time.monotonic()
     idle = [m for m in iter_window(fe, idle_start + IDLE_WINDOW) if is_comm_msg(m, fe.comm_id)]
     assert idle == []
 
     RATES[f"{n_tasks} tasks"] = {
         "comm_msgs_per_s": round(len(window) / elapsed, 2),
-        "tasks_per_delta": round(sum(len(d["tasks"]) for d in deltas) / len(deltas), 1),
-        "bytes_per_s": round(sum(len(json.dumps(d)) for d in deltas) / elapsed),
+        "tasks_per_update": round(sum(len(cards_in(u)) for u in updates) / len(updates), 1),
+        "bytes_per_s": round(sum(len(json.dumps(u)) for u in updates) / elapsed),
         "chunks_per_s_per_task": round(chunks / elapsed / n_tasks, 1),
         "idle_comm_msgs": len(idle),
         "window_s": round(elapsed, 2),
@@ -206,14 +222,20 @@ def iter_window(fe: Frontend, deadline: float) -> Iterator[dict[str, Any]]:
         yield msg
 
 
+def merged(fe: Frontend) -> dict[str, Any]:
+    """The model state the frontend has: every update's keys set in turn (as nbclient does)."""
+    state: dict[str, Any] = {}
+    for msg in fe.log:
+        update = update_of(msg, fe.comm_id)
+        if update:
+            state.update(update)
+    return state
+
+
 def all_cards_final(fe: Frontend, n_tasks: int) -> bool:
     """Every card the frontend has, replayed from the deltas seen so far, is terminal."""
-    cards: dict[str, dict[str, Any]] = {}
-    for msg in fe.log:
-        content = dashboard_content(msg, fe.comm_id)
-        if content and content["type"] == "delta":
-            cards.update({c["id"]: c for c in content["tasks"]})
-    return len(cards) == n_tasks and all(c["terminal"] for c in cards.values())
+    cards = cards_in(merged(fe))
+    return len(cards) == n_tasks and all(c["terminal"] for c in cards)
 
 
 def test_buttons_work_while_a_cell_is_busy(frontend, rate_llm):
@@ -222,23 +244,19 @@ def test_buttons_work_while_a_cell_is_busy(frontend, rate_llm):
     open_dashboard(fe, llm)
     subshell = fe.create_subshell()  # JupyterLab ≥ 4.4 sends comm messages on one of these
     busy = fe.kc.execute("t = s.delegate('busy job')\nr = t.collect(timeout=60)")
-    fe.dashboard_message(lambda c: c["type"] == "delta" and any(
-        c2["id"] == "t1" and c2["state"] == "running" and c2["tail"] for c2 in c["tasks"]))
+    fe.update(lambda u: "task:t1" in u and u["task:t1"]["state"] == "running"
+              and bool(u["task:t1"]["tail"]))
 
-    steer = fe.click(subshell, action="steer", task="t1", message="wrap up")
-    reply = fe.dashboard_message(lambda c: c["type"] == "reply" and c["req"] == steer)
+    reply = fe.reply(fe.click(subshell, action="steer", task="t1", message="wrap up"))
     assert reply["ok"], reply["text"]
-    cancel = fe.click(subshell, action="cancel", task="t1")
-    reply = fe.dashboard_message(lambda c: c["type"] == "reply" and c["req"] == cancel)
+    reply = fe.reply(fe.click(subshell, action="cancel", task="t1"))
     assert reply["ok"] and reply["text"] == "Cancelling t1…"
     assert not any(is_idle(m, busy) for m in fe.log), "answered while the cell was busy"
-    fe.dashboard_message(lambda c: c["type"] == "delta" and any(
-        c2["id"] == "t1" and c2["state"] == "cancelled" for c2 in c["tasks"]))
+    fe.update(lambda u: "task:t1" in u and u["task:t1"]["state"] == "cancelled")
     fe.wait(lambda m: is_idle(m, busy))
     assert fe.kc.get_shell_msg(timeout=30)["content"]["status"] == "ok"
 
-    collect = fe.click(action="collect", task="t1", variable="result_t1")
-    reply = fe.dashboard_message(lambda c: c["type"] == "reply" and c["req"] == collect)
+    reply = fe.reply(fe.click(action="collect", task="t1", variable="result_t1"))
     assert reply["ok"] and "stored in `result_t1`" in reply["text"]
     out = fe.run("print(type(result_t1).__name__, result_t1.state.value, result_t1 is r)")
     assert out.split() == ["TaskResult", "cancelled", "True"]

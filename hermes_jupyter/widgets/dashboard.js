@@ -1,26 +1,13 @@
 // hermes_jupyter dashboard: the anywidget view (plain ES module, no build step).
 //
-// State: the model's `_tasks` (cards by id) and `_totals`, set by the kernel on open and on
-// reload, then kept current by "delta" custom messages, merged here once per model (not per
-// view) and stored back with model.set (never save_changes: nothing goes back to the kernel),
-// so a saved notebook keeps the latest cards. Views re-render only the cards whose version
-// changed. Clicks go to the kernel as "action" custom messages; each gets a "reply".
+// State: the model holds `_ids` (every task id, oldest first), `_totals` and one key per task,
+// `task:<id>`, whose value is that task's card. The kernel sends one partial state update per
+// refresher tick with only the keys that changed, so the model (and with it a saved notebook)
+// is always whole. Views re-render only the cards whose version changed. Clicks go to the
+// kernel as "action" custom messages; each gets a "reply" custom message.
 
 const STATES = ["running", "queued", "succeeded", "failed", "cancelled", "interrupted"];
 const LIVE = new Set(["running", "queued"]);
-
-function initialize({ model }) {
-  model.on("msg:custom", (msg) => {
-    if (!msg || msg.type !== "delta") return;
-    const tasks = Object.assign({}, model.get("_tasks"));
-    for (const card of msg.tasks) {
-      const old = tasks[card.id];
-      if (!old || card.version >= old.version) tasks[card.id] = card;
-    }
-    model.set("_tasks", tasks);
-    model.set("_totals", Object.assign({}, msg.totals, { seq: msg.seq }));
-  });
-}
 
 function render({ model, el }) {
   const view = new DashboardView(model, el);
@@ -43,11 +30,9 @@ class DashboardView {
     this.root.append(this.header, this.empty, this.list);
     el.append(this.root);
 
-    this.onTasks = () => this.update();
-    this.onTotals = () => this.renderTotals();
+    this.onChange = () => this.schedule();
     this.onMsg = (msg) => this.onReply(msg);
-    model.on("change:_tasks", this.onTasks);
-    model.on("change:_totals", this.onTotals);
+    model.on("change", this.onChange); // once per update, after all its keys are set
     model.on("msg:custom", this.onMsg);
     this.timer = setInterval(() => this.tickClock(), 1000);
     this.update();
@@ -56,9 +41,18 @@ class DashboardView {
 
   dispose() {
     clearInterval(this.timer);
-    this.model.off("change:_tasks", this.onTasks);
-    this.model.off("change:_totals", this.onTotals);
+    this.model.off("change", this.onChange);
     this.model.off("msg:custom", this.onMsg);
+  }
+
+  schedule() {
+    // coalesce bursts (a reload's state, then updates) into one render per animation frame
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.update();
+      this.renderTotals();
+    });
   }
 
   buildHeader() {
@@ -101,17 +95,17 @@ class DashboardView {
   }
 
   update() {
-    const tasks = this.model.get("_tasks") || {};
     const now = Date.now();
-    for (const id of Object.keys(tasks)) {
-      const data = tasks[id];
+    for (const id of this.model.get("_ids") || []) {
+      const data = this.model.get(`task:${id}`);
+      if (!data) continue;
       let card = this.cards.get(id);
       if (!card) {
         card = new Card(this, data);
         this.cards.set(id, card);
         this.insert(card);
-      } else if (card.data.version === data.version && card.data.elapsed_s === data.elapsed_s) {
-        continue;
+      } else if (card.data === data) {
+        continue; // the model hands back the same object until an update replaces it
       }
       card.set(data, now);
       this.applyFilter(card);
@@ -326,4 +320,4 @@ function elapsed(seconds) {
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
 }
 
-export default { initialize, render };
+export default { render };

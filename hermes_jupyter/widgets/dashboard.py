@@ -2,18 +2,20 @@
 
 Updates: the session's refresher (one thread, at most 10 ticks a second, none while idle)
 hands the dashboard the snapshots that changed in a tick; they become cards, cards equal to
-what the frontend already has are dropped, and the rest leave as ONE custom message
-(`{"type": "delta", ...}`), whatever the number of tasks. The synced `_tasks` / `_totals`
-traits are the snapshot a page reload or a saved notebook gets: `get_state` fills them from the
-same store, so the whole dict is never re-sent per tick.
+what the frontend already has are dropped, and the rest leave as ONE partial state update of
+the widget model, whatever the number of tasks. The model's state holds one key per task
+(`task:t3` → its card) plus `_ids` (every task id, oldest first) and `_totals`, so an update
+carries only what changed, yet the state is always whole: a reloaded page (`request_state`),
+a notebook saved by JupyterLab and one executed by nbclient / nbval all get every card.
 
-Threads: deltas leave from the refresher thread; clicks arrive on the shell thread or, with
+Threads: updates leave from the refresher thread; clicks arrive on the shell thread or, with
 ipykernel 7 and JupyterLab ≥ 4.4, on a subshell thread while a cell runs. `_lock` guards the
-store and orders every send, so a snapshot and a delta never cross on the wire.
+store and orders every send, so a full state and a partial update never cross on the wire.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -21,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
-import traitlets
 
 from ..binding import collect_into, default_variable
 from ..errors import HermesError
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["Dashboard", "dashboard"]
 
 _HERE = Path(__file__).parent
+_KEY = "task:"  # model state key of a task's card: "task:t3"
 _log = logging.getLogger(__name__)
 _cache_lock = threading.Lock()
 
@@ -68,11 +70,6 @@ class Dashboard(anywidget.AnyWidget):
     _esm = _HERE / "dashboard.js"
     _css = _HERE / "dashboard.css"
 
-    _tasks = traitlets.Dict(
-        help="Cards by task id as of now (filled by get_state; deltas keep the view current)."
-    ).tag(sync=True)
-    _totals = traitlets.Dict(help="Counts by state, tokens and API calls.").tag(sync=True)
-
     def __init__(
         self, session: Session, *, namespace: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
@@ -80,8 +77,8 @@ class Dashboard(anywidget.AnyWidget):
         self._namespace = namespace
         self._lock = threading.RLock()
         self._cards: dict[str, dict[str, Any]] = {}
+        self._ids: list[str] = []  # every task id in creation order
         self._header: dict[str, Any] = {}
-        self._seq = 0
         self._opened = False  # a comm exists: deltas may be sent
         self._closing = False
         # The sink first: a change landing before the comm opens is stored, then is part of
@@ -91,6 +88,9 @@ class Dashboard(anywidget.AnyWidget):
         )
         super().__init__(**kwargs)
         self.on_msg(self._on_msg)
+        self._events = _ipython_events()
+        if self._events is not None:
+            self._events.register("post_run_cell", self._after_cell)
 
     # ---- what Python users read ----------------------------------------------------------
     @property
@@ -106,6 +106,17 @@ class Dashboard(anywidget.AnyWidget):
         """Counts by state, total tokens and API calls."""
         with self._lock:
             return dict(self._header)
+
+    def sync(self) -> None:
+        """Send now whatever changed since the last update (at most one message).
+
+        The refresher does this up to 10 times a second; it also runs after every cell (an
+        IPython `post_run_cell` hook), so a notebook executed by nbclient / nbval stores the
+        cards as they were when each cell ended, not 100 ms earlier.
+        """
+        stale = [t.check() for t in self.session.tasks()
+                 if (c := self._cards.get(t.id)) is None or c["version"] != t._version]
+        self._on_tick(stale, session_totals(self.session))
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._cards)} tasks"
@@ -138,17 +149,27 @@ class Dashboard(anywidget.AnyWidget):
             remove, self._remove_sink = self._remove_sink, None
         if remove is not None:
             remove()
+        events, self._events = getattr(self, "_events", None), None
+        if events is not None:
+            with contextlib.suppress(ValueError):
+                events.unregister("post_run_cell", self._after_cell)
         super().close()
 
     def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
-        """ipywidgets' state, with `_tasks` / `_totals` taken from the live store."""
-        state: dict[str, Any] = super().get_state(key=key, drop_defaults=drop_defaults)
-        keys = {key} if isinstance(key, str) else set(key) if key is not None else None
+        """ipywidgets' state plus the cards: `_ids`, `_totals` and one `task:<id>` per task."""
+        keys = [key] if isinstance(key, str) else list(key) if key is not None else None
+        traits = None if keys is None else [k for k in keys if k in self.keys]
+        state: dict[str, Any] = super().get_state(key=traits, drop_defaults=drop_defaults)
         with self._lock:
-            if keys is None or "_tasks" in keys:
-                state["_tasks"] = dict(self._cards)
-            if keys is None or "_totals" in keys:
-                state["_totals"] = {**self._header, "seq": self._seq}
+            wanted = keys if keys is not None else [
+                "_ids", "_totals", *(_KEY + task_id for task_id in self._ids)]
+            for name in wanted:
+                if name == "_ids":
+                    state[name] = list(self._ids)
+                elif name == "_totals":
+                    state[name] = dict(self._header)
+                elif name.startswith(_KEY) and name[len(_KEY):] in self._cards:
+                    state[name] = self._cards[name[len(_KEY):]]
         return state
 
     def send_state(self, key: Any = None) -> None:
@@ -169,27 +190,36 @@ class Dashboard(anywidget.AnyWidget):
 
     # ---- refresher thread ----------------------------------------------------------------
     def _on_tick(self, changed: list[TaskStatus], totals: dict[str, Any]) -> None:
-        """One tick: store what changed and send it as a single delta (or nothing)."""
+        """One tick: store what changed and send it as a single partial update (or nothing)."""
         fresh_cards = [card(status) for status in changed]  # outside the lock: pure work
         header = totals_card(totals)
         with self._lock:
             if self._closing:
                 return
-            fresh = [c for c in fresh_cards if self._store_locked(c)]
-            if not fresh and header == self._header:
-                return  # nothing the frontend does not already show
-            self._header = header
-            if self._opened:
-                self._send_locked({"type": "delta", "tasks": fresh, "totals": header})
+            known = len(self._ids)
+            keys = [_KEY + c["id"] for c in fresh_cards if self._store_locked(c)]
+            if len(self._ids) != known:
+                keys.append("_ids")
+            if header != self._header:
+                self._header = header
+                keys.append("_totals")
+            if keys and self._opened:
+                self.send_state(keys)  # one comm message: only these keys
 
     # ---- shell or subshell thread --------------------------------------------------------
+    def _after_cell(self, _result: Any) -> None:
+        try:
+            self.sync()
+        except Exception:  # a display helper must never break the user's cell
+            _log.exception("hermes_jupyter dashboard sync after a cell failed")
+
     def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if not isinstance(content, dict) or content.get("type") != "action":
             return
         reply = self.act(content)
         with self._lock:
             if self._opened:
-                self._send_locked(reply)
+                self.send(reply)
 
     def act(self, request: dict[str, Any]) -> dict[str, Any]:
         """Carry out one button's request; the reply says success or a one-line error."""
@@ -250,12 +280,17 @@ class Dashboard(anywidget.AnyWidget):
         old = self._cards.get(new["id"])
         if old is not None and (old == new or old["version"] > new["version"]):
             return False
+        if old is None:
+            self._ids.append(new["id"])
         self._cards[new["id"]] = new
         return True
 
-    def _send_locked(self, message: dict[str, Any]) -> None:
-        self._seq += 1
-        self.send({**message, "seq": self._seq})
+
+def _ipython_events() -> Any:
+    """The running IPython's event manager, or None outside IPython."""
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "events", None)
 
 
 def _frontend_subshell(data: Any, default: str | None) -> str | None:
