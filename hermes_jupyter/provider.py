@@ -95,7 +95,8 @@ class Provider:
         client = self._clients.get(key.index)
         if client is None:
             client = openai.AsyncOpenAI(
-                api_key=key.secret, base_url=self.base_url, max_retries=0, timeout=self._timeout
+                api_key=key.secret, base_url=self.base_url, max_retries=0,
+                timeout=self._timeout, http_client=_http_client(),
             )
             self._clients[key.index] = client
         return client
@@ -210,6 +211,19 @@ class Provider:
         text = " ".join(text.split())
         line = f"{prefix}: {text}" if prefix else text
         return redact(line, self.pool.secrets)[:300]
+
+
+def _http_client() -> Any:
+    """The SDK's aiohttp transport when aiohttp is installed (`openai[aiohttp]`), else None.
+
+    Measured with 64 streaming tasks (bench/): it halves the engine's CPU per streamed chunk,
+    and the engine thread's GIL bursts get short enough that other threads (the kernel's)
+    wait 0.9 ms instead of 8 ms at p99. None means the SDK's default httpx transport.
+    """
+    try:
+        return openai.DefaultAioHttpClient()
+    except (AttributeError, RuntimeError):  # an older openai, or aiohttp not installed
+        return None
 
 
 async def _drain(lines: AsyncIterator[str], limit: float = 1.0) -> None:
