@@ -11,7 +11,7 @@ import asyncio
 import statistics
 import time
 
-from ._common import Row, ServerProcess, session
+from ._common import Row, ServerProcess, cpu_seconds, session
 from .rawclient import run_agents
 
 SIZES = {
@@ -30,10 +30,16 @@ def lookup(query: str = "") -> str:
 def run(ns: tuple[int, ...], repeats: int, rounds: int, latency: float) -> list[Row]:
     engine: dict[int, float] = {}
     raw: dict[int, float] = {}
+    cpu: dict[int, tuple[float, float]] = {}  # CPU ms per request: engine, raw
     with ServerProcess(latency=latency, chunks=20, tool_rounds=rounds) as server:
         for n in ns:
-            engine[n] = statistics.median(_engine_wall(server.base_url, n) for _ in range(repeats))
-            raw[n] = statistics.median(_raw_wall(server.base_url, n) for _ in range(repeats))
+            runs = [_engine_wall(server.base_url, n) for _ in range(repeats)]
+            raws = [_raw_wall(server.base_url, n) for _ in range(repeats)]
+            engine[n] = statistics.median(w for w, _ in runs)
+            raw[n] = statistics.median(w for w, _ in raws)
+            requests = n * (rounds + 1)
+            cpu[n] = (statistics.median(c for _, c in runs) / requests * 1000,
+                      statistics.median(c for _, c in raws) / requests * 1000)
     one = engine[min(ns)]
     ideal = (rounds + 1) * latency
     rows = []
@@ -51,23 +57,28 @@ def run(ns: tuple[int, ...], repeats: int, rounds: int, latency: float) -> list[
             goal="≤ 1.25x" if at_goal else "—",
             met=engine[n] / raw[n] <= 1.25 if at_goal else None,
         ))
+        rows.append(Row(
+            "parallel", f"N={n}, CPU per request", cpu[n][0], "ms", cpu[n][1],
+            "raw client", note="this process, all threads; steadier than wall on a busy machine",
+        ))
     return rows
 
 
-def _engine_wall(base_url: str, n: int) -> float:
+def _engine_wall(base_url: str, n: int) -> tuple[float, float]:
+    """Wall and CPU seconds for `n` tasks on a fresh session (after one warm-up task)."""
     with session(base_url, max_concurrent=n) as s:
         s.delegate("warm up", tools=[lookup]).collect(60)
-        t0 = time.perf_counter()
+        c0, t0 = cpu_seconds(), time.perf_counter()
         tasks = [s.delegate(f"parallel task {i}", tools=[lookup]) for i in range(n)]
         results = [t.collect(300) for t in tasks]
-        wall = time.perf_counter() - t0
+        wall, used = time.perf_counter() - t0, cpu_seconds() - c0
     failed = [r for r in results if r.state.value != "succeeded"]
     if failed:
         raise RuntimeError(f"bench: {len(failed)} parallel tasks failed: {failed[0].error}")
-    return wall
+    return wall, used
 
 
-def _raw_wall(base_url: str, n: int) -> float:
-    t0 = time.perf_counter()
+def _raw_wall(base_url: str, n: int) -> tuple[float, float]:
+    c0, t0 = cpu_seconds(), time.perf_counter()
     asyncio.run(run_agents(base_url, n))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, cpu_seconds() - c0
