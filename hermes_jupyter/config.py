@@ -120,9 +120,11 @@ class HermesJupyter(Configurable):
     @validate("task_timeout")
     def _positive_timeout(self, proposal: Any) -> float | None:
         value = proposal["value"]
-        if value is not None and value <= 0:
+        if value is None:
+            return None
+        if value <= 0:
             raise TraitError(f"HermesJupyter.task_timeout must be positive or None, got {value}.")
-        return value
+        return float(value)
 
     @validate("wait_notice_after", "demo_pace")
     def _not_negative(self, proposal: Any) -> float:

@@ -5,8 +5,11 @@ returns something that renders. Bad input costs one line on stderr and changes n
 magic ever prints from a background thread. `%delegate?` and friends print their real help.
 """
 
+# IPython's magic decorators are untyped; everything else here is checked.
+# mypy: disable-error-code="untyped-decorator,no-untyped-call"
 from __future__ import annotations
 
+import argparse
 import functools
 import re
 import sys
@@ -100,7 +103,7 @@ class HermesMagics(Magics):
         The notebook stays free: check, steer, collect or cancel the task by id or name.
         Options go before the goal: %delegate -n sizes -c df Summarise the columns of df
         """
-        parser = HermesMagics.delegate.parser
+        parser = _parser(HermesMagics.delegate)
         words, goal = split_options(parser, line)
         args = parser.parse_args(words)
         if cell is not None:
@@ -145,7 +148,7 @@ class HermesMagics(Magics):
               help="what the subagent should do differently")
     def steer_task(self, line: str) -> None:
         """Send a running task a message; it reads it before its next model call."""
-        parser = HermesMagics.steer_task.parser
+        parser = _parser(HermesMagics.steer_task)
         words, message = split_options(parser, line, leading=1)
         args = parser.parse_args(words)
         if not message:
@@ -177,7 +180,7 @@ class HermesMagics(Magics):
             if later:
                 print(f"{later} Collect it later with %collect_task {task.id}.")
             return result
-        stored = collect_into(self.shell.user_ns, current.session_of(task), task, variable)
+        stored = collect_into(self._ns, current.session_of(task), task, variable)
         if later:
             print(f"{later} {stored}")
         return result
@@ -243,6 +246,11 @@ class HermesMagics(Magics):
         display(dashboard(current.get_session()))
 
     # ---- helpers -----------------------------------------------------------------------
+    @property
+    def _ns(self) -> dict[str, Any]:
+        assert self.shell is not None  # magics always run in a shell
+        return self.shell.user_ns  # type: ignore[no-any-return]
+
     def _task(self, ref: str | None) -> Task:
         """By id or name; else a notebook variable holding a Task (`t = %delegate ...`)."""
         if ref is None:
@@ -250,7 +258,7 @@ class HermesMagics(Magics):
         try:
             return current.find_task(ref)
         except UnknownTaskError:
-            held = self.shell.user_ns.get(ref.strip())
+            held = self._ns.get(ref.strip())
             if isinstance(held, Task):
                 return current.find_task(held)
             raise
@@ -259,9 +267,9 @@ class HermesMagics(Magics):
         parts, cut = [], []
         for name in dict.fromkeys(names):
             check_variable_name(name)
-            if name not in self.shell.user_ns:
+            if name not in self._ns:
                 raise HermesError(f"no variable {name!r} in the notebook for -c.")
-            text, full = context_text(name, self.shell.user_ns[name], limit)
+            text, full = context_text(name, self._ns[name], limit)
             parts.append(text)
             if full is not None:
                 cut.append((name, full))
@@ -270,7 +278,7 @@ class HermesMagics(Magics):
     def _functions(self, names: list[str]) -> list[Callable[..., Any]]:
         functions = []
         for name in names:
-            value = self.shell.user_ns.get(check_variable_name(name))
+            value = self._ns.get(check_variable_name(name))
             if not callable(value):
                 raise HermesError(f"{name!r} is not a function in the notebook: -t takes "
                                   "functions defined in the notebook.")
@@ -354,5 +362,11 @@ def _flat(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+def _parser(magic: Any) -> argparse.ArgumentParser:
+    """The argparse parser `@magic_arguments` built for `magic`."""
+    parser: argparse.ArgumentParser = magic.parser
+    return parser
+
+
 for _magic in (HermesMagics.delegate, HermesMagics.steer_task):
-    _magic.parser.allow_abbrev = False  # options are scanned by their full names
+    _parser(_magic).allow_abbrev = False  # options are scanned by their full names

@@ -85,7 +85,8 @@ def session_tools(session: Session) -> list[Callable[..., str]]:
         """List every task with its state, model, time, calls and tokens."""
         return TaskTable(session.list_tasks()).text()
 
-    tools = [delegate_task, check_task, steer_task, collect_task, cancel_task, list_tasks]
+    tools: list[Callable[..., str]] = [
+        delegate_task, check_task, steer_task, collect_task, cancel_task, list_tasks]
     return [_answering_errors(tool) for tool in tools]
 
 

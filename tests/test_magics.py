@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import sys
 import threading
 import types
@@ -31,7 +32,7 @@ def ip(monkeypatch, tmp_path) -> Iterator[InteractiveShell]:
     current._reset()
     InteractiveShell.clear_instance()
     config = Config()
-    config.HistoryManager.hist_file = ":memory:"
+    config.HistoryManager.enabled = False
     shell = InteractiveShell.instance(config=config)
     # Results are checked as objects; their echo on stdout would only blur what was printed.
     shell.displayhook.write_output_prompt = lambda: None  # type: ignore[method-assign]
@@ -40,6 +41,8 @@ def ip(monkeypatch, tmp_path) -> Iterator[InteractiveShell]:
     yield shell
     current._reset()
     InteractiveShell.clear_instance()
+    # Its exit hook would run a full gc.collect() per shell when pytest ends: seconds each.
+    atexit.unregister(shell.atexit_operations)
 
 
 @pytest.fixture
@@ -77,7 +80,9 @@ def held_tool() -> tuple[threading.Event, threading.Event, object]:
 def test_load_ext_says_once_that_the_demo_runs_and_registers_the_settings(capsys):
     current._reset()
     InteractiveShell.clear_instance()
-    shell = InteractiveShell.instance()
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell.instance(config=config)
     try:
         shell.run_line_magic("load_ext", "hermes_jupyter")
         shell.run_line_magic("reload_ext", "hermes_jupyter")
@@ -90,6 +95,7 @@ def test_load_ext_says_once_that_the_demo_runs_and_registers_the_settings(capsys
     finally:
         current._reset()
         InteractiveShell.clear_instance()
+        atexit.unregister(shell.atexit_operations)
 
 
 def test_the_demo_notice_from_another_thread_waits_for_the_main_thread(ip, capsys):
