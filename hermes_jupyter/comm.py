@@ -9,6 +9,9 @@ subshell thread while a cell runs; deltas are sent from the refresher thread. ip
 every send to its IOPub thread through one FIFO queue, so sending from any thread is safe; a
 per-comm lock makes the order of that queue the order of `seq`, which is what the frontend sees.
 With no frontend, nothing is registered with the refresher and nothing is ever sent.
+
+The panel never builds a session: it follows the one the kernel's cells build or replace
+(checked after every cell), and lists the tasks of earlier sessions too.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ _CLIP = {"goal": 500, "summary": 2000, "error": 500, "activity": 200}
 _CLIP_LINE = 300  # output lines keep their last 300 characters, steering messages their first
 _log = logging.getLogger(__name__)
 _registry_lock = threading.Lock()
-
 
 
 @dataclass(frozen=True)
