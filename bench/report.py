@@ -14,7 +14,8 @@ from ._common import Row
 
 __all__ = ["FigureRun", "machine", "render"]
 
-PACKAGES = ("openai", "httpx2", "ipykernel", "jupyter_client", "anywidget", "ipywidgets")
+PACKAGES = ("openai", "aiohttp", "httpx2", "ipykernel", "jupyter_client", "anywidget",
+            "ipywidgets")
 
 
 @dataclass
@@ -41,6 +42,7 @@ def machine() -> dict[str, str]:
             info[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             info[name] = "not installed"
+    info["engine HTTP transport"] = _transport()
     info["date"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     return info
 
@@ -52,9 +54,10 @@ def render(runs: list[FigureRun], info: dict[str, str], profile: str, seconds: f
     out = [
         "# Benchmark results",
         "",
-        f"Written by `python -m bench{'' if profile == 'full' else ' --sizes ' + profile}` "
-        f"({profile} sizes) in {seconds:.0f} s. Loopback fake model (`hermes_jupyter.testing`) "
-        "with scripted latencies; benchmarks are not tests, nothing here is asserted.",
+        f"Written by `python -m bench{_flag(profile)}` ({profile} sizes) in {seconds:.0f} s. "
+        "Loopback fake model (`hermes_jupyter.testing`) with scripted latencies; benchmarks "
+        "are not tests, nothing here is asserted. Wall times and tail latencies depend on "
+        "what else the machine runs: see the load averages below.",
         "",
         "## Machine",
         "",
@@ -107,6 +110,18 @@ def _num(value: float | None, unit: str) -> str:
     else:
         text = f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.3f}"
     return f"{text} {unit}"
+
+
+def _flag(profile: str) -> str:
+    return {"full": "", "quick": " --quick"}.get(profile, f" --sizes {profile}")
+
+
+def _transport() -> str:
+    """Which HTTP stack the provider streams over (it prefers aiohttp when installed)."""
+    from hermes_jupyter.provider import _http_client
+
+    client = _http_client()
+    return "httpx2 (SDK default)" if client is None else f"aiohttp ({type(client).__name__})"
 
 
 def _cpu_model() -> str:
