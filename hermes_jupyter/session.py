@@ -262,6 +262,9 @@ class Session:
                 self._engine.run(self._provider.aclose(), timeout=1.0)
         self._engine.close()
         self._tool_threads.shutdown(wait=False, cancel_futures=True)
+        refresher = getattr(self, "_refresher", None)
+        if refresher is not None:
+            refresher.stop()
         self._bus.close()
         if self.journal is not None:
             self.journal.close()

@@ -43,7 +43,7 @@ def test_all_keys_cooling_wait_on_one_gate_then_succeed(llm):
         with lock:
             if first.get(request.api_key):
                 first[request.api_key] = False
-                return Fail(429, retry_after=0.2)
+                return Fail(429, retry_after=1.0)  # outlasts three loopback 429s
         return Reply(text="ok")
 
     llm.responder = responder

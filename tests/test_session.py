@@ -313,3 +313,15 @@ def test_no_model_or_key_is_a_configuration_error(monkeypatch):
 
 def test_fake_llm_fixture_is_real(llm: FakeLLM):
     assert llm.base_url.startswith("http://127.0.0.1:")
+
+
+def test_close_stops_the_refresher_thread(llm):
+    from hermes_jupyter.refresher import get_refresher
+
+    s = hj.Session(model="m", base_url=llm.base_url, api_keys=[SECRET])
+    refresher = get_refresher(s)
+    refresher.add_sink(lambda changed, totals: None)
+    s.delegate("one").collect(10)
+    s.close()
+    refresher._thread.join(2)
+    assert not refresher._thread.is_alive()
