@@ -467,3 +467,21 @@ def test_the_key_never_appears_in_any_output(live, llm, capsys):
     shown.append(repr(hj.get_session()))
     assert live.user_ns["t"].result.error  # the failure is reported...
     assert not [text for text in shown if "SECRET" in text]  # ...without the key
+
+
+def test_from_the_demo_to_a_real_endpoint_without_restarting(ip, llm, capsys):
+    cell(ip, "%config HermesJupyter.demo_pace = 0", capsys)
+    demo_task, out, _ = cell(ip, "%delegate -m gpt-4o say hi", capsys)
+    assert out == ("%delegate: -m gpt-4o ignored: tasks run on the demo model until an API key "
+                   "or endpoint is set.\n")
+    assert demo_task.collect(10).summary.startswith("[demo model]")
+    _, out, _ = cell(ip, "%config HermesJupyter.model = 'gpt-4o'", capsys)
+    assert out == ("hermes_jupyter: model 'gpt-4o' noted; tasks stay on the demo model until an "
+                   "API key or endpoint is set.\n")
+    cell(ip, f"%config HermesJupyter.base_url = '{llm.base_url}'\n"
+             f"%config HermesJupyter.api_keys = ['{SECRET}']", capsys)
+    real, out, _ = cell(ip, "%delegate now for real", capsys)
+    assert out == (f"hermes_jupyter: settings changed; new tasks run on gpt-4o at "
+                   f"{llm.base_url}.\n")
+    assert real.id == "t2" and real.collect(10).summary == "ok" and real.model == "gpt-4o"
+    assert [r.model for r in llm.requests] == ["gpt-4o"]
