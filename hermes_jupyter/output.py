@@ -11,7 +11,8 @@ class OutputTail:
     """Ring buffer of at most `max_lines` lines of at most `max_chars` characters each.
 
     Models often stream for a long while without a newline, so the unfinished line is part of
-    what `lines()` returns. Not thread-safe on its own: the owning task guards it.
+    what `lines()` returns. A line longer than `max_chars` keeps its *end*: a live view must
+    keep moving while a long line streams. Not thread-safe on its own: the task guards it.
     """
 
     def __init__(self, max_lines: int = 200, max_chars: int = 500) -> None:
@@ -19,6 +20,7 @@ class OutputTail:
         self._partial: list[str] = []
         self._partial_len = 0
         self._max_chars = max_chars
+        self._cut = False  # the unfinished line lost its start
 
     def write(self, text: str) -> None:
         """Append streamed text; newlines end lines."""
@@ -40,18 +42,28 @@ class OutputTail:
         """The last `n` lines (all kept lines when None), the unfinished one included."""
         out = list(self._lines)
         if self._partial_len:
-            out.append(self._clip("".join(self._partial)))
+            out.append(self._current())
         return out if n is None else out[-n:] if n > 0 else []
 
     def _add_partial(self, piece: str) -> None:
-        if piece and self._partial_len <= self._max_chars:
-            self._partial.append(piece)
-            self._partial_len += len(piece)
+        if not piece:
+            return
+        self._partial.append(piece)
+        self._partial_len += len(piece)
+        if self._partial_len > 2 * self._max_chars:  # keep memory bounded: drop the start
+            joined = "".join(self._partial)[-self._max_chars :]
+            self._partial, self._partial_len, self._cut = [joined], len(joined), True
+
+    def _current(self) -> str:
+        return self._clip("".join(self._partial), cut=self._cut)
 
     def _end_line(self) -> None:
-        self._lines.append(self._clip("".join(self._partial)))
+        self._lines.append(self._current())
         self._partial.clear()
         self._partial_len = 0
+        self._cut = False
 
-    def _clip(self, line: str) -> str:
-        return line if len(line) <= self._max_chars else line[: self._max_chars - 1] + "…"
+    def _clip(self, line: str, cut: bool = False) -> str:
+        if len(line) <= self._max_chars and not cut:
+            return line
+        return "…" + line[-(self._max_chars - 1) :]
