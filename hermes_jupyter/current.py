@@ -11,8 +11,6 @@ on another thread waits for the next main-thread use.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
 import sys
 import threading
@@ -155,17 +153,14 @@ def flush_notices() -> None:
 
 # ---- building and rebuilding ----------------------------------------------------------------
 def _build(settings: Settings, after: list[Session] | None = None) -> Session:
+    # ids go on counting across the sessions of one kernel, so "t2" never names two tasks
+    used = [int(t.id[1:]) for s in after or () for t in s.tasks() if t.id[1:].isdigit()]
+    kwargs = {**settings.session_kwargs(), "first_id": max(used, default=0) + 1}
     if settings.demo:
         from .demo import demo_session  # the demo server starts only when it is used
 
-        session: Session = demo_session(**settings.session_kwargs())
-    else:
-        session = Session(**settings.session_kwargs())
-    if after:  # keep ids unique across the sessions of one kernel
-        used = [int(t.id[1:]) for s in after for t in s.tasks() if t.id[1:].isdigit()]
-        with contextlib.suppress(AttributeError):
-            session._ids = itertools.count(max(used, default=0) + 1)
-    return session
+        return demo_session(**kwargs)
+    return Session(**kwargs)
 
 
 def _maybe_rebuild(old: Session) -> None:

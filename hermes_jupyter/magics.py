@@ -318,6 +318,9 @@ def load_ipython_extension(ip: Any) -> None:
     for name in TASK_MAGICS:
         ip.set_hook("complete_command", _complete_task_refs, str_key=f"%{name}")
     current.install(ip)
+    from . import comm
+
+    comm.register(ip)  # silent until a JupyterLab panel opens the comm
 
 
 _PROSE_MAGIC = re.compile(

@@ -61,6 +61,7 @@ class Session:
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         retry: RetryPolicy | None = None,
         journal: str | os.PathLike[str] | bool | None = None,
+        first_id: int = 1,
     ) -> None:
         self.model = model or os.environ.get("HERMES_MODEL") or ""
         if not self.model:
@@ -93,7 +94,7 @@ class Session:
         self._lock = threading.RLock()
         self._tasks: dict[str, Task] = {}
         self._by_name: dict[str, Task] = {}
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(first_id)  # a kernel's later sessions go on counting
         self._closed = False
         # loop-thread only:
         self._queue: deque[Task] = deque()

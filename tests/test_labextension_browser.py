@@ -23,7 +23,7 @@ PANEL = ".jp-HermesPanel"
 NOTICE = ".jp-HermesPanel-notice"
 STATUS = "#jp-main-statusbar .jp-HermesStatus"
 TOAST = ".Toastify__toast"
-LOAD = "%load_ext hermes_jupyter\nfrom hermes_jupyter import comm\ncomm.register(get_ipython())"
+LOAD = "%load_ext hermes_jupyter"
 # Long enough to steer and cancel by hand; the test cancels it, nothing waits for its end.
 SLOW = Reply(text="Reading the files one by one. " * 120, chunk_size=3, delay=0.02)
 
