@@ -9,8 +9,8 @@ live view). Skipped parts say so in their note.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import queue
-import threading
 import time
 from typing import Any
 
@@ -92,27 +92,28 @@ def _widget(streams: int, window: float) -> list[Row]:
 
 
 def _watch(kc: Any, proc: psutil.Process, window: float) -> tuple[float, float]:
-    """comm_msg per second on IOPub, and the kernel's CPU %, over `window` seconds."""
-    seen: queue.SimpleQueue[str] = queue.SimpleQueue()
-    stop = threading.Event()
+    """comm_msg per second on IOPub, and the kernel's CPU %, over `window` seconds.
 
-    def read() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(queue.Empty):
-                seen.put(kc.get_iopub_msg(timeout=0.1)["msg_type"])
-
-    reader = threading.Thread(target=read, daemon=True)
+    Messages count by the kernel's send time (`header.date`), not by when we read them: what
+    queued up before the window is drained first, what was sent in it is read a bit after.
+    """
+    with contextlib.suppress(queue.Empty):
+        while True:
+            kc.get_iopub_msg(timeout=0)
+    start = datetime.datetime.now(datetime.timezone.utc)
+    stop = start + datetime.timedelta(seconds=window)
     c0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
-    reader.start()
-    time.sleep(window)
-    stop.set()
-    reader.join()
-    elapsed = time.monotonic() - t0
-    cpu = (sum(proc.cpu_times()[:2]) - c0) / elapsed * 100
-    kinds = []
-    while not seen.empty():
-        kinds.append(seen.get())
-    return kinds.count("comm_msg") / elapsed, cpu
+    cpu = None
+    count = 0
+    while time.monotonic() < t0 + window + 0.3:
+        if cpu is None and time.monotonic() >= t0 + window:
+            cpu = (sum(proc.cpu_times()[:2]) - c0) / (time.monotonic() - t0) * 100
+        with contextlib.suppress(queue.Empty):
+            msg = kc.get_iopub_msg(timeout=0.05)
+            sent = msg["header"]["date"]
+            count += msg["msg_type"] == "comm_msg" and start <= sent < stop
+    assert cpu is not None
+    return count / window, cpu
 
 
 def _cpu_over(seconds: float) -> float:
