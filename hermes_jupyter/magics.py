@@ -206,6 +206,8 @@ class HermesMagics(Magics):
         label = task.check().label
         if task.cancel():
             print(f"Cancelled {label}.")
+        elif not task.done():
+            print(f"{label} is already being cancelled.")
         else:
             print(f"{label} had already {task.state.value}; nothing to cancel.")
 

@@ -96,9 +96,9 @@ class Session:
         self._by_name: dict[str, Task] = {}
         self._ids = itertools.count(first_id)  # a kernel's later sessions go on counting
         self._closed = False
+        self._queue: deque[Task] = deque()  # waiting for a slot, guarded by _lock
+        self._running = 0  # slots held, guarded by _lock
         # loop-thread only:
-        self._queue: deque[Task] = deque()
-        self._running = 0
         self._text_flush_scheduled = False
         self._text_pending: dict[str, list[str]] = {}
 
@@ -148,7 +148,7 @@ class Session:
                 self._by_name[name] = task
         self._emit("created", task_id, name=name, model=task.model, goal=task.goal)
         self._emit("queued", task_id)
-        self._engine.post(lambda: self._enqueue(task))
+        self._schedule(task)
         return task
 
     def check(self, ref: TaskRef) -> TaskStatus:
@@ -178,10 +178,10 @@ class Session:
         return task.result
 
     def cancel(self, ref: TaskRef) -> bool:
-        """Stop the task within a second; False when it had already ended."""
+        """Stop the task within a second; False when it had ended or was already stopping."""
         task = self.task(ref)
         with task._lock:
-            if task._state.terminal:
+            if task._state.terminal or task._cancel_requested:
                 return False
             task._cancel_requested = True
             queued = task._state is TaskState.QUEUED
@@ -193,7 +193,7 @@ class Session:
         return True
 
     def cancel_all(self) -> int:
-        """Cancel every live task; returns how many were asked to stop."""
+        """Cancel every live task; returns how many were newly asked to stop."""
         return sum(self.cancel(t) for t in self.tasks() if not t.done())
 
     def list_tasks(self) -> list[TaskStatus]:
@@ -293,32 +293,56 @@ class Session:
                 self._bus.emit(Event("text", task_id, {"text": "".join(parts)}))
         self._bus.emit(Event(kind, task_id, data))
 
-    def _enqueue(self, task: Task) -> None:
-        self._queue.append(task)
-        self._start_ready()
-
-    def _start_ready(self) -> None:
-        loop = self._engine.loop
-        while self._running < self.max_concurrent and self._queue:
-            task = self._queue.popleft()
-            with task._lock:
-                if task._state is not TaskState.QUEUED:
-                    continue  # cancelled while queued: already settled
-                task._state = TaskState.RUNNING
-                task._started = time.monotonic()
-                task._activity = "starting"
-                task._touch()
-                aio = loop.create_task(self._run(task))
-                task._aio_task = aio
+    def _schedule(self, task: Task) -> None:
+        """Give the task a slot now if one is free (it is `running` when delegate returns),
+        else queue it FIFO. Any thread; the slot count and queue are guarded by `_lock`."""
+        with self._lock:
+            if self._running >= self.max_concurrent:
+                self._queue.append(task)
+                return
             self._running += 1
-            aio.add_done_callback(functools.partial(self._release, task))
-            self._emit("started", task.id)
+        if not self._claim(task):
+            self._free_slot()
+
+    def _claim(self, task: Task) -> bool:
+        """Mark a task that got a slot as running and start it; False if it was cancelled."""
+        with task._lock:
+            if task._state is not TaskState.QUEUED:
+                return False
+            task._state = TaskState.RUNNING
+            task._started = time.monotonic()
+            task._activity = "starting"
+            task._touch()
+        self._emit("started", task.id)
+        self._engine.post(functools.partial(self._launch, task))
+        return True
+
+    def _launch(self, task: Task) -> None:
+        """Loop thread: create the task's coroutine, unless it was cancelled before this."""
+        with task._lock:
+            if not task._cancel_requested:
+                aio = self._engine.loop.create_task(self._run(task))
+                task._aio_task = aio
+                aio.add_done_callback(functools.partial(self._release, task))
+                return
+        task._settle(TaskState.CANCELLED, "cancelled")
+        self._free_slot()
 
     def _release(self, task: Task, _done: asyncio.Future[None]) -> None:
         # A task cancelled before its coroutine ran never entered `_run`: settle it here.
         task._settle(TaskState.CANCELLED, "cancelled")
-        self._running -= 1
-        self._start_ready()
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        """Hand a freed slot to the oldest queued task still waiting (FIFO), or give it up."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._running -= 1
+                    return
+                nxt = self._queue.popleft()
+            if self._claim(nxt):
+                return
 
     async def _run(self, task: Task) -> None:
         loop = asyncio.get_running_loop()

@@ -325,3 +325,27 @@ def test_close_stops_the_refresher_thread(llm):
     s.close()
     refresher._thread.join(2)
     assert not refresher._thread.is_alive()
+
+
+def test_a_task_with_a_free_slot_is_running_when_delegate_returns(llm):
+    llm.default = Reply(text="r" * 400, chunk_size=4, delay=0.01)
+    with hj.Session(model="m", base_url=llm.base_url, api_keys=[SECRET],
+                    max_concurrent=1) as s:
+        first, second = s.delegate("first"), s.delegate("second")
+        assert (first.state, second.state) == (hj.TaskState.RUNNING, hj.TaskState.QUEUED)
+        assert "running" in repr(first) and "queued" in repr(second)
+        s.cancel_all()
+
+
+def test_many_cancelled_queued_tasks_hand_the_slot_on(llm):
+    llm.default = Reply(text="s" * 200, chunk_size=4, delay=0.005)
+    with hj.Session(model="m", base_url=llm.base_url, api_keys=[SECRET],
+                    max_concurrent=1) as s:
+        first = s.delegate("first")
+        waiting = [s.delegate(f"w{i}") for i in range(3000)]
+        last = s.delegate("last one")
+        for task in waiting:
+            s.cancel(task)
+        assert first.collect(10).ok
+        assert last.collect(10).ok  # the slot passed over 3,000 cancelled tasks to it
+    assert len(llm.requests) == 2
