@@ -73,7 +73,7 @@ def _refresher(streams: int, window: float) -> list[Row]:
 def _widget(streams: int, window: float) -> list[Row]:
     with streaming_kernel(streams) as k:
         proc = psutil.Process(k.pid)
-        run_code(k.client, k.start)
+        run_code(k.client, k.start[100])
         base_msgs, before = _watch(k.client, proc, window / 2)
         run_code(k.client, SHOW)
         time.sleep(0.5)  # the opening snapshot is not a delta
