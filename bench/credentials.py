@@ -13,7 +13,7 @@ import time
 from ._common import KEY, Row, ServerProcess, session
 
 SIZES = {
-    "full": {"tasks": 64, "rounds": 2, "latency": 0.1, "repeats": 3},
+    "full": {"tasks": 64, "rounds": 2, "latency": 0.1, "repeats": 5},
     "quick": {"tasks": 64, "rounds": 2, "latency": 0.1, "repeats": 1},
     "tiny": {"tasks": 3, "rounds": 1, "latency": 0.0, "repeats": 1},
 }

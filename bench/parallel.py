@@ -15,7 +15,7 @@ from ._common import Row, ServerProcess, cpu_seconds, session
 from .rawclient import run_agents
 
 SIZES = {
-    "full": {"ns": (1, 8, 64, 256), "repeats": 3, "rounds": 5, "latency": 0.1},
+    "full": {"ns": (1, 8, 64, 256), "repeats": 5, "rounds": 5, "latency": 0.1},
     "quick": {"ns": (1, 8, 64), "repeats": 1, "rounds": 5, "latency": 0.1},
     "tiny": {"ns": (1, 2), "repeats": 1, "rounds": 1, "latency": 0.0},
 }

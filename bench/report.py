@@ -118,8 +118,10 @@ def _flag(profile: str) -> str:
 
 def _transport() -> str:
     """Which HTTP stack the provider streams over (it prefers aiohttp when installed)."""
-    from hermes_jupyter.provider import _http_client
-
+    try:
+        from hermes_jupyter.provider import _http_client
+    except ImportError:  # an engine from before the aiohttp transport
+        return "httpx2 (SDK default)"
     client = _http_client()
     return "httpx2 (SDK default)" if client is None else f"aiohttp ({type(client).__name__})"
 
