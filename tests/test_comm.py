@@ -19,6 +19,8 @@ import hermes_jupyter as hj
 from hermes_jupyter import comm as hcomm
 from hermes_jupyter.testing import Reply
 
+from .kernel_frontend import KernelFrontend, parent_id
+
 WAIT = 10.0
 
 
@@ -327,50 +329,8 @@ def test_the_panel_never_builds_a_session_and_follows_the_one_a_cell_builds(sess
 
 # ---- a real kernel, driven the way JupyterLab drives it -------------------------------------
 
-class KernelPeer:
-    """A BlockingKernelClient playing JupyterLab: executes cells, opens the comm, reads IOPub."""
-
-    def __init__(self, kc: Any) -> None:
-        self.kc = kc
-        self.log: list[dict[str, Any]] = []
-        self.comm_id = ""
-        self._ids = itertools.count(1)
-
-    def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30):
-        """The first IOPub message (seen before or arriving now) that satisfies predicate."""
-        import queue
-        import time
-
-        for msg in self.log:
-            if predicate(msg):
-                return msg
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                msg = self.kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no such IOPub message within {timeout}s") from None
-            self.log.append(msg)
-            if predicate(msg):
-                return msg
-
-    def run(self, code: str) -> list[dict[str, Any]]:
-        """Execute a cell, wait until it is idle; its IOPub messages."""
-        msg_id = self.kc.execute(code)
-        self.wait(lambda m: m["msg_type"] == "status" and is_reply_to(m, msg_id)
-                  and m["content"]["execution_state"] == "idle")
-        reply = self.kc.get_shell_msg(timeout=30)
-        assert reply["content"]["status"] == "ok", reply["content"]
-        return [m for m in self.log if is_reply_to(m, msg_id)]
-
-    def stdout(self, code: str) -> str:
-        return "".join(m["content"]["text"] for m in self.run(code) if m["msg_type"] == "stream")
-
-    def send_shell(self, msg_type: str, content: dict[str, Any], subshell_id: str | None = None):
-        msg = self.kc.session.msg(msg_type, content)
-        if subshell_id is not None:
-            msg["header"]["subshell_id"] = subshell_id
-        self.kc.shell_channel.send(msg)
+class KernelPeer(KernelFrontend):
+    """The JupyterLab panel's side of the `hermes_jupyter` comm."""
 
     def open_comm(self, comm_id: str, data: dict[str, Any]) -> None:
         self.comm_id = comm_id
@@ -385,20 +345,10 @@ class KernelPeer:
         return data
 
     def request(self, op: str, subshell_id: str | None = None, **fields: Any) -> dict[str, Any]:
-        request_id = f"k{next(self._ids)}"
+        request_id = self.next_request_id()
         data = {"type": "request", "id": request_id, "op": op, **fields}
         self.send_shell("comm_msg", {"comm_id": self.comm_id, "data": data}, subshell_id)
         return self.comm_data(lambda d: d["type"] == "reply" and d["id"] == request_id)
-
-    def create_subshell(self) -> str:
-        self.kc.control_channel.send(self.kc.session.msg("create_subshell_request", {}))
-        reply = self.kc.get_control_msg(timeout=30)
-        subshell_id: str = reply["content"]["subshell_id"]
-        return subshell_id
-
-
-def is_reply_to(msg: dict[str, Any], msg_id: str) -> bool:
-    return bool(msg.get("parent_header", {}).get("msg_id") == msg_id)
 
 
 @pytest.fixture(scope="module")
@@ -429,11 +379,7 @@ def peer(kernel_llm, tmp_path_factory) -> Iterator[KernelPeer]:
     try:
         kc.wait_for_ready(timeout=60)
         p = KernelPeer(kc)
-        p.run(
-            "%load_ext hermes_jupyter\n"
-            "from hermes_jupyter import comm as hcomm, current\n"
-            "hcomm.register(get_ipython())  # idempotent: %load_ext registers it too\n"
-        )
+        p.execute("%load_ext hermes_jupyter\nfrom hermes_jupyter import comm as hcomm, current\n")
         yield p
     finally:
         kc.stop_channels()
@@ -443,8 +389,8 @@ def peer(kernel_llm, tmp_path_factory) -> Iterator[KernelPeer]:
 @pytest.mark.kernel
 def test_kernel_is_silent_until_a_frontend_opens_the_comm(peer, kernel_llm):
     kernel_llm.default = Reply(text="quiet")
-    peer.run("%delegate -n quiet a quiet task")
-    peer.run("current.find_task('quiet').collect(10)")
+    peer.execute("%delegate -n quiet a quiet task")
+    peer.execute("current.find_task('quiet').collect(10)")
     refresher = "print(getattr(current.peek_session(), '_refresher', None))"
     assert peer.stdout(refresher).strip() == "None"
     assert not [m for m in peer.log if m["msg_type"].startswith("comm_")]
@@ -453,7 +399,7 @@ def test_kernel_is_silent_until_a_frontend_opens_the_comm(peer, kernel_llm):
 @pytest.mark.kernel
 def test_kernel_comm_end_to_end(peer, kernel_llm):
     kernel_llm.default = Reply(text="quiet")
-    peer.run("%delegate -n first the first task\ncurrent.find_task('first').collect(10)")
+    peer.execute("%delegate -n first the first task\ncurrent.find_task('first').collect(10)")
     peer.open_comm("hermes-comm-1", {"protocol": 1, "client_id": "kernel-test"})
     snapshot = peer.comm_data(lambda d: d["type"] == "snapshot")
     assert snapshot["seq"] == 1
@@ -477,7 +423,7 @@ def test_kernel_comm_end_to_end(peer, kernel_llm):
     assert "\n" not in unknown["error"]
     assert peer.request("cancel", subshell, task=long_id)["ok"] is True
 
-    peer.wait(lambda m: m["msg_type"] == "status" and is_reply_to(m, busy)
+    peer.wait(lambda m: m["msg_type"] == "status" and parent_id(m) == busy
               and m["content"]["execution_state"] == "idle")
     peer.comm_data(lambda d: d["type"] == "delta" and any(
         t["id"] == long_id and t["state"] == "cancelled" and t["steering"]

@@ -7,10 +7,8 @@ windows and written to test-artifacts/dashboard-rates.json.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import queue
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +17,8 @@ from typing import Any
 import pytest
 
 from hermes_jupyter.testing import FakeLLM, Reply
+
+from .kernel_frontend import KernelFrontend, is_idle
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = 3.0  # seconds of streaming counted
@@ -29,44 +29,8 @@ RATES: dict[str, dict[str, float]] = {}
 pytestmark = pytest.mark.kernel
 
 
-class Frontend:
-    """Executes cells and reads IOPub like JupyterLab; knows one dashboard's comm."""
-
-    def __init__(self, kc: Any) -> None:
-        self.kc = kc
-        self.log: list[dict[str, Any]] = []
-        self.comm_id = ""
-        self._reqs = itertools.count(1)
-
-    def next_msg(self, deadline: float) -> dict[str, Any] | None:
-        try:
-            msg: dict[str, Any] = self.kc.get_iopub_msg(
-                timeout=max(0.001, deadline - time.monotonic()))
-        except queue.Empty:
-            return None
-        self.log.append(msg)
-        return msg
-
-    def wait(self, predicate: Callable[[dict[str, Any]], bool],
-             timeout: float = 60) -> dict[str, Any]:
-        """The first IOPub message (seen before or arriving now) that satisfies predicate."""
-        for msg in self.log:
-            if predicate(msg):
-                return msg
-        deadline = time.monotonic() + timeout
-        while (msg := self.next_msg(deadline)) is not None:
-            if predicate(msg):
-                return msg
-        raise AssertionError(f"no such IOPub message within {timeout}s")
-
-    def run(self, code: str) -> str:
-        """Execute a cell to its end; its stdout."""
-        msg_id = self.kc.execute(code)
-        self.wait(lambda m: is_idle(m, msg_id))
-        reply = self.kc.get_shell_msg(timeout=60)
-        assert reply["content"]["status"] == "ok", reply["content"]
-        return "".join(m["content"]["text"] for m in self.log
-                       if m["msg_type"] == "stream" and parent_id(m) == msg_id)
+class Frontend(KernelFrontend):
+    """The widget manager's side of one dashboard's comm."""
 
     def update(self, predicate: Callable[[dict[str, Any]], bool],
                timeout: float = 60) -> dict[str, Any]:
@@ -88,28 +52,11 @@ class Frontend:
 
     def click(self, subshell_id: str | None = None, **fields: Any) -> str:
         """Send one button's action the way the widget manager does; returns its req id."""
-        req = f"k{next(self._reqs)}"
-        msg = self.kc.session.msg("comm_msg", {"comm_id": self.comm_id, "data": {
-            "method": "custom", "content": {"type": "action", "req": req, **fields}}})
-        if subshell_id is not None:
-            msg["header"]["subshell_id"] = subshell_id
-        self.kc.shell_channel.send(msg)
+        req = self.next_request_id()
+        self.send_shell("comm_msg", {"comm_id": self.comm_id, "data": {
+            "method": "custom", "content": {"type": "action", "req": req, **fields}}},
+            subshell_id)
         return req
-
-    def create_subshell(self) -> str:
-        self.kc.control_channel.send(self.kc.session.msg("create_subshell_request", {}))
-        reply = self.kc.get_control_msg(timeout=30)
-        subshell_id: str = reply["content"]["subshell_id"]
-        return subshell_id
-
-
-def parent_id(msg: dict[str, Any]) -> str | None:
-    return msg.get("parent_header", {}).get("msg_id")
-
-
-def is_idle(msg: dict[str, Any], msg_id: str) -> bool:
-    return (msg["msg_type"] == "status" and parent_id(msg) == msg_id
-            and msg["content"]["execution_state"] == "idle")
 
 
 def is_comm_msg(msg: dict[str, Any], comm_id: str) -> bool:
@@ -151,7 +98,7 @@ def frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Frontend]:
     try:
         kc.wait_for_ready(timeout=60)
         fe = Frontend(kc)
-        fe.run("import hermes_jupyter as hj\nfrom hermes_jupyter.widgets import dashboard\n")
+        fe.stdout("import hermes_jupyter as hj\nfrom hermes_jupyter.widgets import dashboard\n")
         yield fe
     finally:
         kc.stop_channels()
@@ -163,7 +110,7 @@ def frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Frontend]:
 
 def open_dashboard(fe: Frontend, llm: FakeLLM, max_concurrent: int = 8) -> None:
     """A fresh session `s` and its dashboard `d` in the kernel; the frontend learns its comm."""
-    fe.comm_id = fe.run(
+    fe.comm_id = fe.stdout(
         f"s = hj.Session(model='m', base_url={llm.base_url!r}, api_keys=['sk-k'], "
         f"max_concurrent={max_concurrent})\n"
         "d = dashboard(s)\n"
@@ -181,7 +128,7 @@ def test_comm_traffic_is_bounded_while_streaming_and_zero_when_idle(frontend, ra
     stream = Reply(text="streaming words here\n" * 2000, chunk_size=5, delay=0.01)
     llm.on(f"stream{n_tasks} ", *[stream] * n_tasks)  # one scripted reply per request
     open_dashboard(fe, llm, max_concurrent=n_tasks)
-    fe.run(f"ts = [s.delegate('stream{n_tasks} ' + str(i)) for i in range({n_tasks})]")
+    fe.stdout(f"ts = [s.delegate('stream{n_tasks} ' + str(i)) for i in range({n_tasks})]")
     fe.update(lambda u: counts(merged(fe), "running") == n_tasks
               and all(c["tail"] for c in cards_in(merged(fe))))
 
@@ -195,9 +142,9 @@ def test_comm_traffic_is_bounded_while_streaming_and_zero_when_idle(frontend, ra
     assert chunks > n_tasks * elapsed * 5, "the tasks really streamed during the window"
     assert len(window) <= MAX_HZ * elapsed + 2
 
-    fe.run("s.cancel_all()")
+    fe.stdout("s.cancel_all()")
     fe.update(lambda u: counts(merged(fe), "cancelled") == n_tasks)
-    fe.run("for t in ts: t.collect(timeout=30)")
+    fe.stdout("for t in ts: t.collect(timeout=30)")
     # The refresher's last tick carries the last change; after it, silence.
     fe.update(lambda u: all_cards_final(fe, n_tasks))
     idle_start = time.monotonic()
@@ -213,7 +160,7 @@ def test_comm_traffic_is_bounded_while_streaming_and_zero_when_idle(frontend, ra
         "window_s": round(elapsed, 2),
     }
     print(f"\n{n_tasks} tasks: {RATES[f'{n_tasks} tasks']}")
-    fe.run("s.close()")
+    fe.stdout("s.close()")
 
 
 def iter_window(fe: Frontend, deadline: float) -> Iterator[dict[str, Any]]:
@@ -258,6 +205,6 @@ def test_buttons_work_while_a_cell_is_busy(frontend, rate_llm):
 
     reply = fe.reply(fe.click(action="collect", task="t1", variable="result_t1"))
     assert reply["ok"] and "stored in `result_t1`" in reply["text"]
-    out = fe.run("print(type(result_t1).__name__, result_t1.state.value, result_t1 is r)")
+    out = fe.stdout("print(type(result_t1).__name__, result_t1.state.value, result_t1 is r)")
     assert out.split() == ["TaskResult", "cancelled", "True"]
-    fe.run("s.close()")
+    fe.stdout("s.close()")
