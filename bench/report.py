@@ -71,7 +71,8 @@ def render(runs: list[FigureRun], info: dict[str, str], profile: str, seconds: f
     ]
     if missed:
         out += ["", "Missed:", ""]
-        out += [f"- {r.figure}: {r.metric} = {_num(r.value, r.unit)} (goal {r.goal})"
+        out += [f"- {r.figure}: {r.metric} = {_num(r.value, r.unit)}"
+                + (f", {r.ratio:.2f}x" if r.ratio is not None else "") + f" (goal {r.goal})"
                 for r in missed]
     broken = [run for run in runs if run.error]
     if broken:
