@@ -95,4 +95,5 @@ class EngineLoop:
                 task.cancel()
             if pending:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())  # close open streams' generators
             loop.close()
