@@ -43,6 +43,7 @@ def machine() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             info[name] = "not installed"
     info["engine HTTP transport"] = _transport()
+    info["engine event loop"] = _event_loop()
     info["date"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     return info
 
@@ -135,3 +136,14 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def _event_loop() -> str:
+    """The loop class the engine runs on (uvloop when installed)."""
+    from hermes_jupyter.engine_loop import _new_loop
+
+    loop = _new_loop()
+    try:
+        return f"{type(loop).__module__}.{type(loop).__name__}"
+    finally:
+        loop.close()
