@@ -90,6 +90,10 @@ def register(ip: Any, source: TaskSource | None = None) -> None:
         events = getattr(ip, "events", None)
         if events is not None:
             events.register("post_run_cell", target.after_cell)
+        # follow a session built mid-cell at once (`%delegate` then a blocking collect)
+        from . import current
+
+        current.on_new_session(lambda _session: target.after_cell())
 
 
 class _Target:

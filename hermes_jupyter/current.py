@@ -11,9 +11,11 @@ on another thread waits for the next main-thread use.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from .task import Task
 
 __all__ = [
     "all_statuses", "find_task", "flush_notices", "get_config", "get_session", "install",
-    "latest_task", "notify", "peek_session", "pending_change", "session_of",
+    "latest_task", "notify", "on_new_session", "peek_session", "pending_change", "session_of",
 ]
 
 @dataclass
@@ -43,6 +45,8 @@ class _Kernel:
 
 
 _state = _Kernel()
+_listeners: list[Callable[[Session], None]] = []
+_log = logging.getLogger(__name__)
 
 
 def get_config() -> HermesJupyter:
@@ -61,6 +65,7 @@ def get_config() -> HermesJupyter:
 def get_session() -> Session:
     """The kernel-wide session (built on first use from the HermesJupyter settings)."""
     with _state.lock:
+        before = _state.session
         if _state.session is not None and _state.stale:
             _maybe_rebuild(_state.session)
         if _state.session is None:
@@ -69,7 +74,25 @@ def get_session() -> Session:
             _tell_demo(settings)
         session = _state.session
     flush_notices()
+    if session is not before:
+        _announce(session)
     return session
+
+
+def on_new_session(callback: Callable[[Session], None]) -> None:
+    """Call `callback(session)` whenever the kernel's session is built or replaced, on the
+    thread that asked for it (the JupyterLab panel follows at once, even mid-cell)."""
+    with _state.lock:
+        if callback not in _listeners:
+            _listeners.append(callback)
+
+
+def _announce(session: Session) -> None:
+    for callback in list(_listeners):
+        try:
+            callback(session)
+        except Exception:  # a broken listener must not break %delegate
+            _log.exception("hermes_jupyter session listener %r failed", callback)
 
 
 def peek_session() -> Session | None:

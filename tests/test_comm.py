@@ -7,6 +7,7 @@ real Session against the loopback FakeLLM; the kernel tests open the comm from a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections.abc import Callable, Iterator
@@ -359,8 +360,9 @@ def kernel_llm():
         yield server
 
 
-@pytest.fixture(scope="module")
-def peer(kernel_llm, tmp_path_factory) -> Iterator[KernelPeer]:
+@contextlib.contextmanager
+def kernel_peer(llm_url: str, cwd: str) -> Iterator[KernelPeer]:
+    """A real kernel with hermes_jupyter loaded, its endpoint the loopback server."""
     import os
     from pathlib import Path
 
@@ -370,10 +372,10 @@ def peer(kernel_llm, tmp_path_factory) -> Iterator[KernelPeer]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "HERMES_"))}
     env.update(
         PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
-        HERMES_MODEL="fake-model", OPENAI_BASE_URL=kernel_llm.base_url, OPENAI_API_KEY="sk-t",
+        HERMES_MODEL="fake-model", OPENAI_BASE_URL=llm_url, OPENAI_API_KEY="sk-t",
     )
     km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=env, cwd=str(tmp_path_factory.mktemp("kernel")))
+    km.start_kernel(env=env, cwd=cwd)
     kc = km.client()
     kc.start_channels()
     try:
@@ -384,6 +386,30 @@ def peer(kernel_llm, tmp_path_factory) -> Iterator[KernelPeer]:
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="module")
+def peer(kernel_llm, tmp_path_factory) -> Iterator[KernelPeer]:
+    with kernel_peer(kernel_llm.base_url, str(tmp_path_factory.mktemp("kernel"))) as p:
+        yield p
+
+
+@pytest.mark.kernel
+def test_panel_follows_a_session_built_while_the_cell_still_runs(kernel_llm, tmp_path):
+    with kernel_peer(kernel_llm.base_url, str(tmp_path)) as fresh:
+        fresh.open_comm("hermes-comm-early", {"protocol": 1, "client_id": "early"})
+        assert fresh.comm_data(lambda d: d["type"] == "snapshot")["tasks"] == []
+        kernel_llm.on("mid-cell", Reply(text="slow " * 300, chunk_size=4, delay=0.01))
+        busy = fresh.kc.execute("t = %delegate -n early mid-cell job\nr = t.collect(60)")
+        fresh.comm_data(lambda d: d["type"] == "snapshot" and d["seq"] == 2)  # a new session
+        fresh.comm_data(lambda d: d["type"] == "delta" and any(
+            t["name"] == "early" and t["state"] == "running" for t in d["tasks"]))
+        idle = [m for m in fresh.log if m["msg_type"] == "status" and parent_id(m) == busy
+                and m["content"]["execution_state"] == "idle"]
+        assert idle == []  # the panel knew the task while the cell was still blocked
+        fresh.request("cancel", task="t1")
+        fresh.wait(lambda m: m["msg_type"] == "status" and parent_id(m) == busy
+                   and m["content"]["execution_state"] == "idle")
 
 
 @pytest.mark.kernel
