@@ -13,8 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test,dev]"
 	touch $(STAMP)
 
+# JupyterLab refuses to run as root unless told; containers often run as root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)
-	cd notebooks && ../$(BIN)/jupyter lab quickstart.ipynb
+	cd notebooks && ../$(BIN)/jupyter lab $(ALLOW_ROOT) quickstart.ipynb
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
