@@ -11,6 +11,7 @@ import html
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ._text import plural
 from .models import TaskStatus
 
 __all__ = ["SettingsView", "TaskReport", "TaskTable", "elapsed", "status_headline"]
@@ -30,7 +31,7 @@ def elapsed(seconds: float) -> str:
 
 def status_headline(status: TaskStatus) -> str:
     """One line: who, state, model, time, calls, tokens."""
-    calls = f"{status.api_calls} call{'s' if status.api_calls != 1 else ''}"
+    calls = plural(status.api_calls, "call")
     return (f"{status.label}: {status.state.value} · {status.model} · "
             f"{elapsed(status.elapsed_s)} · {calls} · {status.tokens} tokens")
 
@@ -73,7 +74,7 @@ class TaskReport:
         out += [f"  {key:<9} {value}" for key, value in self.rows()]
         lines = self.lines()
         if lines:
-            out.append(f"  last {len(lines)} line{'s' if len(lines) != 1 else ''} of output:")
+            out.append(f"  last {plural(len(lines), 'line')} of output:")
             out += [f"    │ {line}" for line in lines]
         return "\n".join(out)
 
@@ -124,7 +125,7 @@ class TaskTable(Sequence[TaskStatus]):
         calls = sum(s.api_calls for s in self.statuses)
         tokens = sum(s.tokens for s in self.statuses)
         n = len(self.statuses)
-        return f"{n} task{'s' if n != 1 else ''}: {by_state} · {calls} calls · {tokens} tokens"
+        return f"{plural(n, 'task')}: {by_state} · {plural(calls, 'call')} · {tokens} tokens"
 
     def text(self) -> str:
         if not self.statuses:

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._text import plural
+
 __all__ = [
     "TERMINAL_STATES",
     "Event",
@@ -139,7 +141,7 @@ class TaskStatus:
     def __repr__(self) -> str:
         return (
             f"<TaskStatus {self.label}: {self.state.value} {self.elapsed_s:.1f}s, "
-            f"{self.api_calls} calls, {self.tokens} tokens>"
+            f"{plural(self.api_calls, 'call')}, {self.tokens} tokens>"
         )
 
     def to_dict(self, tail: int | None = None) -> dict[str, Any]:
@@ -183,7 +185,7 @@ class TaskResult:
         """One line: state, model, time, calls, tokens."""
         return (
             f"{self.label}: {self.state.value} · {self.model} · {self.duration_s:.1f}s · "
-            f"{self.api_calls} calls · {self.usage.total_tokens} tokens"
+            f"{plural(self.api_calls, 'call')} · {self.usage.total_tokens} tokens"
         )
 
     def __repr__(self) -> str:

@@ -306,7 +306,7 @@ def test_list_tasks_renders_html_and_text(live, llm, capsys):
     assert text.splitlines()[0].split() == ["id", "name", "state", "model", "elapsed", "calls",
                                             "tokens", "now", "/", "summary"]
     assert text.splitlines()[1].split()[:4] == ["t1", "one", "succeeded", "parent-model"]
-    assert text.splitlines()[-1].startswith("1 task: 1 succeeded · 1 calls · ")
+    assert text.splitlines()[-1].startswith("1 task: 1 succeeded · 1 call · ")
     html = table._repr_html_()
     assert "<table" in html and "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold" not in html
     assert table[0].id == "t1" and len(table) == 1
