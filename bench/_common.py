@@ -71,6 +71,19 @@ def pct(samples: Sequence[float], q: float) -> float:
     return data[lo] + (data[hi] - data[lo]) * (pos - lo)
 
 
+def tail_rows(figure: str, label: str, data: Sequence[float], limit_ms: float, *,
+              goal: str, note: str, baseline: float | None = None,
+              baseline_label: str = "") -> list[Row]:
+    """p50 and p99 rows of one latency sample (ms); the goal applies to p99."""
+    rows = []
+    for q in (50, 99):
+        value = pct(data, q)
+        rows.append(Row(figure, f"{label}, p{q}", value, "ms", baseline, baseline_label,
+                        goal=goal if q == 99 else "—",
+                        met=value <= limit_ms if q == 99 else None, note=note))
+    return rows
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
                interval: float = 0.001) -> None:
     deadline = time.monotonic() + timeout

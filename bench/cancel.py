@@ -18,7 +18,7 @@ import psutil
 import hermes_jupyter as hj
 from hermes_jupyter.testing import Fail, FakeLLM, Reply, ToolCall
 
-from ._common import KEY, Row, pct, session, wait_until
+from ._common import KEY, Row, session, tail_rows, wait_until
 
 SIZES = {
     "full": {"samples": 200},
@@ -34,14 +34,8 @@ def run(samples: int) -> list[Row]:
                                                     _mid_backoff),
                       ("mid-python-tool (60 s sleep)", _mid_tool)):
         data, checked = fn(samples)
-        for q in (50, 99):
-            value = pct(data, q)
-            rows.append(Row(
-                "cancel", f"{label}, p{q}", value, "ms",
-                goal=f"p99 ≤ {GOAL_MS:g} ms" if q == 99 else "—",
-                met=value <= GOAL_MS if q == 99 else None,
-                note=f"{len(data)} samples, max {max(data):.1f} ms; {checked}",
-            ))
+        rows += tail_rows("cancel", label, data, GOAL_MS, goal=f"p99 ≤ {GOAL_MS:g} ms",
+                          note=f"{len(data)} samples, max {max(data):.1f} ms; {checked}")
     return rows
 
 

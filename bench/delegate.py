@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 
-from ._common import KEY, Row, ServerProcess, pct, session, wait_until
+from ._common import KEY, Row, ServerProcess, pct, session, tail_rows, wait_until
 
 SIZES = {
     "full": {"samples": 400, "streams": 64, "baseline_calls": 20},
@@ -37,15 +37,9 @@ def run(samples: int, streams: int, baseline_calls: int, spacing: float = 0.004)
         s.cancel_all()
     rows = []
     for label, data in (("idle", idle), (f"while {streams} tasks stream", busy)):
-        for q in (50, 99):
-            value = pct(data, q)
-            rows.append(Row(
-                "delegate", f"{label}, p{q}", value, "ms", baseline,
-                "one blocking completion (median)",
-                goal=f"p99 ≤ {GOAL_MS:g} ms" if q == 99 else "—",
-                met=value <= GOAL_MS if q == 99 else None,
-                note=f"{len(data)} samples, max {max(data):.2f} ms",
-            ))
+        rows += tail_rows("delegate", label, data, GOAL_MS, goal=f"p99 ≤ {GOAL_MS:g} ms",
+                          note=f"{len(data)} samples, max {max(data):.2f} ms",
+                          baseline=baseline, baseline_label="one blocking completion (median)")
     return rows
 
 

@@ -16,7 +16,7 @@ import psutil
 
 from hermes_jupyter.testing import FakeLLM, ScriptedAgent
 
-from ._common import Row, pct, session
+from ._common import Row, session, tail_rows
 
 SIZES = {
     "full": {"tasks": 1000, "samples": 300},
@@ -65,14 +65,8 @@ def run(tasks: int, samples: int, batch: int = 50) -> list[Row]:
     ]
     for label, data in ((f"list_tasks() at {n} tasks", lists),
                         (f"check(task) at {n} tasks", checks)):
-        for q in (50, 99):
-            value = pct(data, q)
-            rows.append(Row(
-                "memory", f"{label}, p{q}", value, "ms",
-                goal=f"≤ {GOAL_MS:g} ms" if q == 99 else "—",
-                met=value <= GOAL_MS if q == 99 else None,
-                note=f"{len(data)} calls",
-            ))
+        rows += tail_rows("memory", label, data, GOAL_MS, goal=f"≤ {GOAL_MS:g} ms",
+                          note=f"{len(data)} calls")
     return rows
 
 

@@ -5,10 +5,13 @@ Shared by the comm and dashboard kernel tests, which add their own comm's vocabu
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 Message = dict[str, Any]
@@ -78,3 +81,28 @@ def parent_id(msg: Message) -> str | None:
 def is_idle(msg: Message, msg_id: str) -> bool:
     return (msg["msg_type"] == "status" and parent_id(msg) == msg_id
             and msg["content"]["execution_state"] == "idle")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def running_kernel(cwd: str, **env: str) -> Iterator[Any]:
+    """A real python3 kernel that imports this checkout; yields its started client.
+
+    `env` is laid over the environment, less any OPENAI_/HERMES_ variable of the machine.
+    """
+    from jupyter_client.manager import KernelManager
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "HERMES_"))}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(env={**base, "PYTHONPATH": path, **env}, cwd=cwd)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        yield kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

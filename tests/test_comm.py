@@ -20,7 +20,7 @@ import hermes_jupyter as hj
 from hermes_jupyter import comm as hcomm
 from hermes_jupyter.testing import Reply
 
-from .kernel_frontend import KernelFrontend, parent_id
+from .kernel_frontend import KernelFrontend, parent_id, running_kernel
 
 WAIT = 10.0
 
@@ -363,29 +363,11 @@ def kernel_llm():
 @contextlib.contextmanager
 def kernel_peer(llm_url: str, cwd: str) -> Iterator[KernelPeer]:
     """A real kernel with hermes_jupyter loaded, its endpoint the loopback server."""
-    import os
-    from pathlib import Path
-
-    from jupyter_client.manager import KernelManager
-
-    root = str(Path(__file__).resolve().parents[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "HERMES_"))}
-    env.update(
-        PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
-        HERMES_MODEL="fake-model", OPENAI_BASE_URL=llm_url, OPENAI_API_KEY="sk-t",
-    )
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=env, cwd=cwd)
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
+    with running_kernel(cwd, HERMES_MODEL="fake-model", OPENAI_BASE_URL=llm_url,
+                        OPENAI_API_KEY="sk-t") as kc:
         p = KernelPeer(kc)
         p.execute("%load_ext hermes_jupyter\nfrom hermes_jupyter import comm as hcomm, current\n")
         yield p
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,16 @@ windows and written to test-artifacts/dashboard-rates.json.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hermes_jupyter.testing import FakeLLM, Reply
 
-from .kernel_frontend import KernelFrontend, is_idle
+from .kernel_frontend import ROOT, KernelFrontend, is_idle, running_kernel
 
-ROOT = Path(__file__).resolve().parents[1]
 WINDOW = 3.0  # seconds of streaming counted
 IDLE_WINDOW = 2.0  # seconds of silence required after the tasks end
 MAX_HZ = 10
@@ -87,22 +84,12 @@ def rate_llm() -> Iterator[FakeLLM]:
 
 @pytest.fixture(scope="module")
 def frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Frontend]:
-    from jupyter_client.manager import KernelManager
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=env, cwd=str(tmp_path_factory.mktemp("kernel")))
-    kc = km.client()
-    kc.start_channels()
     try:
-        kc.wait_for_ready(timeout=60)
-        fe = Frontend(kc)
-        fe.stdout("import hermes_jupyter as hj\nfrom hermes_jupyter.widgets import dashboard\n")
-        yield fe
+        with running_kernel(str(tmp_path_factory.mktemp("kernel"))) as kc:
+            fe = Frontend(kc)
+            fe.stdout("import hermes_jupyter as hj\nfrom hermes_jupyter.widgets import dashboard\n")
+            yield fe
     finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
         artifacts = ROOT / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
         (artifacts / "dashboard-rates.json").write_text(json.dumps(RATES, indent=2))
