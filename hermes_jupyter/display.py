@@ -36,7 +36,20 @@ def status_headline(status: TaskStatus) -> str:
             f"{elapsed(status.elapsed_s)} · {calls} · {status.tokens} tokens")
 
 
-class TaskReport:
+class _TextView:
+    """A view whose plain-text form (repr, IPython pretty printer) is `text()`."""
+
+    def text(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text())
+
+
+class TaskReport(_TextView):
     """`%check_task`: one task's state, counters, steering and last lines of output.
 
     Attribute access falls through to the `TaskStatus`, so `%check_task t1`.state works.
@@ -78,12 +91,6 @@ class TaskReport:
             out += [f"    │ {line}" for line in lines]
         return "\n".join(out)
 
-    def __repr__(self) -> str:
-        return self.text()
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self.text())
-
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><th style='{_CELL}'>{_e(k)}</th><td style='{_CELL}'>{_e(v)}</td></tr>"
@@ -95,7 +102,7 @@ class TaskReport:
                 f"<table style='{_STYLE}'>{rows}</table>{pre}</div>")
 
 
-class TaskTable(Sequence[TaskStatus]):
+class TaskTable(_TextView, Sequence[TaskStatus]):
     """`%list_tasks`: every task in creation order, with session totals. A sequence of
     `TaskStatus`, so `%list_tasks`[0].state works."""
 
@@ -136,12 +143,6 @@ class TaskTable(Sequence[TaskStatus]):
                  for r in rows]
         return "\n".join([*(line.rstrip() for line in lines), self.footer()])
 
-    def __repr__(self) -> str:
-        return self.text()
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self.text())
-
     def _repr_html_(self) -> str:
         if not self.statuses:
             return f"<p>{_e(self.footer())}</p>"
@@ -153,7 +154,7 @@ class TaskTable(Sequence[TaskStatus]):
                 f"</table><p style='font-size:0.85em'>{_e(self.footer())}</p>")
 
 
-class SettingsView:
+class SettingsView(_TextView):
     """`%hermes_config`: effective settings and where each came from (never a key's text)."""
 
     def __init__(self, rows: list[tuple[str, str, str]], session_line: str) -> None:
@@ -164,12 +165,6 @@ class SettingsView:
         width = max(len(name) for name, _, _ in self.rows)
         lines = [f"{name:<{width}}  {value}  [{source}]" for name, value, source in self.rows]
         return "\n".join([*lines, self.session_line])
-
-    def __repr__(self) -> str:
-        return self.text()
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self.text())
 
     def _repr_html_(self) -> str:
         body = "".join(
