@@ -26,7 +26,7 @@ SIZES = {
 }
 GOAL = 10.0
 SHOW = """
-from hermes_jupyter.widgets.dashboard import dashboard
+from hermes_jupyter.notebook.widgets.dashboard import dashboard
 from IPython.display import display
 display(dashboard(_bench_s))
 """
@@ -36,7 +36,7 @@ HIDE = "dashboard(_bench_s).close()"
 def run(streams: int, window: float) -> list[Row]:
     rows = _refresher(streams, window)
     try:
-        import hermes_jupyter.widgets.dashboard  # noqa: F401
+        import hermes_jupyter.notebook.widgets.dashboard  # noqa: F401
     except ImportError as err:
         rows[0].note += f"; widget not measured ({err})"
         return rows
@@ -44,7 +44,7 @@ def run(streams: int, window: float) -> list[Row]:
 
 
 def _refresher(streams: int, window: float) -> list[Row]:
-    from hermes_jupyter.refresher import get_refresher
+    from hermes_jupyter.engine.refresher import get_refresher
 
     calls: list[int] = []
     with ServerProcess(chunks=int(100 * (window + 30)), chunk_delay=0.01) as server, session(

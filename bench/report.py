@@ -121,7 +121,7 @@ def _flag(profile: str) -> str:
 def _transport() -> str:
     """Which HTTP stack the provider streams over (it prefers aiohttp when installed)."""
     try:
-        from hermes_jupyter.provider import _http_client
+        from hermes_jupyter.engine.provider import _http_client
     except ImportError:  # an engine from before the aiohttp transport
         return "httpx2 (SDK default)"
     client = _http_client()
@@ -140,7 +140,7 @@ def _cpu_model() -> str:
 
 def _event_loop() -> str:
     """The loop class the engine runs on (uvloop when installed)."""
-    from hermes_jupyter.engine_loop import _new_loop
+    from hermes_jupyter.engine.loop import _new_loop
 
     loop = _new_loop()
     try:

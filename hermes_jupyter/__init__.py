@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import (
+from .core.errors import (
     CollectTimeout,
     ConfigurationError,
     HermesError,
     TaskFinishedError,
     UnknownTaskError,
 )
-from .models import Event, SteerRecord, TaskResult, TaskState, TaskStatus, ToolTraceEntry, Usage
-from .session import Session
-from .task import Task
+from .core.models import (
+    Event,
+    SteerRecord,
+    TaskResult,
+    TaskState,
+    TaskStatus,
+    ToolTraceEntry,
+    Usage,
+)
+from .engine.session import Session
+from .engine.task import Task
 
 __version__ = "0.1.0"
 
@@ -41,11 +49,11 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """`get_session` and `dashboard` import IPython/traitlets or widgets: only when asked for."""
     if name == "get_session":
-        from .current import get_session
+        from .notebook.kernel import get_session
 
         return get_session
     if name == "dashboard":
-        from .widgets.dashboard import dashboard
+        from .notebook.widgets.dashboard import dashboard
 
         return dashboard
     raise AttributeError(f"module 'hermes_jupyter' has no attribute {name!r}")
@@ -53,6 +61,6 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ip: Any) -> None:
     """`%load_ext hermes_jupyter`: the magics are imported only now, keeping import cheap."""
-    from .magics import load_ipython_extension as load
+    from .notebook.magics import load_ipython_extension as load
 
     load(ip)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 import hermes_jupyter as hj
-from hermes_jupyter.provider import RetryPolicy
+from hermes_jupyter.engine.provider import RetryPolicy
 from hermes_jupyter.testing import FakeLLM
 
 SECRET = "sk-test-SECRET-0123456789abcdef"

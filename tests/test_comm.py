@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import hermes_jupyter as hj
-from hermes_jupyter import comm as hcomm
+from hermes_jupyter.notebook import comm as hcomm
 from hermes_jupyter.testing import Reply
 
 from .kernel_frontend import KernelFrontend, parent_id, running_kernel
@@ -366,7 +366,8 @@ def kernel_peer(llm_url: str, cwd: str) -> Iterator[KernelPeer]:
     with running_kernel(cwd, HERMES_MODEL="fake-model", OPENAI_BASE_URL=llm_url,
                         OPENAI_API_KEY="sk-t") as kc:
         p = KernelPeer(kc)
-        p.execute("%load_ext hermes_jupyter\nfrom hermes_jupyter import comm as hcomm, current\n")
+        p.execute("%load_ext hermes_jupyter\n"
+                  "from hermes_jupyter.notebook import comm as hcomm, kernel as current\n")
         yield p
 
 
@@ -399,7 +400,7 @@ def test_kernel_is_silent_until_a_frontend_opens_the_comm(peer, kernel_llm):
     kernel_llm.default = Reply(text="quiet")
     peer.execute("%delegate -n quiet a quiet task")
     peer.execute("current.find_task('quiet').collect(10)")
-    refresher = "print(getattr(current.peek_session(), '_refresher', None))"
+    refresher = "print(current.peek_session()._attachments.get('refresher'))"
     assert peer.stdout(refresher).strip() == "None"
     assert not [m for m in peer.log if m["msg_type"].startswith("comm_")]
 

@@ -6,7 +6,7 @@ import pytest
 from traitlets import TraitError
 from traitlets.config import Config
 
-from hermes_jupyter.config import DEFAULT_MODEL, HermesJupyter, resolve, safe_url
+from hermes_jupyter.notebook.settings import DEFAULT_MODEL, HermesJupyter, resolve, safe_url
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
 

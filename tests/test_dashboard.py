@@ -19,10 +19,10 @@ import comm as comm_package
 import pytest
 
 import hermes_jupyter as hj
-from hermes_jupyter.refresher import get_refresher
+from hermes_jupyter.engine.refresher import get_refresher
+from hermes_jupyter.notebook.widgets import Dashboard, dashboard
+from hermes_jupyter.notebook.widgets.cards import FINISHED_TAIL_LINES, TAIL_LINES
 from hermes_jupyter.testing import Reply, ToolCall
-from hermes_jupyter.widgets import Dashboard, dashboard
-from hermes_jupyter.widgets.cards import FINISHED_TAIL_LINES, TAIL_LINES
 
 from .conftest import FAST_RETRY, SECRET
 
@@ -392,7 +392,7 @@ def test_clicks_from_many_threads_while_tasks_stream(llm, tmp_path, namespace, c
 def test_one_dashboard_per_session(session, llm, monkeypatch):
     first = dashboard(session)
     assert dashboard(session) is first
-    monkeypatch.setitem(sys.modules, "hermes_jupyter.current",
+    monkeypatch.setitem(sys.modules, "hermes_jupyter.notebook.kernel",
                         SimpleNamespace(get_session=lambda: session))
     assert dashboard() is first
     first.close()

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 SETUP = (
     "import hermes_jupyter as hj\n"
-    "from hermes_jupyter.widgets import dashboard\n"
+    "from hermes_jupyter.notebook.widgets import dashboard\n"
     "s = hj.Session()  # model, endpoint and key come from the server's environment\n"
     "dashboard(s)"
 )

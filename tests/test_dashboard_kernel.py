@@ -87,7 +87,8 @@ def frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Frontend]:
     try:
         with running_kernel(str(tmp_path_factory.mktemp("kernel"))) as kc:
             fe = Frontend(kc)
-            fe.stdout("import hermes_jupyter as hj\nfrom hermes_jupyter.widgets import dashboard\n")
+            fe.stdout("import hermes_jupyter as hj\n"
+                      "from hermes_jupyter.notebook.widgets import dashboard\n")
             yield fe
     finally:
         artifacts = ROOT / "test-artifacts"

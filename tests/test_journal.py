@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 import hermes_jupyter as hj
-from hermes_jupyter.journal import Journal
+from hermes_jupyter.engine.journal import Journal
 from hermes_jupyter.testing import Reply, ToolCall
 
 from .conftest import SECRET

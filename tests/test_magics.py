@@ -14,7 +14,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
 import hermes_jupyter as hj
-from hermes_jupyter import current
+from hermes_jupyter.notebook import kernel as current
 from hermes_jupyter.testing import Fail, FakeLLM, Reply, ToolCall
 
 from .conftest import SECRET
@@ -322,7 +322,7 @@ def test_hermes_config_shows_settings_and_only_a_key_count(live, capsys):
 
 
 def test_hermes_dashboard_displays_the_widget_of_the_session(live, capsys, monkeypatch):
-    module = types.ModuleType("hermes_jupyter.widgets.dashboard")
+    module = types.ModuleType("hermes_jupyter.notebook.widgets.dashboard")
 
     class Widget:
         def __init__(self, session):
@@ -332,10 +332,10 @@ def test_hermes_dashboard_displays_the_widget_of_the_session(live, capsys, monke
             return f"<dashboard of {self.session.model}>"
 
     module.dashboard = Widget  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "hermes_jupyter.widgets.dashboard", module)
+    monkeypatch.setitem(sys.modules, "hermes_jupyter.notebook.widgets.dashboard", module)
     _, out, err = cell(live, "%hermes_dashboard", capsys)
     assert out == "<dashboard of parent-model>\n" and err == ""
-    monkeypatch.setitem(sys.modules, "hermes_jupyter.widgets.dashboard", None)
+    monkeypatch.setitem(sys.modules, "hermes_jupyter.notebook.widgets.dashboard", None)
     _, out, err = cell(live, "%hermes_dashboard", capsys)
     assert out == "" and err.startswith("%hermes_dashboard: the dashboard is not available")
     assert len(err.splitlines()) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hermes_jupyter.output import OutputTail
+from hermes_jupyter.engine.output import OutputTail
 
 
 def test_lines_and_the_unfinished_line():

@@ -316,7 +316,7 @@ def test_fake_llm_fixture_is_real(llm: FakeLLM):
 
 
 def test_close_stops_the_refresher_thread(llm):
-    from hermes_jupyter.refresher import get_refresher
+    from hermes_jupyter.engine.refresher import get_refresher
 
     s = hj.Session(model="m", base_url=llm.base_url, api_keys=[SECRET])
     refresher = get_refresher(s)

@@ -14,15 +14,26 @@ import socketserver
 import sys
 import threading
 import time
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import sse
 from .records import RecordedRequest
-from .replies import Drop, Fail, Reply
+from .replies import Drop, Fail, Outcome, Reply
 
-if TYPE_CHECKING:
-    from .server import FakeLLM
+
+class Script(Protocol):
+    """What the request handler asks of `FakeLLM` (which implements it)."""
+
+    def _record(self, request: RecordedRequest) -> None: ...
+    def _select(self, request: RecordedRequest) -> Outcome | str: ...
+    def _next_completion_id(self) -> str: ...
+    def _next_call_id(self) -> str: ...
+    def _count_chunk(self) -> None: ...
+    def _streaming(self) -> AbstractContextManager[None]: ...
+    def _model_ids(self) -> list[str]: ...
+
 
 __all__ = ["FakeLLMServer"]
 
@@ -36,7 +47,7 @@ class FakeLLMServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024  # the default backlog of 5 refuses bursts of parallel clients
 
-    def __init__(self, address: tuple[str, int], llm: FakeLLM) -> None:
+    def __init__(self, address: tuple[str, int], llm: Script) -> None:
         self.llm = llm
         self.stopping = threading.Event()
         self._lock = threading.Lock()

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..core.errors import ConfigurationError
 from .files import WorkspaceFiles
 from .python import PythonRunner
 from .registry import ToolOutcome, ToolRegistry

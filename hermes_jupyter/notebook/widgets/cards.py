@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import TaskStatus
+from ...core.models import TaskStatus
 
 __all__ = [
     "FINISHED_TAIL_LINES",

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .testing.records import RecordedRequest, content_text
+from ..testing.records import RecordedRequest, content_text
 
 __all__ = ["DRAFT", "Call", "Conversation", "Step", "plan"]
 

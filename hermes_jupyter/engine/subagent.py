@@ -6,9 +6,10 @@ import uuid
 from concurrent.futures import Executor
 from typing import Any
 
-from .models import ToolTraceEntry
+from ..core.models import ToolTraceEntry
+from ..core.text import short
 from .provider import Provider
-from .task import Task
+from .task import TaskControl
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "LimitReached", "run_agent", "steer_message"]
 
@@ -39,35 +40,36 @@ def steer_message(message: str) -> dict[str, str]:
 
 
 async def run_agent(
-    task: Task,
+    control: TaskControl,
     provider: Provider,
     executor: Executor,
     system_prompt: str,
     transcript: list[dict[str, Any]],
 ) -> str:
-    """Run `task` to its final answer and return that summary.
+    """Run the task to its final answer and return that summary.
 
     `transcript` is filled in place, so whoever settles the task keeps the partial
     conversation when this coroutine is cancelled or fails.
     """
+    task = control.task
     transcript += [
         {"role": "system", "content": system_prompt},
         {"role": "user", "content": first_message(task.goal, task.context)},
     ]
     schemas = task.tools.schemas() or None
     for _ in range(task.max_iterations):
-        transcript += [steer_message(m) for m in task._take_steers()]
+        transcript += [steer_message(m) for m in control.take_steers()]
         completion = await provider.complete(
             task.model,
             transcript,
             schemas,
-            on_text=task._on_text,
-            on_event=lambda kind, data: task._emit(kind, task.id, **data),
-            on_request=task._count_request,
+            on_text=control.on_text,
+            on_event=lambda kind, data: control.emit(kind, **data),
+            on_request=control.count_request,
         )
-        task._add_usage(completion.prompt_tokens, completion.completion_tokens)
-        task._emit(
-            "model_call", task.id,
+        control.add_usage(completion.prompt_tokens, completion.completion_tokens)
+        control.emit(
+            "model_call",
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
             finish_reason=completion.finish_reason,
@@ -84,11 +86,11 @@ async def run_agent(
         transcript.append(message)
         if calls:
             for call in calls:
-                transcript.append(await _run_tool(task, call, executor))
+                transcript.append(await _run_tool(control, call, executor))
             continue
-        if task._try_finish():
+        if control.try_finish():
             return completion.text
-        task._set_activity("reading steering")
+        control.set_activity("reading steering")
     raise LimitReached(
         "max_iterations",
         f"stopped after {task.max_iterations} model calls (max_iterations); raise the limit "
@@ -96,19 +98,17 @@ async def run_agent(
     )
 
 
-async def _run_tool(task: Task, call: dict[str, str], executor: Executor) -> dict[str, Any]:
+async def _run_tool(
+    control: TaskControl, call: dict[str, str], executor: Executor
+) -> dict[str, Any]:
     name, arguments = call["name"], call["arguments"]
-    task._set_activity(f"tool: {name}", f"→ {name}({_short(arguments, 120)})")
-    task._emit("tool_call", task.id, name=name, arguments=_short(arguments, 2000))
-    outcome = await task.tools.run(name, arguments, executor)
-    preview = _short(outcome.text, 200)
-    task._record_tool(ToolTraceEntry(name, arguments, preview, outcome.ok, outcome.duration_s))
-    task._set_activity("thinking", f"← {name}: {_short(outcome.text, 160)}")
-    task._emit("tool_result", task.id, name=name, ok=outcome.ok, preview=preview,
+    control.set_activity(f"tool: {name}", f"→ {name}({short(arguments, 120)})")
+    control.emit("tool_call", name=name, arguments=short(arguments, 2000))
+    outcome = await control.task.tools.run(name, arguments, executor)
+    preview = short(outcome.text, 200)
+    control.record_tool(ToolTraceEntry(name, arguments, preview, outcome.ok, outcome.duration_s))
+    control.set_activity("thinking", f"← {name}: {short(outcome.text, 160)}")
+    control.emit("tool_result", name=name, ok=outcome.ok, preview=preview,
                duration_s=round(outcome.duration_s, 4))
     return {"role": "tool", "tool_call_id": call["id"], "content": outcome.text}
 
-
-def _short(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,6 +1,6 @@
 """The notebook face: `%delegate`, `%check_task`, `%steer_task`, `%collect_task`, ...
 
-Each magic parses its line, calls the kernel-wide Session (`hermes_jupyter.current`) and
+Each magic parses its line, calls the kernel-wide Session (`hermes_jupyter.notebook.kernel`) and
 returns something that renders. Bad input costs one line on stderr and changes nothing; no
 magic ever prints from a background thread. `%delegate?` and friends print their real help.
 """
@@ -21,14 +21,14 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from . import current
-from ._magic_args import comma_list, context_text, split_options
+from ..core.errors import CollectTimeout, HermesError, UnknownTaskError
+from ..core.models import TaskResult
+from ..engine.task import Task
+from . import kernel
 from .binding import check_variable_name, collect_into
-from .config import resolve
-from .display import SettingsView, TaskReport, TaskTable, elapsed
-from .errors import CollectTimeout, HermesError, UnknownTaskError
-from .models import TaskResult
-from .task import Task
+from .magic_args import comma_list, context_text, split_options
+from .settings import resolve
+from .views import SettingsView, TaskReport, TaskTable, elapsed
 
 __all__ = ["HermesMagics", "load_ipython_extension"]
 
@@ -77,7 +77,7 @@ def _one_line_errors(name: str) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def magic(self: HermesMagics, *args: Any, **kwargs: Any) -> Any:
-            current.flush_notices()
+            kernel.flush_notices()
             try:
                 return fn(self, *args, **kwargs)
             except UsageError as err:
@@ -110,12 +110,12 @@ class HermesMagics(Magics):
             goal = "\n".join(part for part in (goal, cell.strip()) if part)
         if not goal.strip():
             raise UsageError("missing GOAL: say what the subagent should do")
-        limit = current.get_config().context_limit
+        limit = kernel.get_config().context_limit
         context, cut = self._context(comma_list(args.context), limit)
         tools = self._functions(comma_list(args.tools))
         toolsets = None if args.toolsets is None else [
             t for t in comma_list([args.toolsets]) if t.lower() != "none"]
-        session = current.get_session()
+        session = kernel.get_session()
         task = session.delegate(
             goal, context, name=args.name, model=args.model, tools=tools, toolsets=toolsets,
             max_iterations=args.max_iterations, timeout=args.timeout,
@@ -180,7 +180,7 @@ class HermesMagics(Magics):
             if later:
                 print(f"{later} Collect it later with %collect_task {task.id}.")
             return result
-        stored = collect_into(self._ns, current.session_of(task), task, variable)
+        stored = collect_into(self._ns, task, variable)
         if later:
             print(f"{later} {stored}")
         return result
@@ -197,7 +197,7 @@ class HermesMagics(Magics):
         if args.all == bool(args.task):
             raise UsageError("give a task id or --all (not both)")
         if args.all:
-            session = current.peek_session()
+            session = kernel.peek_session()
             n = session.cancel_all() if session is not None else 0
             print(f"Cancelled {n} task{'s' if n != 1 else ''}." if n else
                   "No queued or running task to cancel.")
@@ -217,7 +217,7 @@ class HermesMagics(Magics):
     def list_tasks(self, line: str) -> TaskTable | None:
         """A table of every task of this kernel: state, model, time, calls, tokens."""
         parse_argstring(HermesMagics.list_tasks, line)
-        return TaskTable(current.all_statuses())
+        return TaskTable(kernel.all_statuses())
 
     @line_magic
     @_one_line_errors("hermes_config")
@@ -225,14 +225,14 @@ class HermesMagics(Magics):
     def hermes_config(self, line: str) -> SettingsView | None:
         """The effective settings and where each comes from; keys only as a count."""
         parse_argstring(HermesMagics.hermes_config, line)
-        settings = resolve(current.get_config())
-        session = current.peek_session()
+        settings = resolve(kernel.get_config())
+        session = kernel.peek_session()
         if session is None:
             state = "session: not started yet (it starts with the first task)"
         else:
             counts = ", ".join(f"{n} {s}" for s, n in session.counts().items() if n)
             state = f"session: running on {session.model} · {counts or 'no tasks'}"
-        pending = current.pending_change()
+        pending = kernel.pending_change()
         return SettingsView(settings.rows(), f"{state}; {pending}" if pending else state)
 
     @line_magic
@@ -245,7 +245,7 @@ class HermesMagics(Magics):
             from .widgets.dashboard import dashboard
         except ImportError as err:
             raise HermesError(f"the dashboard is not available here ({err}).") from None
-        display(dashboard(current.get_session()))
+        display(dashboard(kernel.get_session()))
 
     # ---- helpers -----------------------------------------------------------------------
     @property
@@ -256,13 +256,13 @@ class HermesMagics(Magics):
     def _task(self, ref: str | None) -> Task:
         """By id or name; else a notebook variable holding a Task (`t = %delegate ...`)."""
         if ref is None:
-            return current.latest_task()
+            return kernel.latest_task()
         try:
-            return current.find_task(ref)
+            return kernel.find_task(ref)
         except UnknownTaskError:
             held = self._ns.get(ref.strip())
             if isinstance(held, Task):
-                return current.find_task(held)
+                return kernel.find_task(held)
             raise
 
     def _context(self, names: list[str], limit: int) -> tuple[str, list[tuple[str, int]]]:
@@ -292,7 +292,7 @@ class HermesMagics(Magics):
 
         After `wait_notice_after` seconds it says once that it waits and how to stop.
         """
-        quiet = current.get_config().wait_notice_after
+        quiet = kernel.get_config().wait_notice_after
         try:
             if task.done() or (timeout is not None and timeout <= quiet):
                 return task.collect(timeout), None
@@ -319,7 +319,7 @@ def load_ipython_extension(ip: Any) -> None:
         ip.input_transformers_cleanup.append(keep_question_marks)
     for name in TASK_MAGICS:
         ip.set_hook("complete_command", _complete_task_refs, str_key=f"%{name}")
-    current.install(ip)
+    kernel.install(ip)
     from . import comm
 
     comm.register(ip)  # silent until a JupyterLab panel opens the comm
@@ -354,7 +354,7 @@ def _complete_task_refs(shell: Any, event: Any) -> list[str]:
     if not typing_first:
         return []
     refs: list[str] = []
-    for status in current.all_statuses():
+    for status in kernel.all_statuses():
         refs.append(status.id)
         if status.name:
             refs.append(status.name)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .models import Event, TaskStatus
+from ..core.models import Event, TaskStatus
 
 if TYPE_CHECKING:
     from .session import Session
@@ -27,17 +27,11 @@ __all__ = ["Refresher", "Sink", "get_refresher", "session_totals"]
 
 Sink = Callable[[list[TaskStatus], dict[str, Any]], None]
 _log = logging.getLogger(__name__)
-_lock = threading.Lock()
 
 
 def get_refresher(session: Session, hz: float = 10.0) -> Refresher:
     """The session's refresher, made on first use (one per session, so one per kernel)."""
-    with _lock:
-        refresher: Refresher | None = getattr(session, "_refresher", None)
-        if refresher is None:
-            refresher = Refresher(session, hz)
-            session._refresher = refresher  # type: ignore[attr-defined]
-        return refresher
+    return session.attachment("refresher", lambda: Refresher(session, hz))
 
 
 def session_totals(session: Session) -> dict[str, Any]:
@@ -70,7 +64,7 @@ class Refresher:
                 # Tasks created before we listened are polled too; each sink reads its own
                 # snapshot when it starts, so what exists now counts as seen.
                 for task in self._session.tasks():
-                    self._seen[task.id] = task._version
+                    self._seen[task.id] = task.version
                     if not task.done():
                         self._live.add(task.id)
                 self._thread = threading.Thread(
@@ -91,6 +85,12 @@ class Refresher:
             self._cond.notify()
 
     def stop(self) -> None:
+        self._stopped.set()
+        with self._cond:
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Stop the thread (the session calls this when it closes)."""
         self._stopped.set()
         with self._cond:
             self._cond.notify()
@@ -133,7 +133,7 @@ class Refresher:
             except Exception:  # cannot happen for our own session's ids; never kill the loop
                 ended.append(task_id)
                 continue
-            if task._version != self._seen.get(task_id):
+            if task.version != self._seen.get(task_id):
                 moved.append(task_id)
             elif task.done():
                 ended.append(task_id)

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import HermesJupyter, Settings, resolve, safe_url
-from .errors import HermesError, UnknownTaskError
-from .models import TaskStatus
-from .session import Session
-from .task import Task
+from ..core.errors import HermesError, UnknownTaskError
+from ..core.models import TaskStatus
+from ..engine.session import Session
+from ..engine.task import Task
+from .settings import HermesJupyter, Settings, resolve, safe_url
 
 __all__ = [
     "all_statuses", "find_task", "flush_notices", "get_config", "get_session", "install",
@@ -180,7 +180,7 @@ def _build(settings: Settings, after: list[Session] | None = None) -> Session:
     used = [int(t.id[1:]) for s in after or () for t in s.tasks() if t.id[1:].isdigit()]
     kwargs = {**settings.session_kwargs(), "first_id": max(used, default=0) + 1}
     if settings.demo:
-        from .demo import demo_session  # the demo server starts only when it is used
+        from ..demo import demo_session  # the demo server starts only when it is used
 
         return demo_session(**kwargs)
     return Session(**kwargs)

@@ -14,14 +14,15 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .models import Event, TaskResult, TaskState, ToolTraceEntry, Usage
+from ..core.models import Event, TaskResult, TaskState, ToolTraceEntry, Usage
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .task import Task
 
 __all__ = ["Journal", "JournalRecord"]
 
@@ -64,6 +65,13 @@ class JournalRecord:
         return TaskResult(**data)
 
 
+class JournalSource(Protocol):
+    """What the journal needs of a session: its events and its tasks."""
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]: ...
+    def task(self, ref: str) -> Task: ...
+
+
 class Journal:
     """Records every task of the sessions attached to it; safe to share between threads."""
 
@@ -89,7 +97,7 @@ class Journal:
                                         daemon=True)
         self._writer.start()
 
-    def attach(self, session: Session) -> None:
+    def attach(self, session: JournalSource) -> None:
         """Journal every later event of `session` (its tasks are keyed by this journal's id)."""
         session.subscribe(lambda event: self._on_event(session, event))
 
@@ -114,7 +122,7 @@ class Journal:
             self._db.close()
 
     # ---- writer side -------------------------------------------------------------------
-    def _on_event(self, session: Session, event: Event) -> None:
+    def _on_event(self, session: JournalSource, event: Event) -> None:
         if event.kind not in ("created", "started", "finished") or event.task_id is None:
             return
         task = session.task(event.task_id)

@@ -18,21 +18,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
 
+from ...core.errors import HermesError
+from ...core.models import TaskStatus
+from ...engine.refresher import get_refresher, session_totals
 from ..binding import collect_into, default_variable
-from ..errors import HermesError
-from ..models import TaskStatus
-from ..refresher import get_refresher, session_totals
 from .cards import card, newest_first, totals_card
 from .static_view import render_html, render_text
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ...engine.session import Session
 
 __all__ = ["Dashboard", "dashboard"]
 
@@ -40,6 +41,7 @@ _HERE = Path(__file__).parent
 _KEY = "task:"  # model state key of a task's card: "task:t3"
 _log = logging.getLogger(__name__)
 _cache_lock = threading.Lock()
+_dashboards: weakref.WeakKeyDictionary[Session, Dashboard] = weakref.WeakKeyDictionary()
 
 
 def dashboard(session: Session | None = None) -> Dashboard:
@@ -50,14 +52,13 @@ def dashboard(session: Session | None = None) -> Dashboard:
     `display(...)`.
     """
     if session is None:
-        from ..current import get_session
+        from ..kernel import get_session
 
         session = get_session()
     with _cache_lock:
-        cached: Dashboard | None = getattr(session, "_dashboard", None)
+        cached = _dashboards.get(session)
         if cached is None or cached.closed:
-            cached = Dashboard(session)
-            session._dashboard = cached  # type: ignore[attr-defined]
+            cached = _dashboards[session] = Dashboard(session)
         return cached
 
 
@@ -115,7 +116,7 @@ class Dashboard(anywidget.AnyWidget):
         cards as they were when each cell ended, not 100 ms earlier.
         """
         stale = [t.check() for t in self.session.tasks()
-                 if (c := self._cards.get(t.id)) is None or c["version"] != t._version]
+                 if (c := self._cards.get(t.id)) is None or c["version"] != t.version]
         self._on_tick(stale, session_totals(self.session))
 
     def __repr__(self) -> str:
@@ -255,7 +256,7 @@ class Dashboard(anywidget.AnyWidget):
             raise HermesError(f"Task {task.id} has already ended ({task.state.value}): "
                               "nothing to cancel.")
         variable = str(request.get("variable") or "").strip() or default_variable(task.id)
-        return collect_into(self._user_namespace(), session, task, variable)
+        return collect_into(self._user_namespace(), task, variable)
 
     def _user_namespace(self) -> dict[str, Any]:
         if self._namespace is not None:

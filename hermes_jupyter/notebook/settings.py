@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from .tools import TOOLSETS
+from ..tools import TOOLSETS
 
 __all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "HermesJupyter", "Settings", "resolve"]
 

@@ -19,22 +19,23 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .agent import DEFAULT_SYSTEM_PROMPT, LimitReached, run_agent
+from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
+from ..core.models import Event, TaskResult, TaskState, TaskStatus, Usage
+from ..tools import build_registry
 from .credentials import CredentialPool, redact
-from .engine_loop import EngineLoop
-from .errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
 from .events import EventBus, Subscriber
 from .journal import Journal, JournalRecord
-from .models import Event, TaskResult, TaskState, TaskStatus, Usage
+from .loop import EngineLoop
 from .provider import Provider, ProviderError, RetryPolicy
-from .task import Task
-from .tools import build_registry
+from .subagent import DEFAULT_SYSTEM_PROMPT, LimitReached, run_agent
+from .task import Task, TaskControl
 
 __all__ = ["Session", "TaskRef"]
 
 TaskRef = Task | str
+_T = TypeVar("_T")
 DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
 
 
@@ -96,6 +97,7 @@ class Session:
         self._by_name: dict[str, Task] = {}
         self._ids = itertools.count(first_id)  # a kernel's later sessions go on counting
         self._closed = False
+        self._attachments: dict[str, Any] = {}  # per-session helpers of the faces, by key
         self._queue: deque[Task] = deque()  # waiting for a slot, guarded by _lock
         self._running = 0  # slots held, guarded by _lock
         # loop-thread only:
@@ -159,7 +161,7 @@ class Session:
         """Queue `message`; the child sees it before its next model call."""
         if not isinstance(message, str) or not message.strip():
             raise HermesError("The steering message is empty: say what the subagent should do.")
-        self.task(ref)._accept_steer(message.strip())
+        self.task(ref).control_for(self).accept_steer(message.strip())
 
     def collect(self, ref: TaskRef, timeout: float | None = None) -> TaskResult:
         """Wait for the task's result (any terminal state); `CollectTimeout` leaves it running."""
@@ -169,7 +171,7 @@ class Session:
         if self._engine.in_loop_thread() and not task.done():
             raise HermesError("collect() cannot wait on the engine thread: await the task "
                               "from a normal thread.")
-        if not task._done.wait(timeout):
+        if not task.control_for(self).wait(timeout):
             raise CollectTimeout(
                 f"Task {task.id} is still running after {timeout:g}s; it goes on: collect it "
                 "again later or cancel it."
@@ -179,17 +181,16 @@ class Session:
 
     def cancel(self, ref: TaskRef) -> bool:
         """Stop the task within a second; False when it had ended or was already stopping."""
-        task = self.task(ref)
-        with task._lock:
-            if task._state.terminal or task._cancel_requested:
-                return False
-            task._cancel_requested = True
-            queued = task._state is TaskState.QUEUED
-            aio = task._aio_task
-        if queued:
-            task._settle(TaskState.CANCELLED, "cancelled", summary="")
-        elif aio is not None:
-            self._engine.loop.call_soon_threadsafe(aio.cancel)
+        control = self.task(ref).control_for(self)
+        stage = control.request_cancel()
+        if stage is None:
+            return False
+        if stage == "queued":
+            control.settle(TaskState.CANCELLED, "cancelled", summary="")
+        else:
+            aio = control.aio_task()
+            if aio is not None:  # else `_launch` sees the request and settles it
+                self._engine.loop.call_soon_threadsafe(aio.cancel)
         return True
 
     def cancel_all(self) -> int:
@@ -208,8 +209,9 @@ class Session:
     def task(self, ref: TaskRef) -> Task:
         """The task for a handle, an id ("t3") or a name (the newest task of that name)."""
         if isinstance(ref, Task):
-            if ref._session is not self:
-                raise UnknownTaskError(ref.id, None)
+            with self._lock:
+                if self._tasks.get(ref.id) is not ref:
+                    raise UnknownTaskError(ref.id, None)
             return ref
         if not isinstance(ref, str):
             raise HermesError(
@@ -236,8 +238,7 @@ class Session:
     def usage(self) -> Usage:
         total = Usage()
         for task in self.tasks():
-            with task._lock:
-                total = total + task._usage
+            total = total + task.control_for(self).usage
         return total
 
     @property
@@ -256,16 +257,19 @@ class Session:
             self.cancel(task)
         deadline = time.monotonic() + timeout
         for task in live:
-            task._done.wait(max(0.0, deadline - time.monotonic()))
-            task._settle(TaskState.CANCELLED, "session closed")
+            control = task.control_for(self)
+            control.wait(max(0.0, deadline - time.monotonic()))
+            control.settle(TaskState.CANCELLED, "session closed")
         if self._engine._loop is not None:
             with contextlib.suppress(Exception):
                 self._engine.run(self._provider.aclose(), timeout=1.0)
         self._engine.close()
         self._tool_threads.shutdown(wait=False, cancel_futures=True)
-        refresher = getattr(self, "_refresher", None)
-        if refresher is not None:
-            refresher.stop()
+        for attachment in self._attachments.values():
+            closer = getattr(attachment, "close", None)
+            if callable(closer):
+                with contextlib.suppress(Exception):
+                    closer()
         self._bus.close()
         if self.journal is not None:
             self.journal.close()
@@ -278,6 +282,15 @@ class Session:
         mine = self.journal.session_id
         past = [r for r in self.journal.records() if r.session != mine]
         return past if limit is None else past[-limit:]
+
+    def attachment(self, key: str, make: Callable[[], _T]) -> _T:
+        """The session's one helper under `key` (a refresher, a dashboard), made by `make()`
+        on first use; thread-safe. Helpers with a `close()` method are closed with the session."""
+        with self._lock:
+            found = self._attachments.get(key)
+            if found is None:
+                found = self._attachments[key] = make()
+            return found
 
     def __enter__(self) -> Session:
         return self
@@ -306,31 +319,27 @@ class Session:
 
     def _claim(self, task: Task) -> bool:
         """Mark a task that got a slot as running and start it; False if it was cancelled."""
-        with task._lock:
-            if task._state is not TaskState.QUEUED:
-                return False
-            task._state = TaskState.RUNNING
-            task._started = time.monotonic()
-            task._activity = "starting"
-            task._touch()
+        if not task.control_for(self).claim():
+            return False
         self._emit("started", task.id)
         self._engine.post(functools.partial(self._launch, task))
         return True
 
     def _launch(self, task: Task) -> None:
         """Loop thread: create the task's coroutine, unless it was cancelled before this."""
-        with task._lock:
-            if not task._cancel_requested:
-                aio = self._engine.loop.create_task(self._run(task))
-                task._aio_task = aio
-                aio.add_done_callback(functools.partial(self._release, task))
-                return
-        task._settle(TaskState.CANCELLED, "cancelled")
-        self._free_slot()
+        control = task.control_for(self)
+        if control.done() or control.cancel_reason is not None:
+            control.settle(TaskState.CANCELLED, "cancelled")
+            self._free_slot()
+            return
+        aio = self._engine.loop.create_task(self._run(control))
+        aio.add_done_callback(functools.partial(self._release, control))
+        if not control.bind(aio):  # a cancel came between the check and the bind
+            aio.cancel()
 
-    def _release(self, task: Task, _done: asyncio.Future[None]) -> None:
+    def _release(self, control: TaskControl, _done: asyncio.Future[None]) -> None:
         # A task cancelled before its coroutine ran never entered `_run`: settle it here.
-        task._settle(TaskState.CANCELLED, "cancelled")
+        control.settle(TaskState.CANCELLED, "cancelled")
         self._free_slot()
 
     def _free_slot(self) -> None:
@@ -344,41 +353,43 @@ class Session:
             if self._claim(nxt):
                 return
 
-    async def _run(self, task: Task) -> None:
+    async def _run(self, control: TaskControl) -> None:
+        task = control.task
         loop = asyncio.get_running_loop()
         timer = None
         if task.timeout is not None:
-            timer = loop.call_later(task.timeout, self._time_out, task)
+            timer = loop.call_later(task.timeout, self._time_out, control)
         transcript: list[dict[str, Any]] = []
         try:
             summary = await run_agent(
-                task, self._provider, self._tool_threads, self.system_prompt, transcript
+                control, self._provider, self._tool_threads, self.system_prompt, transcript
             )
-            task._settle(TaskState.SUCCEEDED, "completed", summary=summary, transcript=transcript)
+            control.settle(TaskState.SUCCEEDED, "completed", summary=summary, transcript=transcript)
         except asyncio.CancelledError:
-            if task._cancel_reason == "timeout":
-                task._settle(
+            if control.cancel_reason == "timeout":
+                control.settle(
                     TaskState.FAILED, "timeout", transcript=transcript,
                     error=f"stopped after its {task.timeout:g}s timeout; raise timeout= or "
                           "narrow the goal",
                 )
             else:
-                task._settle(TaskState.CANCELLED, "cancelled", transcript=transcript)
+                control.settle(TaskState.CANCELLED, "cancelled", transcript=transcript)
         except LimitReached as err:
-            task._settle(TaskState.FAILED, err.reason, error=str(err), transcript=transcript)
+            control.settle(TaskState.FAILED, err.reason, error=str(err), transcript=transcript)
         except (ProviderError, HermesError) as err:
-            task._settle(TaskState.FAILED, "error", error=str(err), transcript=transcript)
+            control.settle(TaskState.FAILED, "error", error=str(err), transcript=transcript)
         except Exception as err:  # a bug of ours or of a library: keep it as a result
             message = redact(f"{type(err).__name__}: {err}", self._pool.secrets)
-            task._settle(TaskState.FAILED, "error", error=message[:500], transcript=transcript)
+            control.settle(TaskState.FAILED, "error", error=message[:500], transcript=transcript)
         finally:
             if timer is not None:
                 timer.cancel()
 
-    def _time_out(self, task: Task) -> None:
-        task._cancel_reason = "timeout"
-        if task._aio_task is not None:
-            task._aio_task.cancel()
+    def _time_out(self, control: TaskControl) -> None:
+        if control.request_cancel("timeout") is not None:
+            aio = control.aio_task()
+            if aio is not None:
+                aio.cancel()
 
     def _on_task_text(self, task_id: str, text: str) -> None:
         """Streamed text reaches subscribers as events coalesced over 100 ms (loop thread)."""

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._text import plural
+from .text import plural
 
 __all__ = [
     "TERMINAL_STATES",

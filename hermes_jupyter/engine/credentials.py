@@ -12,7 +12,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from .errors import ConfigurationError
+from ..core.errors import ConfigurationError
 
 __all__ = ["CredentialPool", "PooledKey", "redact"]
 

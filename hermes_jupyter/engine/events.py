@@ -7,7 +7,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from .models import Event
+from ..core.models import Event
 
 __all__ = ["EventBus", "Subscriber"]
 

@@ -21,11 +21,12 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ._demo_reading import DRAFT, Call, Conversation, Step, plan
-from .errors import ConfigurationError
-from .session import Session
-from .task import Task
-from .testing import FakeLLM, RecordedRequest, Reply, ToolCall
+from ..core.errors import ConfigurationError
+from ..core.text import short
+from ..engine.session import Session
+from ..engine.task import Task
+from ..testing import FakeLLM, RecordedRequest, Reply, ToolCall
+from .reading import DRAFT, Call, Conversation, Step, plan
 
 __all__ = ["DEMO_MODEL", "DemoAgent", "DemoSession", "demo_session"]
 
@@ -66,15 +67,15 @@ class DemoAgent:
     def _thoughts(self, convo: Conversation, steps: list[Step]) -> list[str]:
         lines: list[str] = []
         if convo.turns == 0:
-            lines.append(f"Reading the goal: {_short(convo.goal, 70)}")
+            lines.append(f"Reading the goal: {short(convo.goal, 70)}")
             if not steps:
                 lines.append("No tool the goal asks for is available, so I answer at once.")
         for steer in convo.new_steers:
-            lines.append(f"Steer received: “{_short(steer, 70)}”. Adjusting my plan.")
+            lines.append(f"Steer received: “{short(steer, 70)}”. Adjusting my plan.")
         if convo.calls:
             last = convo.calls[-1]
             first = last.result.splitlines()[0] if last.result else "(empty)"
-            lines.append(f"{last.name} gave: {_short(first, 60)}")
+            lines.append(f"{last.name} gave: {short(first, 60)}")
         return lines
 
     def _stream(self, text: str, calls: list[ToolCall], chunk: int) -> Reply:
@@ -169,7 +170,7 @@ def summarise(convo: Conversation) -> str:
         offered = ", ".join(convo.tools) or "none"
         parts.append(
             f"I am a scripted stand-in for a language model, so I did not work on "
-            f"“{_short(convo.goal, 80)}” itself. Tools offered: {offered}. Name a file with "
+            f"“{short(convo.goal, 80)}” itself. Tools offered: {offered}. Name a file with "
             "--toolsets files, put `code` in backticks with --toolsets python, or name a "
             "function passed with -t, and I will use them."
         )
@@ -178,7 +179,7 @@ def summarise(convo: Conversation) -> str:
 
 def _describe(call: Call, sizes: dict[str, int]) -> tuple[str, list[dict[str, str]]]:
     if call.failed:
-        return f"{call.name} failed: {_short(call.result[6:].strip(), 120)}.", []
+        return f"{call.name} failed: {short(call.result[6:].strip(), 120)}.", []
     if call.name == "list_files":
         return _describe_listing(call), []
     if call.name == "read_file":
@@ -186,9 +187,9 @@ def _describe(call: Call, sizes: dict[str, int]) -> tuple[str, list[dict[str, st
     if call.name == "run_python":
         output = call.result.strip().splitlines()
         shown = output[0] if output else "(no output)"
-        return f"Ran `{_short(call.args.get('code', ''), 60)}`: {_short(shown, 80)}.", []
+        return f"Ran `{short(call.args.get('code', ''), 60)}`: {short(shown, 80)}.", []
     return f"Called {_call_text(Step(call.name, call.args))}, which returned "\
-           f"{_short(call.result, 100)!r}.", []
+           f"{short(call.result, 100)!r}.", []
 
 
 def _only_file(call: Call) -> str | None:
@@ -265,9 +266,9 @@ def _reflect_steer(steer: str, tables: list[list[dict[str, str]]]) -> str:
                 hits.append(", ".join(f"{k}={v}" for k, v in row.items()))
     if hits:
         more = f" (and {len(hits) - 3} more)" if len(hits) > 3 else ""
-        return f"As steered (“{_short(steer, 60)}”), the rows it points at: " \
+        return f"As steered (“{short(steer, 60)}”), the rows it points at: " \
                f"{'; '.join(hits[:3])}{more}."
-    return f"Steer “{_short(steer, 60)}” acknowledged; it named nothing in the data I read."
+    return f"Steer “{short(steer, 60)}” acknowledged; it named nothing in the data I read."
 
 
 def _sizes(calls: list[Call]) -> dict[str, int]:
@@ -292,7 +293,7 @@ def _words(text: str) -> list[str]:
 
 def _call_text(step: Step) -> str:
     args = ", ".join(f"{k}={v!r}" for k, v in step.args.items())
-    return f"{step.name}({_short(args, 80)})"
+    return f"{step.name}({short(args, 80)})"
 
 
 def _bytes(size: str | int) -> str:
@@ -303,7 +304,3 @@ def _bytes(size: str | int) -> str:
 def _num(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
 
-
-def _short(text: str, limit: int) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

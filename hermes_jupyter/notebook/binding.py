@@ -5,11 +5,10 @@ from __future__ import annotations
 import keyword
 from typing import TYPE_CHECKING, Any
 
-from .errors import HermesError
+from ..core.errors import HermesError
 
 if TYPE_CHECKING:
-    from .session import Session, TaskRef
-    from .task import Task
+    from ..engine.task import Task
 
 __all__ = ["check_variable_name", "collect_into", "default_variable"]
 
@@ -27,14 +26,13 @@ def check_variable_name(variable: str) -> str:
     return name
 
 
-def collect_into(namespace: dict[str, Any], session: Session, ref: TaskRef, variable: str) -> str:
+def collect_into(namespace: dict[str, Any], task: Task, variable: str) -> str:
     """Store the task's `TaskResult` in `namespace[variable]`, now or when the task ends.
 
     Never waits: a running task gets a done-callback (an assignment, safe from any thread).
     Returns one line for the user; raises `HermesError` on bad input, changing nothing.
     """
     name = check_variable_name(variable)
-    task = session.task(ref)
 
     def store(done: Task) -> None:
         namespace[name] = done.result

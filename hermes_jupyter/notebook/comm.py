@@ -22,14 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import HermesError
+from ..core.models import TaskStatus
+from ..engine.refresher import get_refresher, session_totals
 from .binding import collect_into
-from .errors import HermesError
-from .models import TaskStatus
-from .refresher import get_refresher, session_totals
 
 if TYPE_CHECKING:
-    from .session import Session
-    from .task import Task
+    from ..engine.session import Session
+    from ..engine.task import Task
 
 __all__ = [
     "OUTPUT_TAIL", "PROTOCOL_VERSION", "TARGET", "FrontendLink", "TaskSource", "kernel_tasks",
@@ -60,10 +60,10 @@ class TaskSource:
 
 
 def kernel_tasks() -> TaskSource:
-    """The tasks of this kernel, across the sessions `hermes_jupyter.current` has built."""
-    from . import current
+    """The tasks of this kernel, across the sessions `hermes_jupyter.notebook.kernel` has built."""
+    from . import kernel
 
-    return TaskSource(current.peek_session, current.all_statuses, current.find_task)
+    return TaskSource(kernel.peek_session, kernel.all_statuses, kernel.find_task)
 
 
 def session_tasks(session: Session) -> TaskSource:
@@ -91,9 +91,9 @@ def register(ip: Any, source: TaskSource | None = None) -> None:
         if events is not None:
             events.register("post_run_cell", target.after_cell)
         # follow a session built mid-cell at once (`%delegate` then a blocking collect)
-        from . import current
+        from . import kernel
 
-        current.on_new_session(lambda _session: target.after_cell())
+        kernel.on_new_session(lambda _session: target.after_cell())
 
 
 class _Target:
@@ -241,7 +241,7 @@ class FrontendLink:
                 f"Task {ref} has already ended ({task.state.value}): nothing to cancel."
             )
         variable = str(data.get("variable") or "")
-        return collect_into(self._namespace, task._session, task, variable)
+        return collect_into(self._namespace, task, variable)
 
     def _on_comm_close(self, msg: dict[str, Any]) -> None:
         self._detach()

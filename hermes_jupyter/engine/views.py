@@ -1,0 +1,139 @@
+"""Plain-text views of snapshots: one task's report and the task table.
+
+People (terminal IPython, `repr`) and parent agents (the tools in `parent_tools`) read the same
+words, so these live on the engine side; the notebook adds HTML on top (`notebook/views.py`).
+Built from `TaskStatus` snapshots only, never from a task's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..core.models import TaskStatus
+from ..core.text import plural, short
+
+__all__ = ["COLUMNS", "TaskReport", "TaskTable", "TextView", "elapsed", "status_headline"]
+
+COLUMNS = ("id", "name", "state", "model", "elapsed", "calls", "tokens", "now / summary")
+
+
+def elapsed(seconds: float) -> str:
+    """`1.4s` under a minute, `2m 03s` above."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m {secs:02d}s"
+
+
+def status_headline(status: TaskStatus) -> str:
+    """One line: who, state, model, time, calls, tokens."""
+    calls = plural(status.api_calls, "call")
+    return (f"{status.label}: {status.state.value} · {status.model} · "
+            f"{elapsed(status.elapsed_s)} · {calls} · {status.tokens} tokens")
+
+
+class TextView:
+    """A view whose plain-text form (repr, IPython pretty printer) is `text()`."""
+
+    def text(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text())
+
+
+class TaskReport(TextView):
+    """One task's state, counters, steering and last lines of output.
+
+    Attribute access falls through to the `TaskStatus`, so `report.state` works.
+    """
+
+    def __init__(self, status: TaskStatus, tail: int = 6) -> None:
+        self.status = status
+        self.tail = tail
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.status, name)
+
+    def rows(self) -> list[tuple[str, str]]:
+        s = self.status
+        rows = [("goal", short(s.goal, 200))]
+        if not s.state.terminal:
+            rows.append(("now", s.activity))
+        if s.steering:
+            rows.append(("steering", "; ".join(
+                f"“{short(r.message, 80)}” ({'delivered' if r.delivered else 'queued'})"
+                for r in s.steering)))
+        if s.error:
+            rows.append(("error", s.error))
+        if s.summary:
+            rows.append(("summary", short(s.summary, 300)))
+        return rows
+
+    def lines(self) -> list[str]:
+        return self.status.recent_output[-self.tail:] if self.tail else []
+
+    def text(self) -> str:
+        out = [status_headline(self.status)]
+        out += [f"  {key:<9} {value}" for key, value in self.rows()]
+        lines = self.lines()
+        if lines:
+            out.append(f"  last {plural(len(lines), 'line')} of output:")
+            out += [f"    │ {line}" for line in lines]
+        return "\n".join(out)
+
+
+class TaskTable(TextView, Sequence[TaskStatus]):
+    """Every task in creation order, with totals. A sequence of `TaskStatus`, so
+    `table[0].state` works."""
+
+    def __init__(self, statuses: list[TaskStatus]) -> None:
+        self.statuses = list(statuses)
+
+    def __len__(self) -> int:
+        return len(self.statuses)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.statuses[index]
+
+    def __iter__(self) -> Iterator[TaskStatus]:
+        return iter(self.statuses)
+
+    def cells(self) -> list[tuple[str, ...]]:
+        return [(s.id, s.name or "", s.state.value, s.model, elapsed(s.elapsed_s),
+                 str(s.api_calls), str(s.tokens), _now(s)) for s in self.statuses]
+
+    def footer(self) -> str:
+        if not self.statuses:
+            return "No tasks yet: start one with %delegate GOAL."
+        counts: dict[str, int] = {}
+        for s in self.statuses:
+            counts[s.state.value] = counts.get(s.state.value, 0) + 1
+        by_state = ", ".join(f"{n} {state}" for state, n in counts.items())
+        calls = sum(s.api_calls for s in self.statuses)
+        tokens = sum(s.tokens for s in self.statuses)
+        n = len(self.statuses)
+        return f"{plural(n, 'task')}: {by_state} · {plural(calls, 'call')} · {tokens} tokens"
+
+    def text(self) -> str:
+        if not self.statuses:
+            return self.footer()
+        rows = [COLUMNS, *self.cells()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
+                 for r in rows]
+        return "\n".join([*(line.rstrip() for line in lines), self.footer()])
+
+
+def _now(s: TaskStatus) -> str:
+    if s.error:
+        return short(s.error, 60)
+    if s.summary:
+        return short(s.summary, 60)
+    return s.activity

@@ -1,0 +1,71 @@
+"""What the notebook shows: the engine's text views with an HTML form, and the settings.
+
+`TaskReport` and `TaskTable` are the engine's plain-text views (`engine/views.py`, which parent
+agents read too) plus `_repr_html_` for Jupyter; `SettingsView` is `%hermes_config`.
+"""
+
+from __future__ import annotations
+
+import html
+
+from ..engine import views as text_views
+from ..engine.views import COLUMNS, TextView, elapsed, status_headline
+
+__all__ = ["SettingsView", "TaskReport", "TaskTable", "elapsed", "status_headline"]
+
+_STYLE = "border-collapse:collapse;font-size:0.9em"
+_CELL = "padding:2px 8px;text-align:left;vertical-align:top"
+
+
+class TaskReport(text_views.TaskReport):
+    """`%check_task`: one task's report, as text and as HTML."""
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='{_CELL}'>{_e(k)}</th><td style='{_CELL}'>{_e(v)}</td></tr>"
+            for k, v in self.rows())
+        lines = self.lines()
+        pre = (f"<pre style='margin:4px 0;max-height:12em;overflow:auto'>"
+               f"{_e(chr(10).join(lines))}</pre>") if lines else ""
+        return (f"<div><b>{_e(status_headline(self.status))}</b>"
+                f"<table style='{_STYLE}'>{rows}</table>{pre}</div>")
+
+
+class TaskTable(text_views.TaskTable):
+    """`%list_tasks`: the task table, as text and as HTML."""
+
+    def _repr_html_(self) -> str:
+        if not self.statuses:
+            return f"<p>{_e(self.footer())}</p>"
+        head = "".join(f"<th style='{_CELL}'>{_e(c)}</th>" for c in COLUMNS)
+        body = "".join(
+            "<tr>" + "".join(f"<td style='{_CELL}'>{_e(c)}</td>" for c in row) + "</tr>"
+            for row in self.cells())
+        return (f"<table style='{_STYLE}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+                f"</table><p style='font-size:0.85em'>{_e(self.footer())}</p>")
+
+
+class SettingsView(TextView):
+    """`%hermes_config`: effective settings and where each came from (never a key's text)."""
+
+    def __init__(self, rows: list[tuple[str, str, str]], session_line: str) -> None:
+        self.rows = rows
+        self.session_line = session_line
+
+    def text(self) -> str:
+        width = max(len(name) for name, _, _ in self.rows)
+        lines = [f"{name:<{width}}  {value}  [{source}]" for name, value, source in self.rows]
+        return "\n".join([*lines, self.session_line])
+
+    def _repr_html_(self) -> str:
+        body = "".join(
+            f"<tr><th style='{_CELL}'>{_e(n)}</th><td style='{_CELL}'>{_e(v)}</td>"
+            f"<td style='{_CELL};opacity:0.7'>{_e(s)}</td></tr>" for n, v, s in self.rows)
+        return (f"<table style='{_STYLE}'><thead><tr><th style='{_CELL}'>setting</th>"
+                f"<th style='{_CELL}'>value</th><th style='{_CELL}'>from</th></tr></thead>"
+                f"<tbody>{body}</tbody></table><p style='font-size:0.85em'>"
+                f"{_e(self.session_line)}</p>")
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
