@@ -29,6 +29,7 @@ __all__ = [
     "CollectTimeout",
     "ConfigurationError",
     "Event",
+    "ExitReason",
     "HermesError",
     "Session",
     "SteerRecord",

@@ -57,7 +57,7 @@ def test_tasks_left_running_by_a_dead_kernel_become_interrupted(llm, tmp_path):
     journal = Journal(tmp_path / ".hermes" / "tasks.sqlite")
     assert journal.interrupted >= 1
     victim = next(r for r in journal.records() if r.name == "victim")
-    assert victim.state is hj.TaskState.INTERRUPTED and victim.exit_reason == "the kernel stopped"
+    assert victim.state is hj.TaskState.INTERRUPTED and victim.exit_reason == "interrupted"
     assert victim.result() is None
     journal.close()
 

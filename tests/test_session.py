@@ -226,7 +226,7 @@ def test_server_errors_retry_then_succeed(session, llm):
 def test_bad_request_fails_task_with_one_line(session, llm):
     llm.default = Fail(400, message="model 'x' does not exist\nsecond line")
     result = session.delegate("bad model").collect(10)
-    assert result.state is hj.TaskState.FAILED and result.exit_reason == "error"
+    assert result.state is hj.TaskState.FAILED and result.exit_reason == "provider_error"
     assert "400" in result.error and "\n" not in result.error
 
 

@@ -16,6 +16,7 @@ from .text import plural
 __all__ = [
     "TERMINAL_STATES",
     "Event",
+    "ExitReason",
     "SteerRecord",
     "TaskResult",
     "TaskState",
@@ -46,6 +47,59 @@ class TaskState(str, enum.Enum):
 TERMINAL_STATES = frozenset(
     {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.INTERRUPTED}
 )
+
+
+class ExitReason(str, enum.Enum):
+    """Why a task ended: the one table of ends (documented in docs/architecture.md).
+
+    Each reason maps to one terminal state (`state`). Add new ends here, nowhere else.
+    """
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    SESSION_CLOSED = "session_closed"
+    TIMEOUT = "timeout"
+    MAX_ITERATIONS = "max_iterations"
+    PROVIDER_ERROR = "provider_error"
+    AUTH_FAILED = "auth_failed"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    RATE_LIMIT_CAP = "rate_limit_cap"
+    TOOL_ERROR = "tool_error"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def state(self) -> TaskState:
+        return _EXIT_STATES.get(self, TaskState.FAILED)
+
+    @property
+    def meaning(self) -> str:
+        return _EXIT_MEANINGS[self]
+
+
+_EXIT_STATES = {
+    ExitReason.COMPLETED: TaskState.SUCCEEDED,
+    ExitReason.CANCELLED: TaskState.CANCELLED,
+    ExitReason.SESSION_CLOSED: TaskState.CANCELLED,
+    ExitReason.INTERRUPTED: TaskState.INTERRUPTED,
+}
+_EXIT_MEANINGS = {
+    ExitReason.COMPLETED: "the model gave its final answer",
+    ExitReason.CANCELLED: "someone cancelled the task",
+    ExitReason.SESSION_CLOSED: "the session closed while the task was live",
+    ExitReason.TIMEOUT: "the task ran past its timeout",
+    ExitReason.MAX_ITERATIONS: "the task used all its model calls (max_iterations)",
+    ExitReason.PROVIDER_ERROR: "the endpoint refused or failed the request for good",
+    ExitReason.AUTH_FAILED: "every API key was rejected (401/403)",
+    ExitReason.QUOTA_EXHAUSTED: "every API key is out of quota or credit (402, insufficient_quota)",
+    ExitReason.RATE_LIMIT_CAP: "rate limits lasted longer than the cooldown cap",
+    ExitReason.TOOL_ERROR: "a tool failed in a way the task cannot go on from",
+    ExitReason.ERROR: "an unexpected error (a bug of ours or of a library)",
+    ExitReason.INTERRUPTED: "the process running the task stopped before it ended",
+}
 
 
 @dataclass(frozen=True)
@@ -164,7 +218,7 @@ class TaskResult:
     state: TaskState
     model: str
     summary: str
-    exit_reason: str
+    exit_reason: ExitReason
     error: str | None
     api_calls: int
     duration_s: float
@@ -172,6 +226,9 @@ class TaskResult:
     tool_trace: list[ToolTraceEntry] = field(default_factory=list)
     transcript: list[dict[str, Any]] = field(default_factory=list, repr=False)
     output: list[str] = field(default_factory=list, repr=False)
+    truncated: bool = False
+    """The summary is not the model's complete final answer (cut by the output limit, or
+    partial after a stop)."""
 
     @property
     def ok(self) -> bool:

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import time
 from dataclasses import dataclass
 
 from ..core.errors import ConfigurationError
+from ..core.secrets import redact
 
 __all__ = ["CredentialPool", "PooledKey", "redact"]
-
-_KEY_PATTERN = re.compile(r"\b(sk|pk|key|nous|or)-[A-Za-z0-9_\-*.]{6,}")
 
 
 @dataclass(eq=False)
@@ -80,11 +78,3 @@ class CredentialPool:
 
     def remove(self, key: PooledKey) -> None:
         key.removed = True
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """Remove every key, and anything shaped like one, from a message meant for people."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _KEY_PATTERN.sub("***", text)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..core.models import Event, TaskResult, TaskState, ToolTraceEntry, Usage
+from ..core.models import Event, ExitReason, TaskResult, TaskState, ToolTraceEntry, Usage
 
 if TYPE_CHECKING:
     from .task import Task
@@ -60,6 +60,7 @@ class JournalRecord:
             return None
         data = json.loads(self._result_json)
         data["state"] = TaskState(data["state"])
+        data["exit_reason"] = _exit_reason(data["exit_reason"])
         data["usage"] = Usage(**data["usage"])
         data["tool_trace"] = [ToolTraceEntry(**t) for t in data["tool_trace"]]
         return TaskResult(**data)
@@ -86,7 +87,7 @@ class Journal:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self.interrupted = self._db.execute(
-                "UPDATE tasks SET state = ?, exit_reason = 'the kernel stopped', ended_at = ? "
+                "UPDATE tasks SET state = ?, exit_reason = 'interrupted', ended_at = ? "
                 "WHERE state IN ('queued', 'running')",
                 (TaskState.INTERRUPTED.value, time.time()),
             ).rowcount
@@ -137,8 +138,8 @@ class Journal:
             result = task.result
             if result is None:
                 return
-            row = ("finish", result.state.value, time.time(), result.exit_reason, result.error,
-                   result.summary, _result_json(result), self.session_id, task.id)
+            row = ("finish", result.state.value, time.time(), result.exit_reason.value,
+                   result.error, result.summary, _result_json(result), self.session_id, task.id)
         with self._idle:
             self._pending += 1
         self._queue.put(row)
@@ -190,6 +191,14 @@ def _result_json(result: TaskResult) -> str:
     data["state"] = result.state.value
     data["usage"] = {k: v for k, v in data["usage"].items() if k != "total_tokens"}
     return json.dumps(data, default=str)
+
+
+def _exit_reason(value: str) -> ExitReason:
+    """Rows written before the `ExitReason` table said 'session closed' or 'error'."""
+    try:
+        return ExitReason(value.replace(" ", "_"))
+    except ValueError:
+        return ExitReason.ERROR
 
 
 def _record(row: tuple[Any, ...]) -> JournalRecord:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
-from ..core.models import Event, TaskResult, TaskState, TaskStatus, Usage
+from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, Usage
 from ..tools import build_registry
 from .credentials import CredentialPool, redact
 from .events import EventBus, Subscriber
@@ -186,7 +186,7 @@ class Session:
         if stage is None:
             return False
         if stage == "queued":
-            control.settle(TaskState.CANCELLED, "cancelled", summary="")
+            control.settle(ExitReason.CANCELLED)
         else:
             aio = control.aio_task()
             if aio is not None:  # else `_launch` sees the request and settles it
@@ -259,7 +259,7 @@ class Session:
         for task in live:
             control = task.control_for(self)
             control.wait(max(0.0, deadline - time.monotonic()))
-            control.settle(TaskState.CANCELLED, "session closed")
+            control.settle(ExitReason.SESSION_CLOSED)
         if self._engine._loop is not None:
             with contextlib.suppress(Exception):
                 self._engine.run(self._provider.aclose(), timeout=1.0)
@@ -329,7 +329,7 @@ class Session:
         """Loop thread: create the task's coroutine, unless it was cancelled before this."""
         control = task.control_for(self)
         if control.done() or control.cancel_reason is not None:
-            control.settle(TaskState.CANCELLED, "cancelled")
+            control.settle(ExitReason.CANCELLED)
             self._free_slot()
             return
         aio = self._engine.loop.create_task(self._run(control))
@@ -339,7 +339,7 @@ class Session:
 
     def _release(self, control: TaskControl, _done: asyncio.Future[None]) -> None:
         # A task cancelled before its coroutine ran never entered `_run`: settle it here.
-        control.settle(TaskState.CANCELLED, "cancelled")
+        control.settle(ExitReason.CANCELLED)
         self._free_slot()
 
     def _free_slot(self) -> None:
@@ -364,23 +364,24 @@ class Session:
             summary = await run_agent(
                 control, self._provider, self._tool_threads, self.system_prompt, transcript
             )
-            control.settle(TaskState.SUCCEEDED, "completed", summary=summary, transcript=transcript)
+            control.settle(ExitReason.COMPLETED, summary=summary, transcript=transcript)
         except asyncio.CancelledError:
             if control.cancel_reason == "timeout":
                 control.settle(
-                    TaskState.FAILED, "timeout", transcript=transcript,
+                    ExitReason.TIMEOUT, transcript=transcript,
                     error=f"stopped after its {task.timeout:g}s timeout; raise timeout= or "
                           "narrow the goal",
                 )
             else:
-                control.settle(TaskState.CANCELLED, "cancelled", transcript=transcript)
+                control.settle(ExitReason.CANCELLED, transcript=transcript)
         except LimitReached as err:
-            control.settle(TaskState.FAILED, err.reason, error=str(err), transcript=transcript)
+            control.settle(err.reason, error=str(err), transcript=transcript)
         except (ProviderError, HermesError) as err:
-            control.settle(TaskState.FAILED, "error", error=str(err), transcript=transcript)
+            control.settle(ExitReason.PROVIDER_ERROR if isinstance(err, ProviderError)
+                           else ExitReason.ERROR, error=str(err), transcript=transcript)
         except Exception as err:  # a bug of ours or of a library: keep it as a result
             message = redact(f"{type(err).__name__}: {err}", self._pool.secrets)
-            control.settle(TaskState.FAILED, "error", error=message[:500], transcript=transcript)
+            control.settle(ExitReason.ERROR, error=message[:500], transcript=transcript)
         finally:
             if timer is not None:
                 timer.cancel()

@@ -6,7 +6,7 @@ import uuid
 from concurrent.futures import Executor
 from typing import Any
 
-from ..core.models import ToolTraceEntry
+from ..core.models import ExitReason, ToolTraceEntry
 from ..core.text import short
 from .provider import Provider
 from .task import TaskControl
@@ -25,7 +25,7 @@ DEFAULT_SYSTEM_PROMPT = (
 class LimitReached(Exception):
     """A task hit one of its limits; `reason` names it (the result's exit_reason)."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: ExitReason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -92,7 +92,7 @@ async def run_agent(
             return completion.text
         control.set_activity("reading steering")
     raise LimitReached(
-        "max_iterations",
+        ExitReason.MAX_ITERATIONS,
         f"stopped after {task.max_iterations} model calls (max_iterations); raise the limit "
         "or narrow the goal",
     )

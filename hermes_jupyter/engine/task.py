@@ -18,7 +18,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import TaskFinishedError
-from ..core.models import SteerRecord, TaskResult, TaskState, TaskStatus, ToolTraceEntry, Usage
+from ..core.models import (
+    ExitReason,
+    SteerRecord,
+    TaskResult,
+    TaskState,
+    TaskStatus,
+    ToolTraceEntry,
+    Usage,
+)
 from .output import OutputTail
 
 if TYPE_CHECKING:
@@ -317,17 +325,19 @@ class TaskControl:
 
     def settle(
         self,
-        state: TaskState,
-        exit_reason: str,
+        exit_reason: ExitReason,
         *,
         summary: str = "",
         error: str | None = None,
         transcript: list[dict[str, Any]] | None = None,
+        truncated: bool = False,
     ) -> bool:
-        """Enter a terminal state once; later calls change nothing. Returns whether it did."""
+        """Enter the terminal state of `exit_reason` once; later calls change nothing.
+        Returns whether it did."""
         with self._lock:
             if self._state.terminal:
                 return False
+            state = exit_reason.state
             self._state = state
             self._ended = time.monotonic()
             self._activity = state.value
@@ -349,13 +359,14 @@ class TaskControl:
                 tool_trace=list(self._tool_trace),
                 transcript=list(self._transcript),
                 output=self._tail.lines(),
+                truncated=truncated,
             )
             self._version += 1
             callbacks, self._callbacks = self._callbacks, []
         self._done.set()
         for fn in callbacks:
             _call_safely(fn, self.task)
-        self.emit("finished", state=state.value, exit_reason=exit_reason, error=error)
+        self.emit("finished", state=state.value, exit_reason=exit_reason.value, error=error)
         return True
 
     # ---- helpers (under the lock) ----------------------------------------------------
