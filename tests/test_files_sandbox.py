@@ -6,18 +6,21 @@ links to the outside while the tools read and write; legitimate use keeps workin
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import hashlib
+import json
 import os
 import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from hermes_jupyter.tools import WorkspaceFiles
+from hermes_jupyter.tools import ToolRegistry, WorkspaceFiles
 
 CANARY = "CANARY-7f3a91-outside"
 CANARY_SIZE = 7919  # a size no file of the workspace has: it must never be listed
@@ -301,10 +304,34 @@ def test_refusals_say_what_is_wrong_in_one_line(world, path, kind, words):
 def test_walks_are_bounded_and_say_when_they_were_cut(world, monkeypatch):
     from hermes_jupyter.tools import files as files_module
 
-    monkeypatch.setattr(files_module, "_MAX_WALK_ENTRIES", 5)
     files = WorkspaceFiles(world["ws"])
+    deep = world["ws"].joinpath(*["d"] * 70)
+    deep.mkdir(parents=True)
+    (deep / "bottom.txt").write_text("needle at the bottom\n")
+    assert "1 folders deeper than 64 levels were not entered" in files.list_files()
+    assert "bottom.txt" not in files.search_files("needle at the bottom")
+    assert "bottom.txt" in files.search_files("needle", "/".join(["d"] * 10))
+    monkeypatch.setattr(files_module, "_MAX_WALK_ENTRIES", 5)
     assert "stopped after 5 entries" in files.list_files()
     assert "stopped after 5 entries" in files.search_files("zzz")
+    monkeypatch.setattr(files_module, "_MAX_WALK_ENTRIES", 20_000)
+    monkeypatch.setattr(files_module, "_MAX_SEARCH_BYTES", 40)
+    assert "stopped after reading" in files.search_files("zzz")
+
+
+def test_a_refusal_reaches_the_model_as_one_line(world):
+    registry = ToolRegistry(WorkspaceFiles(world["ws"]).tools())
+    with ThreadPoolExecutor(1) as pool:
+        for name, arguments in [
+            ("read_file", {"path": "../outside/canary.txt"}),
+            ("search_files", {"text": "root", "path": "dir_out"}),
+            ("write_file", {"path": "dir_out/new.txt", "content": "x"}),
+            ("list_files", {"path": "etc_link"}),
+        ]:
+            outcome = asyncio.run(registry.run(name, json.dumps(arguments), pool))
+            assert not outcome.ok and "\n" not in outcome.text, outcome.text
+            assert outcome.text.startswith(f"Error: {name} raised PermissionError: ")
+            assert "outside the workspace" in outcome.text
 
 
 # --- the swap race -------------------------------------------------------------------------

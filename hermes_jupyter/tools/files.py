@@ -16,7 +16,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from .safe_fs import DIR_FLAGS, Entry, Outside, SafeRoot, open_regular, shown
+from .safe_fs import DIR_FLAGS, Entry, SafeRoot, WalkBudget, open_regular, shown
 
 __all__ = ["WorkspaceFiles"]
 
@@ -58,7 +58,7 @@ class WorkspaceFiles:
         if not isinstance(pattern, str):
             raise ValueError("pattern must be text, such as '*.csv'")
         rows: list[str] = []
-        budget = [_MAX_WALK_ENTRIES]
+        budget = WalkBudget(_MAX_WALK_ENTRIES)
         with _plain_errors(), self._walk(path, budget) as entries:
             for entry in entries:
                 if not fnmatch.fnmatch(entry.name, pattern):
@@ -70,8 +70,7 @@ class WorkspaceFiles:
                     rows.append(f"{entry.rel}\t{entry.stat.st_size}")
                 elif stat.S_ISLNK(entry.stat.st_mode):
                     rows.append(f"{entry.rel}\t(link, not followed)")
-        if budget[0] <= 0:
-            rows.append(f"… stopped after {_MAX_WALK_ENTRIES} entries: list a smaller folder")
+        rows += _cut_notes(budget, "list")
         return "\n".join(rows) if rows else "(no files)"
 
     def read_file(self, path: str, start_line: int = 1, max_lines: int = _MAX_READ_LINES) -> str:
@@ -129,7 +128,7 @@ class WorkspaceFiles:
             raise ValueError("text must be the text to look for")
         needle = text.lower()
         hits: list[str] = []
-        budget, left = [_MAX_WALK_ENTRIES], [_MAX_SEARCH_BYTES]
+        budget, left = WalkBudget(_MAX_WALK_ENTRIES), [_MAX_SEARCH_BYTES]
         with _plain_errors(), self._walk(path, budget) as entries:
             for entry in entries:
                 if left[0] <= 0 or len(hits) > _MAX_HITS:
@@ -137,18 +136,17 @@ class WorkspaceFiles:
                 hits += _search_one(entry, needle, left)
         if len(hits) > _MAX_HITS:
             return "\n".join([*hits[:_MAX_HITS], "… more matches not shown"])
-        if budget[0] <= 0:
-            hits.append(f"… stopped after {_MAX_WALK_ENTRIES} entries: search a smaller folder")
+        hits += _cut_notes(budget, "search")
         if left[0] <= 0:
             hits.append(f"… stopped after reading {_MAX_SEARCH_BYTES // _MB} MB: "
                         "search a smaller folder")
         return "\n".join(hits) if hits else f"no line contains {text!r}"
 
     @contextmanager
-    def _walk(self, path: str, budget: list[int]) -> Iterator[Iterator[Entry]]:
+    def _walk(self, path: str, budget: WalkBudget) -> Iterator[Iterator[Entry]]:
         """The entries below a folder of the workspace (see `SafeRoot.walk`)."""
         with self._folder(path) as (fd, prefix), closing(
-            self._safe.walk(fd, prefix, 0, budget)
+            self._safe.walk(fd, prefix, budget)
         ) as entries:
             yield entries
 
@@ -167,7 +165,9 @@ class WorkspaceFiles:
                 try:
                     fd = os.open(where.name, DIR_FLAGS, dir_fd=where.dir_fd)
                 except OSError:
-                    raise Outside(f"{shown(path)} changed while it was opened: try again") from None
+                    raise PermissionError(
+                        f"{shown(path)} changed while it was opened: try again"
+                    ) from None
         finally:
             os.close(where.dir_fd)
         try:
@@ -188,10 +188,12 @@ class WorkspaceFiles:
             if stat.S_ISDIR(where.stat.st_mode):
                 raise IsADirectoryError(f"{shown(path)} is a folder: list_files shows its files")
             if not stat.S_ISREG(where.stat.st_mode):
-                raise Outside(f"{shown(path)} is not a regular file (a pipe, socket or device)")
+                raise PermissionError(
+                    f"{shown(path)} is not a regular file (a pipe, socket or device)"
+                )
             fd = open_regular(where.dir_fd, where.name, where.stat)
             if fd is None:
-                raise Outside(f"{shown(path)} changed while it was opened: try again")
+                raise PermissionError(f"{shown(path)} changed while it was opened: try again")
             return fd
         finally:
             os.close(where.dir_fd)
@@ -216,6 +218,16 @@ def _search_one(entry: Entry, needle: str, left: list[int]) -> list[str]:
             if len(hits) > _MAX_HITS:
                 break
     return hits
+
+
+def _cut_notes(budget: WalkBudget, verb: str) -> list[str]:
+    notes = []
+    if budget.cut:
+        notes.append(f"… stopped after {_MAX_WALK_ENTRIES} entries: {verb} a smaller folder")
+    if budget.too_deep:
+        notes.append(f"… {budget.too_deep} folders deeper than {budget.max_depth} levels "
+                     f"were not entered: {verb} inside them")
+    return notes
 
 
 @contextmanager

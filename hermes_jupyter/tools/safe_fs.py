@@ -24,9 +24,9 @@ __all__ = [
     "NAME_MAX",
     "PATH_MAX",
     "READ_FLAGS",
-    "Outside",
     "Resolved",
     "SafeRoot",
+    "WalkBudget",
     "shown",
     "split_path",
 ]
@@ -38,10 +38,6 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a pipe never waits for a writer; O_NOCTTY: a terminal never adopts us.
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-class Outside(PermissionError):
-    """A path the workspace refuses to serve; the message is one line that says what to do."""
 
 
 @dataclass
@@ -67,7 +63,7 @@ def shown(path: object) -> str:
 def split_path(path: object) -> list[str]:
     """The names of a relative path, `.` dropped and `..` applied lexically.
 
-    Raises `Outside` for absolute, home (`~`) and escaping paths; `ValueError` for anything
+    Raises `PermissionError` for absolute, home (`~`) and escaping paths; `ValueError` for anything
     that is not a plain path: not text, NUL bytes, backslashes, names over 255 bytes, paths
     over 4096 bytes. Percent signs are ordinary characters: nothing is ever decoded.
     """
@@ -82,9 +78,11 @@ def split_path(path: object) -> list[str]:
     if size > PATH_MAX:
         raise ValueError(f"a path of {size} bytes is too long (at most {PATH_MAX})")
     if path.startswith("/"):
-        raise Outside(f"{shown(path)} is outside the workspace: use a path relative to its root")
+        raise PermissionError(
+            f"{shown(path)} is outside the workspace: use a path relative to its root"
+        )
     if path.startswith("~"):
-        raise Outside(
+        raise PermissionError(
             f"{shown(path)} names a home folder, outside the workspace: "
             "use a path relative to its root"
         )
@@ -100,7 +98,9 @@ def _normalise(base: list[str], names: list[str], path: str) -> list[str]:
             continue
         if name == "..":
             if not parts:
-                raise Outside(f"{shown(path)} leads outside the workspace: stay below its root")
+                raise PermissionError(
+                    f"{shown(path)} leads outside the workspace: stay below its root"
+                )
             parts.pop()
             continue
         if len(os.fsencode(name)) > NAME_MAX:
@@ -124,19 +124,21 @@ class SafeRoot:
         try:
             fd = os.open(self.path, DIR_FLAGS)
         except OSError:
-            raise Outside("the workspace folder is gone or was replaced by a link") from None
+            raise PermissionError(
+                "the workspace folder is gone or was replaced by a link"
+            ) from None
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != self._identity:
             os.close(fd)
-            raise Outside("the workspace folder was replaced since the task started")
+            raise PermissionError("the workspace folder was replaced since the task started")
         return fd
 
     def resolve(self, path: str, *, create_dirs: bool = False) -> Resolved:
         """Walk `path` from the root, following links only while they stay inside.
 
         The last name is looked at (lstat) but not opened, and is never a link on return.
-        `create_dirs` makes missing folders on the way. Raises `Outside`, `FileNotFoundError`,
-        `NotADirectoryError` with one-line messages.
+        `create_dirs` makes missing folders on the way. Raises `PermissionError`,
+        `FileNotFoundError`, `NotADirectoryError` with one-line messages.
         """
         todo = split_path(path)
         hops = 0
@@ -148,7 +150,7 @@ class SafeRoot:
             todo = step[1]
             hops += 1
             if hops > MAX_LINK_HOPS:
-                raise Outside(f"{shown(path)} goes through too many links (a loop?)")
+                raise PermissionError(f"{shown(path)} goes through too many links (a loop?)")
 
     def _walk(
         self, fd: int, todo: list[str], path: str, create_dirs: bool
@@ -204,12 +206,14 @@ class SafeRoot:
             return [*done, name, *rest]  # no longer a link: look again
         if target.startswith("/"):
             if target != self.path and not target.startswith(self.path + "/"):
-                raise Outside(f"{shown(path)} leads outside the workspace through a link")
+                raise PermissionError(f"{shown(path)} leads outside the workspace through a link")
             return _normalise([], target[len(self.path) :].split("/") + rest, path)
         try:
             return _normalise(done, target.split("/") + rest, path)
-        except Outside:
-            raise Outside(f"{shown(path)} leads outside the workspace through a link") from None
+        except PermissionError:
+            raise PermissionError(
+                f"{shown(path)} leads outside the workspace through a link"
+            ) from None
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Create or replace a file: a fresh temporary file renamed over the name.
@@ -224,25 +228,28 @@ class SafeRoot:
             if where.stat is not None and stat.S_ISDIR(where.stat.st_mode):
                 raise IsADirectoryError(f"{shown(path)} is a folder: name a file inside it")
             if where.stat is not None and not stat.S_ISREG(where.stat.st_mode):
-                raise Outside(f"{shown(path)} is not a regular file (a pipe, socket or device)")
+                raise PermissionError(
+                    f"{shown(path)} is not a regular file (a pipe, socket or device)"
+                )
             _replace(where.dir_fd, where.name, data, where.stat)
         finally:
             os.close(where.dir_fd)
 
     def walk(
-        self, dir_fd: int, prefix: str, depth: int, budget: list[int]
+        self, dir_fd: int, prefix: str, budget: WalkBudget, depth: int = 0
     ) -> Generator[Entry, None, None]:
         """Entries below an open folder, sorted, hidden names skipped, links not followed.
 
-        `budget[0]` is how many more entries may be visited; it is spent in place, so the
-        caller can tell a walk that was cut (budget 0) from one that ended.
+        Spends `budget` in place (entries visited, folders too deep to enter), so the caller
+        can say how a walk was cut.
         """
         with os.scandir(dir_fd) as scan:
             names = []
             for entry in scan:
-                if budget[0] <= 0:
+                if budget.entries <= 0:
+                    budget.cut = True
                     break
-                budget[0] -= 1
+                budget.entries -= 1
                 if not entry.name.startswith("."):
                     names.append(entry.name)
         for name in sorted(names):
@@ -250,22 +257,30 @@ class SafeRoot:
             if st is None:
                 continue
             rel = prefix + name
-            if stat.S_ISDIR(st.st_mode):
-                if depth >= _MAX_DEPTH:
-                    continue
-                try:
-                    sub = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
-                except OSError:
-                    continue  # swapped for a link or removed meanwhile: not followed
-                try:
-                    yield from self.walk(sub, rel + "/", depth + 1, budget)
-                finally:
-                    os.close(sub)
-            else:
+            if not stat.S_ISDIR(st.st_mode):
                 yield Entry(dir_fd, name, rel, st)
+                continue
+            if depth >= budget.max_depth:
+                budget.too_deep += 1
+                continue
+            try:
+                sub = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+            except OSError:
+                continue  # swapped for a link or removed meanwhile: not followed
+            try:
+                yield from self.walk(sub, rel + "/", budget, depth + 1)
+            finally:
+                os.close(sub)
 
 
-_MAX_DEPTH = 64
+@dataclass
+class WalkBudget:
+    """What one walk may still visit; `cut` and `too_deep` say what it left out."""
+
+    entries: int
+    max_depth: int = 64
+    cut: bool = False
+    too_deep: int = 0
 
 
 @dataclass
