@@ -7,13 +7,12 @@ links to the outside while the tools read and write; legitimate use keeps workin
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import hashlib
 import json
 import os
 import stat
+import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -336,26 +335,20 @@ def test_a_refusal_reaches_the_model_as_one_line(world):
 
 # --- the swap race -------------------------------------------------------------------------
 
-RACE_SWAPS = 3000
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
+RACE_ROUNDS = 20_000  # each round exchanges d <-> d_swap and f.txt <-> f_swap, then back
 
-
-def exchanger() -> Callable[[Path, Path], None]:
-    """Atomically swap two names (renameat2 RENAME_EXCHANGE), or rename through a spare."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:  # pragma: no cover - every glibc since 2.28 has it
-        def swap(a: Path, b: Path) -> None:
-            os.rename(a, a.with_name("spare"))
-            os.rename(b, a)
-            os.rename(a.with_name("spare"), b)
-        return swap
-
-    def exchange(a: Path, b: Path) -> None:
-        if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE):
-            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-    return exchange
+# A separate process, so that the swaps run truly in parallel with the tools (a thread would
+# take turns with them on the GIL). renameat2(RENAME_EXCHANGE) swaps two names atomically.
+FLIPPER = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pairs = [(os.fsencode(a), os.fsencode(b)) for a, b in zip(sys.argv[2::2], sys.argv[3::2])]
+print("ready", flush=True)
+for _ in range(int(sys.argv[1]) * 2):
+    for a, b in pairs:
+        if libc.renameat2(-100, a, -100, b, 2):
+            raise OSError(ctypes.get_errno(), "renameat2")
+"""
 
 
 def test_swapping_folders_and_files_for_links_never_lets_a_call_out(world):
@@ -369,17 +362,6 @@ def test_swapping_folders_and_files_for_links_never_lets_a_call_out(world):
     os.symlink(out, ws / "d_swap")
     os.symlink(out / "inner.txt", ws / "f_swap")
     files = WorkspaceFiles(ws)
-    swap = exchanger()
-    done = threading.Event()
-
-    def flipper() -> None:
-        try:
-            for _ in range(RACE_SWAPS):
-                swap(ws / "d", ws / "d_swap")
-                swap(ws / "f.txt", ws / "f_swap")
-        finally:
-            done.set()
-
     calls = [
         ("read d", files.read_file, ("d/inner.txt",)),
         ("read f", files.read_file, ("f.txt",)),
@@ -390,12 +372,11 @@ def test_swapping_folders_and_files_for_links_never_lets_a_call_out(world):
     ]
     escapes: list[str] = []
     rounds = served = 0
-    old_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    thread = threading.Thread(target=flipper)
-    thread.start()
-    try:
-        while not done.is_set():
+    names = [str(ws / n) for n in ("d", "d_swap", "f.txt", "f_swap")]
+    with subprocess.Popen([sys.executable, "-c", FLIPPER, str(RACE_ROUNDS), *names],
+                          stdout=subprocess.PIPE, text=True) as flipper:
+        assert flipper.stdout is not None and flipper.stdout.readline() == "ready\n"
+        while flipper.poll() is None:
             rounds += 1
             for op, fn, args in calls:
                 text, problem, ok = attempt(fn, *args)
@@ -404,9 +385,8 @@ def test_swapping_folders_and_files_for_links_never_lets_a_call_out(world):
                 if problem:
                     escapes.append(f"{op}: {problem}")
                 escapes += landed_outside(out, op)
-    finally:
-        thread.join()
-        sys.setswitchinterval(old_interval)
+    assert flipper.returncode == 0
+    assert (ws / "d").is_dir() and not (ws / "d").is_symlink()  # an even number of swaps
     assert rounds > 0 and served > 0
     assert escapes == [], f"{len(escapes)} escapes in {rounds} rounds: {escapes[:5]}"
 
