@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from hermes_jupyter.core.errors import ConfigurationError
 from hermes_jupyter.tools import ToolRegistry, WorkspaceFiles
 
 CANARY = "CANARY-7f3a91-outside"
@@ -298,6 +299,13 @@ def test_refusals_say_what_is_wrong_in_one_line(world, path, kind, words):
     with pytest.raises(kind, match=words) as caught:
         WorkspaceFiles(world["ws"]).read_file(path)
     assert "\n" not in str(caught.value) and str(world["tmp"]) not in str(caught.value)
+
+
+def test_a_missing_workspace_is_a_configuration_error(tmp_path):
+    for root in (tmp_path / "missing", tmp_path / "file.txt"):
+        (tmp_path / "file.txt").write_text("x")
+        with pytest.raises(ConfigurationError, match="is not an existing folder"):
+            WorkspaceFiles(root)
 
 
 def test_walks_are_bounded_and_say_when_they_were_cut(world, monkeypatch):

@@ -16,6 +16,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import ConfigurationError
 from .safe_fs import DIR_FLAGS, Entry, SafeRoot, WalkBudget, open_regular, shown
 
 __all__ = ["WorkspaceFiles"]
@@ -40,7 +41,13 @@ class WorkspaceFiles:
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self._safe = SafeRoot(root)
+        try:
+            self._safe = SafeRoot(root)
+        except OSError:
+            raise ConfigurationError(
+                f"The workspace {os.fspath(root)!r} is not an existing folder: "
+                "pass workspace= a folder that exists."
+            ) from None
         self.root = Path(self._safe.path)
 
     def tools(self) -> list[Callable[..., Any]]:
