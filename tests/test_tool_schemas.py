@@ -381,3 +381,13 @@ def test_delegate_refuses_a_tool_whose_types_have_no_json_form(session):
 
     with pytest.raises(hj.HermesError, match="parameter 'event'"):
         session.delegate("anything", tools=[bad])
+
+
+def test_parameter_names_pydantic_reserves_still_work():
+    def odd_names(schema: str, model_config: int, _hidden: bool = False, json: str = "") -> str:
+        return f"{schema} {model_config} {_hidden} {json}"
+
+    assert list(props(odd_names)) == ["schema", "model_config", "_hidden", "json"]
+    outcome = run(ToolRegistry([odd_names]), "odd_names",
+                  '{"schema": "s", "model_config": 2, "_hidden": true}')
+    assert outcome.text == "s 2 True "
