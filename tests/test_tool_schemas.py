@@ -177,6 +177,7 @@ def test_enum_literal_optional_annotated_and_docstring_descriptions():
 def test_an_enum_argument_arrives_as_the_enum_member():
     _, kwargs = bind(forecast, {"city": "Paris", "unit": "fahrenheit", "days": "5"})
     assert kwargs == {"city": "Paris", "unit": Unit.FAHRENHEIT, "days": 5}
+    assert bind(forecast, {"city": 75001})[1] == {"city": "75001"}  # a number for a string
 
 
 # -- models, dataclasses, TypedDicts ---------------------------------------------------------

@@ -165,8 +165,9 @@ def _build(fn: Callable[..., Any]) -> ToolSpec:
         fields[field] = _field(param, param_docs.get(param.name))
         params.append(_Param(param.name, field, param.kind is param.POSITIONAL_ONLY,
                              isinstance(param.default, FieldInfo)))
-    config = pydantic.ConfigDict(
-        extra="allow" if var_keyword else "forbid", arbitrary_types_allowed=True
+    config = pydantic.ConfigDict(  # models often send 75001 for "75001": take it
+        extra="allow" if var_keyword else "forbid", arbitrary_types_allowed=True,
+        coerce_numbers_to_str=True,
     )
     try:
         model = pydantic.create_model(f"{name}_arguments", __config__=config, **fields)
