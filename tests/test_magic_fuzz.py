@@ -1,6 +1,7 @@
 """Generated magic lines through a real shell: no traceback ever, every rejection fails its
 cell with one `UsageError` line, and a rejected line creates no task."""
 
+# ruff: noqa: F811  (the shell fixtures come from test_magics)
 from __future__ import annotations
 
 import random
@@ -76,7 +77,7 @@ def generate(rng: random.Random) -> list[str]:
     return lines
 
 
-def test_generated_magic_lines_never_show_a_traceback(live, llm, capsys):  # noqa: F811
+def test_generated_magic_lines_never_show_a_traceback(live, llm, capsys):
     shell: InteractiveShell = live
     llm.default = Reply(text="ok")
     shell.user_ns.update(x=1, bad=Bad(), notes="ship it", big={i: i for i in range(50_000)},
