@@ -123,7 +123,8 @@ class _Writer:
     characters, so at most `limit / 3` items are ever visited, however large the container."""
 
     def __init__(self, limit: int) -> None:
-        self.room = limit
+        # kept back for the "… N more" marks (at most one per level), so they are never cut
+        self.room = limit - min(limit // 2, 30 * MAX_DEPTH)
         self.cut = False
         self.top_items = 0
         self.seen: set[int] = set()
@@ -147,7 +148,7 @@ class _Writer:
             if self.room <= 0:
                 break
             parts.append(self._item(value, item, depth))
-            self.room -= 2
+            self.room -= 3 if depth == 0 else 2  # the separator: ",\n " or ", "
             if depth == 0:
                 self.top_items += 1
         self.seen.discard(id(value))
@@ -162,6 +163,7 @@ class _Writer:
     def _item(self, container: Any, item: Any, depth: int) -> str:
         if isinstance(container, dict):
             key, val = item
+            self.room -= 2  # ": "
             return f"{self.form(key, depth + 1)}: {self.form(val, depth + 1)}"
         return self.form(item, depth + 1)
 

@@ -17,7 +17,7 @@ import string
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
-from IPython.core.error import UsageError
+from ..core.errors import HermesError
 
 __all__ = ["expand"]
 
@@ -31,7 +31,7 @@ _NAME_END = ".[(!:"
 def expand(text: str, namespace: Mapping[str, Any], keep: Collection[str] = ()) -> str:
     """`text` with each `{expr}` / `$name` replaced by its value in `namespace`.
 
-    Fields whose leading name is in `keep` are left as typed. Raises `UsageError` (one line)
+    Fields whose leading name is in `keep` are left as typed. Raises `HermesError` (one line)
     naming the first field that cannot be filled in, or an unbalanced brace.
     """
     out: list[str] = []
@@ -51,7 +51,7 @@ def _fields(text: str) -> Iterator[tuple[str, str | None, str | None]]:
     try:
         parsed = list(_BRACES.parse(text))
     except ValueError as err:
-        raise UsageError(
+        raise HermesError(
             f"the goal has an unbalanced brace ({err}): write {{{{ or }}}} for a literal "
             "brace, or use %%delegate, whose body is taken verbatim") from None
     for literal, field, spec, conversion in parsed:
@@ -80,7 +80,7 @@ def _fill(field: str, conversion: str | None, namespace: Mapping[str, Any]) -> s
     except Exception as err:
         reason = " ".join(_message(err).split())[:160]
         escaped = "$" + field if dollar else "{" + shown + "}"
-        raise UsageError(
+        raise HermesError(
             f"{shown} in the goal cannot be filled in ({type(err).__name__}"
             f"{': ' + reason if reason else ''}): define it first, or write {escaped} to "
             "keep it as typed") from None
