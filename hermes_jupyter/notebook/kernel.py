@@ -170,7 +170,7 @@ def pending_change() -> str | None:
     live = [t.id for t in _state.session.tasks() if not t.done()]
     if not live:
         return f"new {what} settings apply at the next task"
-    return (f"new {what} settings wait until {plural(len(live), 'running task')} end "
+    return (f"new {what} settings wait for {plural(len(live), 'running task')} to end "
             f"({', '.join(live)})")
 
 
