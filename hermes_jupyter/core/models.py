@@ -239,9 +239,11 @@ class TaskResult:
         return f"{self.id} {self.name!r}" if self.name else self.id
 
     def headline(self) -> str:
-        """One line: state (and, unless it succeeded, its exit reason), model, time, calls,
-        tokens, and whether the summary is truncated."""
-        state = self.state.value if self.ok else f"{self.state.value} [{self.exit_reason.value}]"
+        """One line: state (and, unless it succeeded, its exit reason when that says more:
+        `failed [timeout]`), model, time, calls, tokens, and whether the summary is truncated."""
+        state, code = self.state.value, self.exit_reason.value
+        if not self.ok and code != state:
+            state = f"{state} [{code}]"
         cut = " · summary truncated" if self.truncated else ""
         return (
             f"{self.label}: {state} · {self.model} · {self.duration_s:.1f}s · "
@@ -257,7 +259,7 @@ class TaskResult:
             return None
         meaning, code = self.exit_reason.meaning, self.exit_reason.value
         why = f"{self.state.value} because {meaning}"
-        why += "" if f"({code})" in meaning else f" ({code})"
+        why += "" if code == self.state.value or f"({code})" in meaning else f" ({code})"
         return f"{why}: {short(self.error, 300)}" if self.error else why
 
     def __repr__(self) -> str:
