@@ -94,15 +94,18 @@ def test_generated_magic_lines_never_show_a_traceback(live, llm, capsys):
         where = f"{line!r}\nstdout: {out!r}\nstderr: {err!r}"
         assert "Traceback" not in out + err, where
         assert result.error_before_exec is None, where
+        magic = line.split("%")[-1 if line.startswith("%%") else 1].split()[0]
         if result.success:
             assert err == "", where  # anything said on stderr is a rejection: it must fail
             outcomes["accepted"] += 1
+            outcomes[f"accepted %{magic}"] += 1
             outcomes["tasks created"] += after - before
         else:
             assert type(result.error_in_exec) is UsageError, where
             assert err.startswith("UsageError: %") and err.count("\n") == 1, where
             assert after == before, where  # a rejected line creates no task
             outcomes["rejected"] += 1
+            outcomes[f"rejected %{magic}"] += 1
     for task in current.peek_session().tasks() if current.peek_session() else ():
         task.cancel()
     print(dict(outcomes))
@@ -110,3 +113,7 @@ def test_generated_magic_lines_never_show_a_traceback(live, llm, capsys):
     # the generator reaches both sides of every magic often enough to mean something
     assert outcomes["rejected"] > 100 and outcomes["accepted"] > 50
     assert outcomes["tasks created"] > 10
+    for magic in FLAGS:  # every magic was both refused and (where it can be) accepted
+        assert outcomes[f"rejected %{magic}"] > 0, magic
+        # (its tasks end at once, so a steer is always refused there: tests/test_magics.py)
+        assert outcomes[f"accepted %{magic}"] > 0 or magic == "steer_task", magic
