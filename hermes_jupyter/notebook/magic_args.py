@@ -3,7 +3,9 @@
 Goals and steering messages are sentences ("what's the Q3 total?"), so they must not go
 through shell-style splitting, where one apostrophe breaks the line. The options in front are
 split like shell words and handed to the magic's own argparse parser, so `%delegate?` help,
-types and error messages stay those of `@magic_arguments`.
+types and error messages stay those of `@magic_arguments`. Also here: the `seconds` option
+type (finite, 0 to `threading.TIMEOUT_MAX`), the input transformer that keeps a goal ending
+in `?` a goal, and tab completion of task ids and names.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The notebook face: `%delegate`, `%check_task`, `%steer_task`, `%collect_task`, ...
 
 Each magic parses its line, calls the kernel-wide Session (`hermes_jupyter.notebook.kernel`) and
-returns something that renders. Bad input costs one line on stderr and changes nothing; no
-magic ever prints from a background thread. `%delegate?` and friends print their real help.
+returns something that renders. Bad input is one `UsageError` line (no traceback) that fails
+the cell and changes nothing; no magic ever prints from a background thread. `%delegate?` and
+friends print their real help.
 """
 
 # IPython's magic decorators are untyped; everything else here is checked.
