@@ -367,7 +367,8 @@ BAD_INPUT = [
                                    "(NameError: name 'nosuch' is not defined): define it "
                                    "first, or write {{nosuch}} to keep it as typed"),
     ("%delegate ask $nosuch now", "%delegate: $nosuch in the goal cannot be filled in"),
-    ("%delegate -n {1/0} go", "%delegate: {1/0} in the goal cannot be filled in"),
+    ("%delegate -n {1/0} go", "%delegate: {1/0} in the options cannot be filled in"),
+    ("%steer_task done use {nosuch}", "%steer_task: {nosuch} in the message cannot be filled"),
     ("%delegate fix f() { return 1; }", "%delegate: { return 1; } in the goal cannot be"),
     ("%delegate one } brace", "%delegate: the goal has an unbalanced brace"),
     ("%delegate -c 1x do it", "%delegate: Bad variable name '1x'"),

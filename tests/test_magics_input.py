@@ -13,8 +13,9 @@ import pandas as pd
 
 from hermes_jupyter.notebook.context import context_text
 from hermes_jupyter.notebook.goal import expand
+from hermes_jupyter.testing import Reply, ToolCall
 
-from .test_magics import cell, ip, live, rejected  # noqa: F401  (fixtures)
+from .test_magics import cell, held_tool, ip, live, rejected  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +36,21 @@ def test_an_unknown_placeholder_fails_the_cell_and_starts_nothing(live, capsys):
     assert "t" not in live.user_ns
     assert rejected(live, "%delegate ask ${HOME}", capsys).startswith(
         "%delegate: {HOME} in the goal cannot be filled in")
+
+
+def test_a_steering_message_is_filled_in_the_same_way(live, llm, capsys):
+    entered, release, hold = held_tool()
+    live.user_ns.update(hold=hold, region="north")
+    llm.default = Reply(tool_calls=[ToolCall("hold")])
+    cell(live, "t = %delegate -t hold work", capsys)
+    assert entered.wait(10)
+    assert rejected(live, "%steer_task t1 focus on {regoin}", capsys).startswith(
+        "%steer_task: {regoin} in the message cannot be filled in (NameError")
+    _, out, _ = cell(live, "%steer_task t1 focus on {region}, keep {{braces}}", capsys)
+    assert out.startswith("Steered t1")
+    assert [r.message for r in live.user_ns["t"].check().steering] == [
+        "focus on north, keep {braces}"]
+    release.set()
 
 
 def test_placeholders_are_filled_from_the_calling_function(live, capsys):

@@ -28,32 +28,35 @@ _DOLLAR = re.compile(r"\$(\$?)([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
 _NAME_END = ".[(!:"
 
 
-def expand(text: str, namespace: Mapping[str, Any], keep: Collection[str] = ()) -> str:
-    """`text` with each `{expr}` / `$name` replaced by its value in `namespace`.
+def expand(text: str, namespace: Mapping[str, Any], keep: Collection[str] = (),
+           what: str = "goal") -> str:
+    """`text` (a goal, or the `what` named in errors) with each `{expr}` / `$name` replaced
+    by its value in `namespace`.
 
     Fields whose leading name is in `keep` are left as typed. Raises `HermesError` (one line)
     naming the first field that cannot be filled in, or an unbalanced brace.
     """
     out: list[str] = []
-    for literal, field, conversion in _fields(text):
+    for literal, field, conversion in _fields(text, what):
         out.append(literal)
         if field is None:
             continue
         if _leading_name(field.lstrip("$")) in keep:
             out.append(field if field.startswith("$") else _as_typed(field, conversion))
             continue
-        out.append(_fill(field, conversion, namespace))
+        out.append(_fill(field, conversion, namespace, what))
     return "".join(out)
 
 
-def _fields(text: str) -> Iterator[tuple[str, str | None, str | None]]:
+def _fields(text: str, what: str) -> Iterator[tuple[str, str | None, str | None]]:
     """(literal, field, conversion): a brace field as `expr`, a dollar field as `$name`."""
     try:
         parsed = list(_BRACES.parse(text))
     except ValueError as err:
         raise HermesError(
-            f"the goal has an unbalanced brace ({err}): write {{{{ or }}}} for a literal "
-            "brace, or use %%delegate, whose body is taken verbatim") from None
+            f"the {what} has an unbalanced brace ({err}): write {{{{ or }}}} for a literal "
+            "brace" + (", or use %%delegate, whose body is taken verbatim" if what == "goal"
+                       else "")) from None
     for literal, field, spec, conversion in parsed:
         start = 0
         for match in _DOLLAR.finditer(literal):
@@ -68,7 +71,7 @@ def _fields(text: str) -> Iterator[tuple[str, str | None, str | None]]:
             yield literal[start:], f"{field}:{spec}" if spec else field, conversion
 
 
-def _fill(field: str, conversion: str | None, namespace: Mapping[str, Any]) -> str:
+def _fill(field: str, conversion: str | None, namespace: Mapping[str, Any], what: str) -> str:
     dollar = field.startswith("$")
     expression = field[1:] if dollar else field
     shown = field if dollar else "{" + field + (f"!{conversion}" if conversion else "") + "}"
@@ -81,7 +84,7 @@ def _fill(field: str, conversion: str | None, namespace: Mapping[str, Any]) -> s
         reason = " ".join(_message(err).split())[:160]
         escaped = "$" + field if dollar else "{" + shown + "}"
         raise HermesError(
-            f"{shown} in the goal cannot be filled in ({type(err).__name__}"
+            f"{shown} in the {what} cannot be filled in ({type(err).__name__}"
             f"{': ' + reason if reason else ''}): define it first, or write {escaped} to "
             "keep it as typed") from None
 

@@ -129,7 +129,7 @@ class HermesMagics(Magics):
         parser = _parser(HermesMagics.delegate)
         namespace = {**self._ns, **(local_ns or {})}
         words, goal = split_options(parser, line)
-        args = parser.parse_args([expand(word, namespace) for word in words])
+        args = parser.parse_args([expand(word, namespace, what="options") for word in words])
         goal = expand(goal, namespace, keep=ENGINE_PLACEHOLDERS)
         if cell is not None:
             goal = "\n".join(part for part in (goal, cell.strip()) if part)
@@ -168,16 +168,21 @@ class HermesMagics(Magics):
         return TaskReport(task.check(), tail=max(0, args.lines))
 
     @line_magic
+    @no_var_expand
+    @needs_local_scope
     @_one_line_errors("steer_task")
     @magic_arguments()
     @argument("task", metavar="ID", help="task id (t3), name, or a variable holding the Task")
     @argument("message", nargs="*", metavar="MESSAGE",
-              help="what the subagent should do differently")
-    def steer_task(self, line: str) -> None:
+              help="what the subagent should do differently; {expr} and $name are filled in "
+                   "from the notebook ({{ }} and $$ keep them)")
+    def steer_task(self, line: str, local_ns: dict[str, Any] | None = None) -> None:
         """Send a running task a message; it reads it before its next model call."""
         parser = _parser(HermesMagics.steer_task)
+        namespace = {**self._ns, **(local_ns or {})}
         words, message = split_options(parser, line, leading=1)
-        args = parser.parse_args(words)
+        args = parser.parse_args([expand(word, namespace, what="options") for word in words])
+        message = expand(message, namespace, what="message")
         if not message:
             raise UsageError("missing MESSAGE: say what the subagent should do differently")
         task = self._task(args.task)
