@@ -20,12 +20,15 @@ from .core.models import (
     ToolTraceEntry,
     Usage,
 )
+from .engine.agent import Agent, AgentReply, set_default_session_factory
 from .engine.session import Session
 from .engine.task import Task
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
+    "AgentReply",
     "CollectTimeout",
     "ConfigurationError",
     "Event",
@@ -58,6 +61,15 @@ def __getattr__(name: str) -> Any:
 
         return dashboard
     raise AttributeError(f"module 'hermes_jupyter' has no attribute {name!r}")
+
+
+def _kernel_session() -> Session:
+    from .notebook.kernel import get_session
+
+    return get_session()
+
+
+set_default_session_factory(_kernel_session)
 
 
 def load_ipython_extension(ip: Any) -> None:

@@ -183,6 +183,10 @@ class TaskStatus:
     error: str | None
     summary: str | None
     version: int
+    owner: str | None = None
+    """Who started the task: None (the user), an agent's owner id, or a task id."""
+    parent_id: str | None = None
+    depth: int = 1
 
     @property
     def tokens(self) -> int:

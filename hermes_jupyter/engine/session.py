@@ -16,19 +16,19 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
 from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, Usage
-from ..tools import build_registry
+from ..tools import ToolOutcome, ToolRegistry, build_registry
 from .credentials import CredentialPool, redact
 from .events import EventBus, Subscriber
 from .journal import Journal, JournalRecord
 from .loop import EngineLoop
-from .provider import Provider, ProviderError, RetryPolicy
+from .provider import Completion, Provider, ProviderError, RetryPolicy
 from .subagent import DEFAULT_SYSTEM_PROMPT, LimitReached, run_agent
 from .task import Task, TaskControl
 
@@ -94,7 +94,7 @@ class Session:
         )
         self._lock = threading.RLock()
         self._tasks: dict[str, Task] = {}
-        self._by_name: dict[str, Task] = {}
+        self._by_name: dict[tuple[str | None, str], Task] = {}  # (owner, name) -> newest
         self._ids = itertools.count(first_id)  # a kernel's later sessions go on counting
         self._closed = False
         self._attachments: dict[str, Any] = {}  # per-session helpers of the faces, by key
@@ -120,8 +120,14 @@ class Session:
         toolsets: Iterable[str] | None = None,
         max_iterations: int | None = None,
         timeout: float | None = None,
+        owner: str | None = None,
     ) -> Task:
-        """Start a subagent on `goal` and return its handle at once (no network I/O here)."""
+        """Start a subagent on `goal` and return its handle at once (no network I/O here).
+
+        `owner` says who started it: None for the user, an `Agent`'s `owner_id`, or the id of a
+        task that delegates (the new task is then its child, one level deeper). Names are
+        scoped to their owner: a child named "review" never shadows the user's "review".
+        """
         if not isinstance(goal, str) or not goal.strip():
             raise HermesError("The goal is empty: say what the subagent should do.")
         if max_iterations is not None:
@@ -137,6 +143,7 @@ class Session:
         with self._lock:
             if self._closed:
                 raise HermesError("This session is closed: create a new Session.")
+            parent = self._tasks.get(owner) if owner is not None else None
             task_id = f"t{next(self._ids)}"
             task = Task(
                 self, task_id, name, goal.strip(), str(context or ""),
@@ -145,10 +152,14 @@ class Session:
                 timeout if timeout is not None else self.task_timeout,
                 self._emit, self._on_task_text,
             )
+            task.owner = owner
+            task.parent_id = parent.id if parent is not None else None
+            task.depth = parent.depth + 1 if parent is not None else 1
             self._tasks[task_id] = task
             if name:
-                self._by_name[name] = task
-        self._emit("created", task_id, name=name, model=task.model, goal=task.goal)
+                self._by_name[(owner, name)] = task
+        self._emit("created", task_id, name=name, model=task.model, goal=task.goal,
+                   owner=owner, parent=task.parent_id)
         self._emit("queued", task_id)
         self._schedule(task)
         return task
@@ -181,7 +192,13 @@ class Session:
 
     def cancel(self, ref: TaskRef) -> bool:
         """Stop the task within a second; False when it had ended or was already stopping."""
-        control = self.task(ref).control_for(self)
+        task = self.task(ref)
+        for child in self.descendants(task):  # cancelling a task cancels its descendants
+            self._cancel_one(child)
+        return self._cancel_one(task)
+
+    def _cancel_one(self, task: Task) -> bool:
+        control = task.control_for(self)
         stage = control.request_cancel()
         if stage is None:
             return False
@@ -207,11 +224,19 @@ class Session:
 
     # ---- lookups and totals ------------------------------------------------------------
     def task(self, ref: TaskRef) -> Task:
-        """The task for a handle, an id ("t3") or a name (the newest task of that name)."""
+        """The task for a handle, an id ("t3") or a name (the newest of the user's tasks of
+        that name). Raises `UnknownTaskError`."""
+        return self.task_of(None, ref, everyone=True)
+
+    def task_of(self, owner: str | None, ref: TaskRef, *, everyone: bool = False) -> Task:
+        """The task `ref` as `owner` sees it: its own tasks, by handle, id or name. With
+        `everyone` (the user's view) any task is found by handle or id; names stay scoped to
+        `owner`. Raises `UnknownTaskError` for anything else."""
         if isinstance(ref, Task):
             with self._lock:
-                if self._tasks.get(ref.id) is not ref:
-                    raise UnknownTaskError(ref.id, None)
+                mine = self._tasks.get(ref.id) is ref
+            if not mine or not (everyone or ref.owner == owner):
+                raise UnknownTaskError(ref.id, None)
             return ref
         if not isinstance(ref, str):
             raise HermesError(
@@ -219,10 +244,27 @@ class Session:
             )
         key = ref.strip()
         with self._lock:
-            found = self._tasks.get(key) or self._by_name.get(key)
+            found = self._tasks.get(key)
+            if found is not None and not (everyone or found.owner == owner):
+                found = None
+            found = found or self._by_name.get((owner, key))
             if found is None:
-                raise UnknownTaskError(key, list(self._tasks))
+                known = [t.id for t in self._tasks.values() if everyone or t.owner == owner]
+                raise UnknownTaskError(key, known)
             return found
+
+    def descendants(self, ref: TaskRef) -> list[Task]:
+        """Every task started, directly or not, by the task `ref`, children first."""
+        root = self.task(ref)
+        with self._lock:
+            tasks = list(self._tasks.values())
+        out: list[Task] = []
+        frontier = [root.id]
+        while frontier:
+            children = [t for t in tasks if t.parent_id in frontier]
+            out += children
+            frontier = [t.id for t in children]
+        return out
 
     def tasks(self) -> list[Task]:
         with self._lock:
@@ -240,6 +282,37 @@ class Session:
         for task in self.tasks():
             total = total + task.control_for(self).usage
         return total
+
+    # ---- engine services for the parent Agent ----------------------------------------
+    def submit(self, coro: Coroutine[Any, Any, _T]) -> Future[_T]:
+        """Run `coro` on the engine loop (from any thread but that one); its future."""
+        if self._closed:
+            coro.close()
+            raise HermesError("This session is closed: create a new Session.")
+        return asyncio.run_coroutine_threadsafe(coro, self._engine.loop)
+
+    async def stream_completion(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        on_text: Callable[[str], None],
+    ) -> Completion:
+        """One streamed model turn through the session's keys, retries and dialects
+        (engine loop only)."""
+        return await self._provider.complete(
+            model, messages, tools, on_text=on_text, on_event=lambda kind, data: None,
+            on_request=lambda: None,
+        )
+
+    async def run_tool(self, registry: ToolRegistry, name: str, arguments: str) -> ToolOutcome:
+        """Run one tool call of `registry` on the session's tool threads (engine loop only)."""
+        return await registry.run(name, arguments, self._tool_threads)
+
+    def free_slots(self) -> int:
+        """How many more tasks could start now without waiting (0 when some queue)."""
+        with self._lock:
+            return 0 if self._queue else max(0, self.max_concurrent - self._running)
 
     @property
     def key_count(self) -> int:

@@ -34,13 +34,13 @@ if TYPE_CHECKING:
 
     from ..tools import ToolRegistry
 
-__all__ = ["Task", "TaskControl", "TaskOwner"]
+__all__ = ["Task", "TaskControl", "TaskHost"]
 
 Emit = Callable[..., None]
 _log = logging.getLogger(__name__)
 
 
-class TaskOwner(Protocol):
+class TaskHost(Protocol):
     """What a `Task` handle asks of the session that made it."""
 
     def steer(self, ref: Task, message: str) -> None: ...
@@ -58,7 +58,7 @@ class Task:
 
     def __init__(
         self,
-        owner: TaskOwner,
+        host: TaskHost,
         task_id: str,
         name: str | None,
         goal: str,
@@ -78,7 +78,10 @@ class Task:
         self.tools = tools
         self.max_iterations = max_iterations
         self.timeout = timeout
-        self._owner = owner
+        self.owner: str | None = None  # who started it: None (the user), an agent, a task id
+        self.parent_id: str | None = None  # the task that started this one, if a task did
+        self.depth = 1  # 1 for the user's and agents' tasks; a task's child is one deeper
+        self._host = host
         self._control = TaskControl(self, emit, text_sink)
 
     def check(self) -> TaskStatus:
@@ -86,13 +89,13 @@ class Task:
         return self._control.snapshot()
 
     def steer(self, message: str) -> None:
-        self._owner.steer(self, message)
+        self._host.steer(self, message)
 
     def collect(self, timeout: float | None = None) -> TaskResult:
-        return self._owner.collect(self, timeout=timeout)
+        return self._host.collect(self, timeout=timeout)
 
     def cancel(self) -> bool:
-        return self._owner.cancel(self)
+        return self._host.cancel(self)
 
     def done(self) -> bool:
         return self._control.done()
@@ -115,9 +118,9 @@ class Task:
         """A counter that moves whenever `check()` would answer differently."""
         return self._control.version
 
-    def control_for(self, owner: object) -> TaskControl:
+    def control_for(self, host: object) -> TaskControl:
         """The engine's side of this task, for the session that made it only."""
-        if owner is not self._owner:
+        if host is not self._host:
             raise PermissionError(f"task {self.id} belongs to another session")
         return self._control
 
@@ -390,6 +393,9 @@ class TaskControl:
             error=self._result.error if self._result else None,
             summary=self._result.summary if self._result else None,
             version=self._version,
+            owner=task.owner,
+            parent_id=task.parent_id,
+            depth=task.depth,
         )
 
     def _end_word(self) -> str:
