@@ -46,16 +46,22 @@ __all__ = [
     "Usage",
     "__version__",
     "dashboard",
+    "get_agent",
     "get_session",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """`get_session` and `dashboard` import IPython/traitlets or widgets: only when asked for."""
+    """`get_session`, `get_agent` and `dashboard` import IPython/traitlets or widgets: only when
+    asked for."""
     if name == "get_session":
         from .notebook.kernel import get_session
 
         return get_session
+    if name == "get_agent":
+        from .notebook.agent_magics import get_agent
+
+        return get_agent
     if name == "dashboard":
         from .notebook.widgets.dashboard import dashboard
 

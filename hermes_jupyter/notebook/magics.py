@@ -315,6 +315,9 @@ class HermesMagics(Magics):
 def load_ipython_extension(ip: Any) -> None:
     """`%load_ext hermes_jupyter`: register the magics, the settings and tab completion."""
     ip.register_magics(HermesMagics)
+    from . import agent_magics
+
+    agent_magics.load(ip)
     if keep_question_marks not in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.append(keep_question_marks)
     for name in TASK_MAGICS:
@@ -326,7 +329,7 @@ def load_ipython_extension(ip: Any) -> None:
 
 
 _PROSE_MAGIC = re.compile(
-    r"^(?P<indent>\s*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%(?P<name>delegate|steer_task)"
+    r"^(?P<indent>\s*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%(?P<name>delegate|steer_task|hermes)"
     r"\s+(?P<rest>.*\S)\s*$"
 )
 
