@@ -21,6 +21,7 @@ from .core.models import (
     Usage,
 )
 from .engine.agent import Agent, AgentReply, set_default_session_factory
+from .engine.group import GroupStatus, TaskGroup
 from .engine.session import Session
 from .engine.task import Task
 
@@ -33,11 +34,13 @@ __all__ = [
     "ConfigurationError",
     "Event",
     "ExitReason",
+    "GroupStatus",
     "HermesError",
     "Session",
     "SteerRecord",
     "Task",
     "TaskFinishedError",
+    "TaskGroup",
     "TaskResult",
     "TaskState",
     "TaskStatus",

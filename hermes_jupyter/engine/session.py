@@ -26,6 +26,7 @@ from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, 
 from ..tools import ToolOutcome, ToolRegistry, build_registry
 from .credentials import CredentialPool, redact
 from .events import EventBus, Subscriber
+from .group import TaskGroup, check_items
 from .journal import Journal, JournalRecord
 from .loop import EngineLoop
 from .provider import Completion, Provider, ProviderError, RetryPolicy
@@ -37,6 +38,7 @@ __all__ = ["Session", "TaskRef"]
 TaskRef = Task | str
 _T = TypeVar("_T")
 DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
+_MAP_OPTIONS = frozenset({"model", "tools", "toolsets", "max_iterations", "timeout", "owner"})
 
 
 class Session:
@@ -163,6 +165,37 @@ class Session:
         self._emit("queued", task_id)
         self._schedule(task)
         return task
+
+    def map(
+        self,
+        goal: str,
+        items: Iterable[Any],
+        *,
+        name: str | None = None,
+        context: str = "",
+        max_concurrent: int | None = None,
+        **delegate_options: Any,
+    ) -> TaskGroup:
+        """Fan out: one task per item, the item put in the goal where it says `{item}` (else
+        handed as context). Returns a `TaskGroup` at once. `max_concurrent` caps this group's
+        running tasks within the session's cap; `delegate_options` go to every `delegate`
+        (model, tools, toolsets, max_iterations, timeout). Task names are `name[0]`, ..."""
+        if not isinstance(goal, str) or not goal.strip():
+            raise HermesError("The goal is empty: say what each subagent should do with its "
+                              "{item}.")
+        listed = check_items(items)
+        if max_concurrent is not None:
+            _check_positive("max_concurrent", max_concurrent)
+        unknown = set(delegate_options) - _MAP_OPTIONS
+        if unknown:
+            raise HermesError(f"map() takes no {sorted(unknown)[0]!r}: pass delegate options "
+                              f"({', '.join(sorted(_MAP_OPTIONS))}).")
+
+        def start(item_goal: str, item_context: str, item_name: str | None) -> Task:
+            return self.delegate(item_goal, item_context, name=item_name, **delegate_options)
+
+        limit = int(max_concurrent) if max_concurrent is not None else None
+        return TaskGroup(name, goal.strip(), listed, str(context or ""), start, limit)
 
     def check(self, ref: TaskRef) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""
