@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,8 +29,9 @@ from .events import EventBus, Subscriber
 from .group import TaskGroup, check_items
 from .journal import Journal, JournalRecord
 from .loop import EngineLoop
+from .pricing import Pricer
 from .provider import Completion, Provider, ProviderError, RetryPolicy
-from .subagent import DEFAULT_SYSTEM_PROMPT, LimitReached, run_agent
+from .subagent import DEFAULT_SYSTEM_PROMPT, WRAP_UP, LimitReached, run_agent
 from .task import Task, TaskControl
 
 __all__ = ["Session", "TaskRef"]
@@ -38,7 +39,8 @@ __all__ = ["Session", "TaskRef"]
 TaskRef = Task | str
 _T = TypeVar("_T")
 DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
-_MAP_OPTIONS = frozenset({"model", "tools", "toolsets", "max_iterations", "timeout", "owner"})
+_MAP_OPTIONS = frozenset({"model", "tools", "toolsets", "max_iterations", "timeout", "owner",
+                          "max_total_tokens", "max_cost_usd"})
 
 
 class Session:
@@ -65,6 +67,8 @@ class Session:
         retry: RetryPolicy | None = None,
         journal: str | os.PathLike[str] | bool | None = None,
         first_id: int = 1,
+        prices: Mapping[str, tuple[float, float]] | None = None,
+        session_budget_usd: float | None = None,
     ) -> None:
         self.model = model or os.environ.get("HERMES_MODEL") or ""
         if not self.model:
@@ -82,6 +86,10 @@ class Session:
         self.toolsets = tuple(toolsets or ())
         build_registry(None, self.toolsets, self.workspace)  # fail now on unknown names
         self.system_prompt = system_prompt
+        self._pricer = Pricer(prices)
+        if session_budget_usd is not None:
+            _check_positive("session_budget_usd", session_budget_usd)
+        self.session_budget_usd = session_budget_usd
         self._pool = CredentialPool(_resolve_keys(api_keys, self.base_url))
         self._provider = Provider(self._pool, self.base_url, retry)
         self._bus = EventBus()
@@ -123,6 +131,8 @@ class Session:
         max_iterations: int | None = None,
         timeout: float | None = None,
         owner: str | None = None,
+        max_total_tokens: int | None = None,
+        max_cost_usd: float | None = None,
     ) -> Task:
         """Start a subagent on `goal` and return its handle at once (no network I/O here).
 
@@ -132,6 +142,13 @@ class Session:
         """
         if not isinstance(goal, str) or not goal.strip():
             raise HermesError("The goal is empty: say what the subagent should do.")
+        for label, value in (("max_total_tokens", max_total_tokens),
+                             ("max_cost_usd", max_cost_usd)):
+            if value is not None:
+                _check_positive(label, value)
+        spent = self._budget_spent()
+        if spent:
+            raise HermesError(spent)
         if max_iterations is not None:
             _check_positive("max_iterations", max_iterations)
         if timeout is not None:
@@ -155,6 +172,8 @@ class Session:
                 self._emit, self._on_task_text,
             )
             task.owner = owner
+            task.max_total_tokens = max_total_tokens
+            task.max_cost_usd = max_cost_usd
             task.parent_id = parent.id if parent is not None else None
             task.depth = parent.depth + 1 if parent is not None else 1
             self._tasks[task_id] = task
@@ -309,6 +328,28 @@ class Session:
             out[task.state.value] += 1
         return out
 
+    def cost(self) -> tuple[float, int]:
+        """The known cost of every task in USD, and how many tasks made calls whose cost is
+        unknown (no reported cost, no price)."""
+        total, unknown = 0.0, 0
+        for task in self.tasks():
+            usage = task.control_for(self).usage
+            if usage.cost_usd is not None:
+                total += usage.cost_usd
+            elif usage.api_calls:
+                unknown += 1
+        return total, unknown
+
+    def _budget_spent(self) -> str | None:
+        if self.session_budget_usd is None:
+            return None
+        spent, _ = self.cost()
+        if spent < self.session_budget_usd:
+            return None
+        return (f"The session budget is spent (${spent:.4f} of session_budget_usd="
+                f"{self.session_budget_usd:g}): no new task starts; raise the budget or make a "
+                "new Session.")
+
     @property
     def usage(self) -> Usage:
         total = Usage()
@@ -425,7 +466,12 @@ class Session:
 
     def _claim(self, task: Task) -> bool:
         """Mark a task that got a slot as running and start it; False if it was cancelled."""
-        if not task.control_for(self).claim():
+        control = task.control_for(self)
+        spent = self._budget_spent()
+        if spent:
+            control.settle(ExitReason.BUDGET, error=spent)
+            return False
+        if not control.claim():
             return False
         self._emit("started", task.id)
         self._engine.post(functools.partial(self._launch, task))
@@ -462,26 +508,31 @@ class Session:
     async def _run(self, control: TaskControl) -> None:
         task = control.task
         loop = asyncio.get_running_loop()
-        timer = None
+        timers = []
         if task.timeout is not None:
-            timer = loop.call_later(task.timeout, self._time_out, control)
+            timers = [loop.call_later(task.timeout, self._time_out, control),
+                      loop.call_later(_warn_at(task.timeout), _warn_to_wrap_up, control)]
         transcript: list[dict[str, Any]] = []
         try:
-            summary = await run_agent(
-                control, self._provider, self._tool_threads, self.system_prompt, transcript
-            )
-            control.settle(ExitReason.COMPLETED, summary=summary, transcript=transcript)
+            end = await run_agent(control, self._provider, self._tool_threads,
+                                  self.system_prompt, transcript, self._pricer)
+            control.settle(end.reason, summary=end.summary, transcript=transcript,
+                           truncated=end.truncated)
         except asyncio.CancelledError:
+            partial = control.partial_answer()  # what was written is kept, marked truncated
             if control.cancel_reason == "timeout":
                 control.settle(
-                    ExitReason.TIMEOUT, transcript=transcript,
+                    ExitReason.TIMEOUT, transcript=transcript, summary=partial,
+                    truncated=bool(partial),
                     error=f"stopped after its {task.timeout:g}s timeout; raise timeout= or "
                           "narrow the goal",
                 )
             else:
-                control.settle(ExitReason.CANCELLED, transcript=transcript)
+                control.settle(ExitReason.CANCELLED, transcript=transcript, summary=partial,
+                               truncated=bool(partial))
         except LimitReached as err:
-            control.settle(err.reason, error=str(err), transcript=transcript)
+            control.settle(err.reason, error=str(err), transcript=transcript,
+                           summary=err.partial, truncated=bool(err.partial))
         except (ProviderError, HermesError) as err:
             control.settle(ExitReason.PROVIDER_ERROR if isinstance(err, ProviderError)
                            else ExitReason.ERROR, error=str(err), transcript=transcript)
@@ -489,7 +540,7 @@ class Session:
             message = redact(f"{type(err).__name__}: {err}", self._pool.secrets)
             control.settle(ExitReason.ERROR, error=message[:500], transcript=transcript)
         finally:
-            if timer is not None:
+            for timer in timers:
                 timer.cancel()
 
     def _time_out(self, control: TaskControl) -> None:
@@ -533,3 +584,14 @@ def _resolve_keys(api_keys: Iterable[str] | str | None, base_url: str | None) ->
             "pool); for a local server set base_url."
         )
     return list(dict.fromkeys(keys))
+
+
+def _warn_at(timeout: float) -> float:
+    """When to ask a task to wrap up: 30 s before its timeout, or at 80% of a short one."""
+    return max(timeout - 30.0, timeout * 0.8)
+
+
+def _warn_to_wrap_up(control: TaskControl) -> None:
+    """Engine loop: a visible steer asking the child to finish before its timeout."""
+    with contextlib.suppress(HermesError):
+        control.accept_steer(WRAP_UP)

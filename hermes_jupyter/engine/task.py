@@ -81,6 +81,8 @@ class Task:
         self.owner: str | None = None  # who started it: None (the user), an agent, a task id
         self.parent_id: str | None = None  # the task that started this one, if a task did
         self.depth = 1  # 1 for the user's and agents' tasks; a task's child is one deeper
+        self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
+        self.max_cost_usd: float | None = None
         self._host = host
         self._control = TaskControl(self, emit, text_sink)
 
@@ -145,6 +147,7 @@ class TaskControl:
         self._ended: float | None = None
         self._usage = Usage()
         self._tail = OutputTail()
+        self._answer: list[str] = []  # text of the current model call
         self._activity = "queued"
         self._last_tool: str | None = None
         self._steering: list[SteerRecord] = []
@@ -299,24 +302,28 @@ class TaskControl:
     def on_text(self, text: str) -> None:
         with self._lock:
             self._tail.write(text)
+            self._answer.append(text)
             self._activity = "writing"
             self._version += 1
         self._text_sink(self.task.id, text)
 
-    def add_usage(self, prompt: int, completion: int) -> None:
+    def partial_answer(self) -> str:
+        """The text the model has streamed in the current call (reset at every request,
+        retries included, so nothing shows twice): what a stopped task keeps."""
         with self._lock:
-            self._usage = Usage(
-                self._usage.prompt_tokens + prompt,
-                self._usage.completion_tokens + completion,
-                self._usage.api_calls,
-            )
+            return "".join(self._answer)
+
+    def add_usage(self, prompt: int, completion: int, cost_usd: float | None = None) -> Usage:
+        """Count one call's tokens (and its cost in USD when known); the new totals."""
+        with self._lock:
+            self._usage = self._usage + Usage(prompt, completion, 0, cost_usd)
             self._version += 1
+            return self._usage
 
     def count_request(self) -> None:
         with self._lock:
-            self._usage = Usage(
-                self._usage.prompt_tokens, self._usage.completion_tokens, self._usage.api_calls + 1
-            )
+            self._usage = self._usage + Usage(api_calls=1)
+            self._answer.clear()
             self._activity = "thinking"
             self._version += 1
 
@@ -386,6 +393,7 @@ class TaskControl:
             api_calls=self._usage.api_calls,
             prompt_tokens=self._usage.prompt_tokens,
             completion_tokens=self._usage.completion_tokens,
+            cost_usd=self._usage.cost_usd,
             recent_output=self._tail.lines(),
             activity=self._activity,
             last_tool=self._last_tool,
