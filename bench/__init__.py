@@ -17,4 +17,5 @@ FIGURES = (
     "memory",
     "credentials",
     "context",
+    "fanout",
 )

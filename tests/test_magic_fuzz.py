@@ -1,7 +1,7 @@
 """Generated magic lines through a real shell: no traceback ever, every rejection fails its
 cell with one `UsageError` line, and a rejected line creates no task."""
 
-# ruff: noqa: F811  (the shell fixtures come from test_magics)
+
 from __future__ import annotations
 
 import random
@@ -12,8 +12,6 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from hermes_jupyter.notebook import kernel as current
 from hermes_jupyter.testing import Reply
-
-from .test_magics import ip, live  # noqa: F401  (fixtures)
 
 SEED = 13
 LINES = 360

@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (the shell fixtures come from test_magics)
+
 """The journal from the notebook: switched on after the first task it takes effect (and says
 when), and `%list_tasks --history` shows the tasks of earlier kernels."""
 
@@ -14,7 +14,7 @@ import hermes_jupyter as hj
 from hermes_jupyter.notebook import kernel as current
 from hermes_jupyter.testing import Reply
 
-from .test_magics import cell, ip, live, rejected  # noqa: F401  (fixtures)
+from .test_magics import cell, rejected
 
 ROOT = Path(__file__).resolve().parents[1]
 

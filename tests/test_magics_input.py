@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (the shell fixtures come from test_magics)
+
 """What `%delegate` makes of its line: placeholders filled strictly, `-c` context built in
 time bounded by the limit, a reused name said once."""
 
@@ -15,7 +15,7 @@ from hermes_jupyter.notebook.context import context_text
 from hermes_jupyter.notebook.goal import expand
 from hermes_jupyter.testing import Reply, ToolCall
 
-from .test_magics import cell, held_tool, ip, live, rejected  # noqa: F401  (fixtures)
+from .test_magics import cell, held_tool, rejected
 
 ROOT = Path(__file__).resolve().parents[1]
 

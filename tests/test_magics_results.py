@@ -1,7 +1,7 @@
 """Results you can read: a failed or cancelled result says why in one line, everywhere, and
 every count uses one wording (`1 call`, `2 calls`)."""
 
-# ruff: noqa: F811  (the shell fixtures come from test_magics)
+
 from __future__ import annotations
 
 import re
@@ -14,7 +14,7 @@ from hermes_jupyter.engine.views import TaskTable
 from hermes_jupyter.notebook.widgets import static_view
 from hermes_jupyter.testing import Fail, Reply, ToolCall
 
-from .test_magics import cell, held_tool, ip, live  # noqa: F401  (fixtures)
+from .test_magics import cell, held_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 

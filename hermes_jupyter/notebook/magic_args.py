@@ -83,7 +83,7 @@ def seconds(text: str) -> float:
 
 
 _PROSE_MAGIC = re.compile(
-    r"^(?P<indent>\s*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%(?P<name>delegate|steer_task)"
+    r"^(?P<indent>\s*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%(?P<name>delegate|steer_task|hermes)"
     r"\s+(?P<rest>.*\S)\s*$"
 )
 
