@@ -8,6 +8,8 @@ from .core.errors import (
     CollectTimeout,
     ConfigurationError,
     HermesError,
+    InvalidArgument,
+    InvalidArgumentType,
     TaskFinishedError,
     UnknownTaskError,
 )
@@ -31,6 +33,8 @@ __all__ = [
     "Event",
     "ExitReason",
     "HermesError",
+    "InvalidArgument",
+    "InvalidArgumentType",
     "Session",
     "SteerRecord",
     "Task",

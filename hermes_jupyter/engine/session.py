@@ -21,14 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..core import validate as check
 from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
 from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, Usage
 from ..tools import build_registry
+from .arguments import delegate_args, session_args
 from .credentials import CredentialPool, redact
 from .events import EventBus, Subscriber
 from .journal import Journal, JournalRecord
 from .loop import EngineLoop
 from .provider import Provider, ProviderError, RetryPolicy
+from .retention import Retention, check_forget
 from .subagent import DEFAULT_SYSTEM_PROMPT, LimitReached, run_agent
 from .task import Task, TaskControl
 
@@ -45,6 +48,11 @@ class Session:
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys come from
     `api_keys` (list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base
     URL from `base_url`, else OPENAI_BASE_URL, else the openai default.
+
+    Memory: every task is held until `forget()`; with `keep_finished=N` only the newest N
+    finished tasks are (the journal, when kept, has all of them). Every parameter of every
+    method is checked when passed: a bad one raises `InvalidArgument` (a `ValueError`) or
+    `InvalidArgumentType` (a `TypeError`), both `HermesError`s, and changes nothing.
     """
 
     def __init__(
@@ -63,31 +71,30 @@ class Session:
         retry: RetryPolicy | None = None,
         journal: str | os.PathLike[str] | bool | None = None,
         first_id: int = 1,
+        keep_finished: int | None = None,
     ) -> None:
-        self.model = model or os.environ.get("HERMES_MODEL") or ""
+        args = session_args(model, subagent_model, base_url, api_keys, max_concurrent,
+                            max_iterations, task_timeout, workspace, toolsets, system_prompt,
+                            retry, journal, first_id, keep_finished)
+        self.model = args.model or os.environ.get("HERMES_MODEL") or ""
         if not self.model:
             raise ConfigurationError("No model set: pass Session(model=...) or set HERMES_MODEL.")
-        self.subagent_model = subagent_model or os.environ.get("HERMES_SUBAGENT_MODEL") or None
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        _check_positive("max_concurrent", max_concurrent)
-        _check_positive("max_iterations", max_iterations)
-        if task_timeout is not None:
-            _check_positive("task_timeout", task_timeout)
-        self.max_concurrent = int(max_concurrent)
-        self.max_iterations = int(max_iterations)
-        self.task_timeout = task_timeout
-        self.workspace = Path(workspace or os.getcwd()).resolve()
-        self.toolsets = tuple(toolsets or ())
+        self.subagent_model = args.subagent_model or os.environ.get("HERMES_SUBAGENT_MODEL") or None
+        self.base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self.max_concurrent = args.max_concurrent
+        self.max_iterations = args.max_iterations
+        self.task_timeout = args.task_timeout
+        self.workspace = (args.workspace or Path(os.getcwd())).resolve()
+        self.toolsets = args.toolsets
         build_registry(None, self.toolsets, self.workspace)  # fail now on unknown names
         self.system_prompt = system_prompt
-        self._pool = CredentialPool(_resolve_keys(api_keys, self.base_url))
+        self._pool = CredentialPool(_resolve_keys(args.api_keys, self.base_url))
         self._provider = Provider(self._pool, self.base_url, retry)
         self._bus = EventBus()
         self.journal: Journal | None = None
-        if journal:
-            path = self.workspace / DEFAULT_JOURNAL if journal is True else Path(journal)
+        if args.journal:
+            path = self.workspace / DEFAULT_JOURNAL if args.journal is True else args.journal
             self.journal = Journal(path)
-            self.journal.attach(self)
         self._engine = EngineLoop()
         self._tool_threads = ThreadPoolExecutor(
             max_workers=max(4, self.max_concurrent), thread_name_prefix="hermes-tool"
@@ -95,7 +102,9 @@ class Session:
         self._lock = threading.RLock()
         self._tasks: dict[str, Task] = {}
         self._by_name: dict[str, Task] = {}
-        self._ids = itertools.count(first_id)  # a kernel's later sessions go on counting
+        self._ids = itertools.count(args.first_id)  # a kernel's later sessions go on counting
+        self.next_id = args.first_id  # the number in the next task's id, guarded by _lock
+        self._retention = Retention(self._tasks, self._by_name, self._lock, args.keep_finished)
         self._closed = False
         self._attachments: dict[str, Any] = {}  # per-session helpers of the faces, by key
         self._queue: deque[Task] = deque()  # waiting for a slot, guarded by _lock
@@ -121,34 +130,32 @@ class Session:
         max_iterations: int | None = None,
         timeout: float | None = None,
     ) -> Task:
-        """Start a subagent on `goal` and return its handle at once (no network I/O here)."""
-        if not isinstance(goal, str) or not goal.strip():
-            raise HermesError("The goal is empty: say what the subagent should do.")
-        if max_iterations is not None:
-            _check_positive("max_iterations", max_iterations)
-        if timeout is not None:
-            _check_positive("timeout", timeout)
-        if name is not None and (not name.strip() or name.strip() != name):
-            raise HermesError(f"Bad task name {name!r}: use a non-empty name without spaces "
-                              "at either end.")
+        """Start a subagent on `goal` and return its handle at once (no network I/O here).
+        Once it returns, the task is in the journal (when kept)."""
+        a = delegate_args(goal, context, name, model, tools, toolsets, max_iterations, timeout)
         registry = build_registry(
-            tools, self.toolsets if toolsets is None else toolsets, self.workspace
+            a.tools, self.toolsets if a.toolsets is None else a.toolsets, self.workspace
         )
         with self._lock:
             if self._closed:
                 raise HermesError("This session is closed: create a new Session.")
             task_id = f"t{next(self._ids)}"
+            self.next_id += 1
             task = Task(
-                self, task_id, name, goal.strip(), str(context or ""),
-                model or self.subagent_model or self.model, registry,
-                max_iterations or self.max_iterations,
-                timeout if timeout is not None else self.task_timeout,
+                self, task_id, a.name, a.goal, a.context,
+                a.model or self.subagent_model or self.model, registry,
+                a.max_iterations or self.max_iterations,
+                a.timeout if a.timeout is not None else self.task_timeout,
                 self._emit, self._on_task_text,
             )
             self._tasks[task_id] = task
-            if name:
-                self._by_name[name] = task
-        self._emit("created", task_id, name=name, model=task.model, goal=task.goal)
+            if a.name:
+                self._by_name[a.name] = task
+        if self.journal is not None:  # durable before delegate returns, and before the end
+            self.journal.created(task)
+            task.control_for(self).on_settle = self.journal.finished
+        task.control_for(self).add_done_callback(self._retention.on_ended)
+        self._emit("created", task_id, name=a.name, model=task.model, goal=task.goal)
         self._emit("queued", task_id)
         self._schedule(task)
         return task
@@ -159,15 +166,14 @@ class Session:
 
     def steer(self, ref: TaskRef, message: str) -> None:
         """Queue `message`; the child sees it before its next model call."""
-        if not isinstance(message, str) or not message.strip():
-            raise HermesError("The steering message is empty: say what the subagent should do.")
+        check.text("message", message, what="what the subagent should do")
         self.task(ref).control_for(self).accept_steer(message.strip())
 
     def collect(self, ref: TaskRef, timeout: float | None = None) -> TaskResult:
         """Wait for the task's result (any terminal state); `CollectTimeout` leaves it running."""
         task = self.task(ref)
-        if timeout is not None and timeout < 0:
-            raise HermesError(f"Bad timeout {timeout!r}: use a number of seconds ≥ 0.")
+        check.optional(check.seconds, "timeout", timeout, allow_zero=True,
+                       none_means="no limit")
         if self._engine.in_loop_thread() and not task.done():
             raise HermesError("collect() cannot wait on the engine thread: await the task "
                               "from a normal thread.")
@@ -203,30 +209,41 @@ class Session:
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Receive every later `Event` on the event thread; returns the unsubscribe function."""
-        return self._bus.subscribe(callback)
+        return self._bus.subscribe(check.a_callable("callback", callback,
+                                                    "a function taking one Event"))
 
     # ---- lookups and totals ------------------------------------------------------------
     def task(self, ref: TaskRef) -> Task:
         """The task for a handle, an id ("t3") or a name (the newest task of that name)."""
         if isinstance(ref, Task):
-            with self._lock:
-                if self._tasks.get(ref.id) is not ref:
-                    raise UnknownTaskError(ref.id, None)
+            try:
+                ref.control_for(self)  # a forgotten task's handle still works
+            except PermissionError:
+                raise UnknownTaskError(ref.id, None) from None
             return ref
-        if not isinstance(ref, str):
-            raise HermesError(
-                f"Bad task reference {ref!r}: pass a Task, an id like 't1' or a name."
-            )
-        key = ref.strip()
+        key = check.text("ref", ref, what="a Task, an id like 't1' or a task's name").strip()
         with self._lock:
             found = self._tasks.get(key) or self._by_name.get(key)
             if found is None:
                 raise UnknownTaskError(key, list(self._tasks))
             return found
 
+    def forget(self, *tasks: TaskRef, finished: bool = False) -> int:
+        """Let go of ended tasks: the ones given, or with `finished=True` every ended one.
+        Their handles keep working, ids and names no longer find them, the journal keeps them.
+        Returns how many were let go. A live task is refused: cancel or collect it first."""
+        check_forget(tasks, finished)
+        chosen = [self.task(t) for t in tasks] if tasks else self.tasks()
+        return self._retention.forget(chosen, strict=bool(tasks))
+
     def tasks(self) -> list[Task]:
         with self._lock:
             return list(self._tasks.values())
+
+    @property
+    def keep_finished(self) -> int | None:
+        """How many ended tasks are held in memory (None: all, until `forget`)."""
+        return self._retention.keep
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in TaskState}
@@ -248,6 +265,7 @@ class Session:
 
     def close(self, timeout: float = 2.0) -> None:
         """Cancel what runs and stop the engine threads; returns within about `timeout`."""
+        timeout = check.seconds("timeout", timeout, allow_zero=True)
         with self._lock:
             if self._closed:
                 return
@@ -279,13 +297,14 @@ class Session:
         if self.journal is None:
             raise ConfigurationError("This session keeps no journal: create it with "
                                      "Session(..., journal=True) to keep tasks across kernels.")
-        mine = self.journal.session_id
-        past = [r for r in self.journal.records() if r.session != mine]
-        return past if limit is None else past[-limit:]
+        limit = check.optional(check.count, "limit", limit)
+        return self.journal.records(limit, exclude_session=self.journal.session_id)
 
     def attachment(self, key: str, make: Callable[[], _T]) -> _T:
         """The session's one helper under `key` (a refresher, a dashboard), made by `make()`
         on first use; thread-safe. Helpers with a `close()` method are closed with the session."""
+        check.text("key", key, what="a key naming the helper")
+        check.a_callable("make", make, "a function making the helper")
         with self._lock:
             found = self._attachments.get(key)
             if found is None:
@@ -321,6 +340,8 @@ class Session:
         """Mark a task that got a slot as running and start it; False if it was cancelled."""
         if not task.control_for(self).claim():
             return False
+        if self.journal is not None:
+            self.journal.started(task)
         self._emit("started", task.id)
         self._engine.post(functools.partial(self._launch, task))
         return True
@@ -406,11 +427,6 @@ class Session:
         pending, self._text_pending = self._text_pending, {}
         for task_id, parts in pending.items():
             self._bus.emit(Event("text", task_id, {"text": "".join(parts)}))
-
-
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigurationError(f"Bad {name} {value!r}: use a positive number.")
 
 
 def _resolve_keys(api_keys: Iterable[str] | str | None, base_url: str | None) -> list[str]:
