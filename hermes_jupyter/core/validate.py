@@ -72,6 +72,12 @@ def text(name: str, value: object, *, empty_ok: bool = False, what: str = "text"
         _wrong_type(name, value, what)
     if not empty_ok and not value.strip():
         raise InvalidArgument(f"The {name} is empty: pass {what}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidArgument(
+            f"Bad {name}: it holds {value[err.start]!r} at {err.start}, a lone surrogate no "
+            "model can be sent; pass valid text (decode bytes with errors='replace').") from None
     return value
 
 
