@@ -151,10 +151,9 @@ class Session:
             self._tasks[task_id] = task
             if a.name:
                 self._by_name[a.name] = task
-        if self.journal is not None:  # durable before delegate returns, and before the end
+        if self.journal is not None:  # durable before delegate returns
             self.journal.created(task)
-            task.control_for(self).on_settle = self.journal.finished
-        task.control_for(self).add_done_callback(self._retention.on_ended)
+        task.control_for(self).on_settle = self._on_settle
         self._emit("created", task_id, name=a.name, model=task.model, goal=task.goal)
         self._emit("queued", task_id)
         self._schedule(task)
@@ -406,6 +405,12 @@ class Session:
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def _on_settle(self, task: Task, result: TaskResult) -> None:
+        """Before a result is visible: commit it to the journal, then apply keep_finished."""
+        if self.journal is not None:
+            self.journal.finished(task, result)
+        self._retention.on_ended(task)
 
     def _time_out(self, control: TaskControl) -> None:
         if control.request_cancel("timeout") is not None:

@@ -28,6 +28,7 @@ from ..core.models import (
     ToolTraceEntry,
     Usage,
 )
+from ..core.validate import a_callable
 from .output import OutputTail
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class Task:
 
     def add_done_callback(self, fn: Callable[[Task], None]) -> None:
         """Call `fn(task)` once the task has ended (now, if it has); on the settling thread."""
-        self._control.add_done_callback(fn)
+        self._control.add_done_callback(a_callable("fn", fn, "a function taking the Task"))
 
     @property
     def state(self) -> TaskState:
