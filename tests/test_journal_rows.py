@@ -127,3 +127,17 @@ def test_history_limit_counts_from_the_newest(llm, tmp_path):
         assert [r.name for r in s.history(limit=2)] == ["n2", "n3"]
         assert [r.name for r in s.history(limit=10)] == ["n0", "n1", "n2", "n3"]
         assert [r.name for r in s.history()] == ["n0", "n1", "n2", "n3"]
+
+
+def test_rows_may_arrive_in_any_order(session, tmp_path):
+    result = session.delegate("done already").collect(10)
+    journal = Journal(tmp_path / "tasks.sqlite")
+    try:
+        task = _task("t9", goal="cancelled while delegate wrote its first row")
+        journal.finished(task, result)  # type: ignore[arg-type]
+        journal.created(task)  # type: ignore[arg-type]
+        [record] = journal.records()
+    finally:
+        journal.close()
+    assert (record.state, record.goal) == (hj.TaskState.SUCCEEDED, task.goal)
+    assert record.result() == result

@@ -51,14 +51,20 @@ CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE tasks ADD COLUMN owner TEXT",),
 }
+# Rows may reach the file in any order (a task cancelled while `delegate` writes its first
+# row): "insert" never overwrites, "finish" inserts the whole row when there is none yet.
 _SQL = {
-    "insert": "INSERT OR REPLACE INTO tasks (session, id, name, goal, model, state, created_at,"
-              " owner) VALUES (:session, :id, :name, :goal, :model, :state, :created_at, :owner)",
+    "insert": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, owner) "
+              "VALUES (:session, :id, :name, :goal, :model, :state, :created_at, :owner) "
+              "ON CONFLICT (session, id) DO NOTHING",
     "state": "UPDATE tasks SET state = :state WHERE session = :session AND id = :id "
              "AND state = 'queued'",
-    "finish": "UPDATE tasks SET state = :state, ended_at = :ended_at, exit_reason = "
-              ":exit_reason, error = :error, summary = :summary, result = :result "
-              "WHERE session = :session AND id = :id",
+    "finish": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, ended_at, "
+              "exit_reason, error, summary, result, owner) VALUES (:session, :id, :name, :goal,"
+              " :model, :state, :ended_at, :ended_at, :exit_reason, :error, :summary, :result, "
+              ":owner) ON CONFLICT (session, id) DO UPDATE SET state = excluded.state, "
+              "ended_at = excluded.ended_at, exit_reason = excluded.exit_reason, "
+              "error = excluded.error, summary = excluded.summary, result = excluded.result",
 }
 _FLUSH_EVERY = 0.2
 _MAX_PROBLEMS = 50
@@ -150,10 +156,10 @@ class Journal:
     def finished(self, task: Task, result: TaskResult) -> None:
         """Commit the task's terminal row now (called before its result becomes visible)."""
         self._write_now(("finish", {
-            "state": result.state.value, "ended_at": time.time(),
+            "session": self.session_id, "id": task.id, "name": task.name, "goal": task.goal,
+            "model": task.model, "state": result.state.value, "ended_at": time.time(),
             "exit_reason": result.exit_reason.value, "error": result.error,
-            "summary": result.summary, "result": _result_json(result),
-            "session": self.session_id, "id": task.id}))
+            "summary": result.summary, "result": _result_json(result), "owner": self.owner}))
 
     # ---- reading -------------------------------------------------------------------------
     def records(self, limit: int | None = None, *, exclude_session: str | None = None

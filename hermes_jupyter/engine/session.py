@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import os
 import threading
 import time
@@ -102,8 +101,9 @@ class Session:
         self._lock = threading.RLock()
         self._tasks: dict[str, Task] = {}
         self._by_name: dict[str, Task] = {}
-        self._ids = itertools.count(args.first_id)  # a kernel's later sessions go on counting
-        self.next_id = args.first_id  # the number in the next task's id, guarded by _lock
+        # The number in the next task's id (guarded by _lock); a kernel's later sessions go on
+        # counting from it, and forgotten tasks' ids are never reused.
+        self.next_id = args.first_id
         self._retention = Retention(self._tasks, self._by_name, self._lock, args.keep_finished)
         self._closed = False
         self._attachments: dict[str, Any] = {}  # per-session helpers of the faces, by key
@@ -139,7 +139,7 @@ class Session:
         with self._lock:
             if self._closed:
                 raise HermesError("This session is closed: create a new Session.")
-            task_id = f"t{next(self._ids)}"
+            task_id = f"t{self.next_id}"
             self.next_id += 1
             task = Task(
                 self, task_id, a.name, a.goal, a.context,
@@ -148,12 +148,12 @@ class Session:
                 a.timeout if a.timeout is not None else self.task_timeout,
                 self._emit, self._on_task_text,
             )
+            task.control_for(self).on_settle = self._on_settle
             self._tasks[task_id] = task
             if a.name:
                 self._by_name[a.name] = task
         if self.journal is not None:  # durable before delegate returns
             self.journal.created(task)
-        task.control_for(self).on_settle = self._on_settle
         self._emit("created", task_id, name=a.name, model=task.model, goal=task.goal)
         self._emit("queued", task_id)
         self._schedule(task)
@@ -165,7 +165,7 @@ class Session:
 
     def steer(self, ref: TaskRef, message: str) -> None:
         """Queue `message`; the child sees it before its next model call."""
-        check.text("message", message, what="what the subagent should do")
+        check.text("steering message", message, what="what the subagent should do")
         self.task(ref).control_for(self).accept_steer(message.strip())
 
     def collect(self, ref: TaskRef, timeout: float | None = None) -> TaskResult:
