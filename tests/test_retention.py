@@ -105,6 +105,6 @@ def test_keep_finished_is_a_notebook_setting():
     config.keep_finished = 100
     settings = resolve(config, {"OPENAI_API_KEY": "k"})
     assert settings.session_kwargs()["keep_finished"] == 100
-    assert ("keep_finished", "100", "config") in settings.rows()
+    assert ("keep_finished", "100 ended tasks in memory", "config") in settings.rows()
     with pytest.raises(Exception, match="keep_finished"):
         config.keep_finished = -1

@@ -118,6 +118,7 @@ class Journal:
         self.owner = lease.this_process()
         self.problems: list[str] = []
         self._said: set[str] = set()
+        self._closed = False
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                    timeout=10.0)
         self._db_lock = threading.Lock()
@@ -150,6 +151,8 @@ class Journal:
         row = ("state", {"state": TaskState.RUNNING.value, "session": self.session_id,
                          "id": task.id})
         with self._idle:
+            if self._closed:
+                return
             self._pending += 1
         self._queue.put(row)
 
@@ -181,6 +184,8 @@ class Journal:
     def close(self) -> None:
         """Write what is queued, mark this session's unfinished rows interrupted, close."""
         self.flush()
+        with self._idle:
+            self._closed = True
         self._queue.put(_STOP)
         self._writer.join(5)
         with self._db_lock:
@@ -193,6 +198,10 @@ class Journal:
     # ---- writing -------------------------------------------------------------------------
     def _write_now(self, row: Row) -> None:
         with self._db_lock:
+            if self._closed:
+                self._problem(f"task {row[1].get('id')}: its {row[0]} row came after the "
+                              "journal was closed", "closed")
+                return
             self._apply(row)
 
     def _write_loop(self) -> None:

@@ -220,10 +220,11 @@ class Settings:
             ("workspace", self.workspace or "(kernel working directory)"),
             ("toolsets", ", ".join(self.toolsets) or "none"),
             ("journal", ".hermes/tasks.sqlite" if self.journal else "off"),
-            ("keep_finished", "all" if self.keep_finished is None else str(self.keep_finished)),
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
         ]
+        if self.keep_finished is not None:  # shown when set (the notebooks' tables stay)
+            shown.append(("keep_finished", f"{self.keep_finished} ended tasks in memory"))
         if self.demo:
             shown.append(("demo_pace", f"{self.demo_pace:g}"))
         return [(name, value, self.sources.get(name, "default")) for name, value in shown]
