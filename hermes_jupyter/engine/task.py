@@ -5,8 +5,9 @@ operations, which go through the session. `TaskControl` is the contract between 
 engine (the session's scheduler and the subagent loop): the guarded state machine
 `queued → running → succeeded | failed | cancelled`, with one lock per task. Every mutable field
 of a task lives there and is read and written under its lock; the engine's loop thread writes,
-any thread reads through `snapshot()`. A task settles exactly once (`settle`), which sets the
-event that `wait` waits on.
+any thread reads through `snapshot()`. A task settles exactly once (`settle`): it builds the
+result, hands it to `on_settle` (the journal commits it there), and only then publishes it and
+sets the event that `wait` waits on, so no one sees a result that is not yet durable.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..core.models import (
     ToolTraceEntry,
     Usage,
 )
+from ..core.validate import a_callable
 from .output import OutputTail
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
     from ..tools import ToolRegistry
 
-__all__ = ["Task", "TaskControl", "TaskHost"]
+__all__ = ["Task", "TaskControl", "TaskHost", "descendants_of"]
 
 Emit = Callable[..., None]
 _log = logging.getLogger(__name__)
@@ -104,7 +106,7 @@ class Task:
 
     def add_done_callback(self, fn: Callable[[Task], None]) -> None:
         """Call `fn(task)` once the task has ended (now, if it has); on the settling thread."""
-        self._control.add_done_callback(fn)
+        self._control.add_done_callback(a_callable("fn", fn, "a function taking the Task"))
 
     @property
     def state(self) -> TaskState:
@@ -164,6 +166,9 @@ class TaskControl:
         self._final: TaskStatus | None = None
         self._aio_task: asyncio.Task[None] | None = None
         self._callbacks: list[Callable[[Task], None]] = []
+        self._settling = False  # settle() has begun: the result is being made durable
+        # Called once with the result before anyone can see it (the session's journal).
+        self.on_settle: Callable[[Task, TaskResult], None] | None = None
 
     # ---- reads (any thread) ----------------------------------------------------------
     @property
@@ -223,7 +228,7 @@ class TaskControl:
     def claim(self) -> bool:
         """A slot was given: queued → running. False when the task is no longer queued."""
         with self._lock:
-            if self._state is not TaskState.QUEUED:
+            if self._state is not TaskState.QUEUED or self._settling:
                 return False
             self._state = TaskState.RUNNING
             self._started = time.monotonic()
@@ -243,7 +248,7 @@ class TaskControl:
         """Mark the task as stopping. Returns "queued" (settle it now), "running" (its
         asyncio task was or will be cancelled by the caller) or None (nothing to do)."""
         with self._lock:
-            if self._state.terminal or self._cancel_requested:
+            if self._state.terminal or self._cancel_requested or self._settling:
                 return None
             self._cancel_requested = True
             self._cancel_reason = reason
@@ -257,7 +262,8 @@ class TaskControl:
     def accept_steer(self, message: str) -> None:
         """Queue a steering message, unless the task has decided it is finished."""
         with self._lock:
-            if self._state.terminal or self._finishing or self._cancel_requested:
+            if (self._state.terminal or self._finishing or self._cancel_requested
+                    or self._settling):
                 raise TaskFinishedError(
                     f"Task {self.task.id} has already {self._end_word()}; steering needs a live "
                     "task: delegate a new one instead."
@@ -345,17 +351,16 @@ class TaskControl:
         """Enter the terminal state of `exit_reason` once; later calls change nothing.
         Returns whether it did."""
         with self._lock:
-            if self._state.terminal:
+            if self._state.terminal or self._settling:
                 return False
+            self._settling = True
             state = exit_reason.state
-            self._state = state
-            self._ended = time.monotonic()
-            self._activity = state.value
+            ended = time.monotonic()
             if transcript is not None:
                 self._transcript = transcript
-            duration = self._ended - self._started if self._started is not None else 0.0
+            duration = ended - self._started if self._started is not None else 0.0
             task = self.task
-            self._result = TaskResult(
+            result = TaskResult(
                 id=task.id,
                 name=task.name,
                 state=state,
@@ -371,6 +376,16 @@ class TaskControl:
                 output=self._tail.lines(),
                 truncated=truncated,
             )
+        if self.on_settle is not None:  # durable before visible
+            try:
+                self.on_settle(task, result)
+            except Exception:
+                _log.exception("on_settle of task %s failed", task.id)
+        with self._lock:
+            self._state = state
+            self._ended = ended
+            self._activity = state.value
+            self._result = result
             self._version += 1
             callbacks, self._callbacks = self._callbacks, []
         self._done.set()
@@ -417,3 +432,14 @@ def _call_safely(fn: Callable[[Task], None], task: Task) -> None:
         fn(task)
     except Exception:  # a caller's callback must not break settling
         _log.exception("done callback %r of task %s failed", fn, task.id)
+
+
+def descendants_of(root: Task, tasks: list[Task]) -> list[Task]:
+    """The tasks started, directly or not, by `root`, among `tasks`; children first."""
+    out: list[Task] = []
+    frontier = {root.id}
+    while frontier:
+        children = [t for t in tasks if t.parent_id in frontier]
+        out += children
+        frontier = {t.id for t in children}
+    return out

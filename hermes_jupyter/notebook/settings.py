@@ -96,6 +96,11 @@ class HermesJupyter(Configurable):
         False, help="Keep tasks in .hermes/tasks.sqlite under the workspace, so results "
                     "outlive the kernel (Session.history()).",
     ).tag(config=True)
+    keep_finished = Int(
+        None, allow_none=True,
+        help="Ended tasks the session keeps in memory, newest first; older ones are let go "
+             "(as Session.forget does; the journal keeps them all). Unset: keep every task.",
+    ).tag(config=True)
     context_limit = Int(
         20_000, help="Characters of a -c VAR text handed to a task; longer texts are cut with "
                      "a visible notice.",
@@ -125,6 +130,13 @@ class HermesJupyter(Configurable):
         if value <= 0:
             raise TraitError(f"HermesJupyter.task_timeout must be positive or None, got {value}.")
         return float(value)
+
+    @validate("keep_finished")
+    def _count_or_none(self, proposal: Any) -> int | None:
+        value = proposal["value"]
+        if value is not None and value < 0:
+            raise TraitError(f"HermesJupyter.keep_finished must be >= 0 or None, got {value}.")
+        return value  # type: ignore[no-any-return]
 
     @validate("wait_notice_after", "demo_pace")
     def _not_negative(self, proposal: Any) -> float:
@@ -162,6 +174,7 @@ class Settings:
     workspace: str
     toolsets: tuple[str, ...]
     journal: bool
+    keep_finished: int | None
     context_limit: int
     wait_notice_after: float
     demo_pace: float
@@ -192,6 +205,7 @@ class Settings:
             "workspace": self.workspace or None,
             "toolsets": self.toolsets,
             "journal": self.journal,
+            "keep_finished": self.keep_finished,
         }
         if self.demo:
             return {"pace": self.demo_pace, **common}
@@ -215,6 +229,8 @@ class Settings:
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
         ]
+        if self.keep_finished is not None:  # shown when set (the notebooks' tables stay)
+            shown.append(("keep_finished", f"{self.keep_finished} ended tasks in memory"))
         if self.demo:
             shown.append(("demo_pace", f"{self.demo_pace:g}"))
         return [(name, value, self.sources.get(name, "default")) for name, value in shown]
@@ -244,7 +260,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         raw_keys = raw_keys.split(",")
     keys = tuple(dict.fromkeys(k.strip() for k in raw_keys or () if k.strip()))
     for name in ("max_concurrent", "max_iterations", "task_timeout", "workspace", "toolsets",
-                 "journal", "context_limit", "wait_notice_after", "demo_pace"):
+                 "journal", "keep_finished", "context_limit", "wait_notice_after", "demo_pace"):
         if getattr(config, name) != config.trait_defaults(name):
             sources[name] = "config"
     demo_reason = _demo_reason(model, base_url, keys)
@@ -261,6 +277,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         workspace=config.workspace,
         toolsets=tuple(config.toolsets),
         journal=config.journal,
+        keep_finished=config.keep_finished,
         context_limit=config.context_limit,
         wait_notice_after=config.wait_notice_after,
         demo_pace=config.demo_pace,
