@@ -28,7 +28,13 @@ from .credentials import CredentialPool, redact
 from .events import EventBus, Subscriber
 from .journal import Journal, JournalRecord
 from .loop import EngineLoop
-from .provider import Provider, ProviderError, RetryPolicy
+from .provider import (
+    DEFAULT_COOLDOWN_CAP,
+    DEFAULT_STALL_TIMEOUT,
+    Provider,
+    ProviderError,
+    RetryPolicy,
+)
 from .subagent import DEFAULT_SYSTEM_PROMPT, LimitReached, run_agent
 from .task import Task, TaskControl
 
@@ -44,7 +50,10 @@ class Session:
 
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys come from
     `api_keys` (list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base
-    URL from `base_url`, else OPENAI_BASE_URL, else the openai default.
+    URL from `base_url`, else OPENAI_BASE_URL, else the openai default. `stall_timeout`
+    (seconds without a byte, None for never) abandons and retries a silent stream;
+    `cooldown_cap` (seconds) is the longest one model call waits on rate limits before the
+    task fails with exit reason `rate_limit_cap`.
     """
 
     def __init__(
@@ -61,6 +70,8 @@ class Session:
         toolsets: Iterable[str] | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         retry: RetryPolicy | None = None,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+        cooldown_cap: float = DEFAULT_COOLDOWN_CAP,
         journal: str | os.PathLike[str] | bool | None = None,
         first_id: int = 1,
     ) -> None:
@@ -81,7 +92,11 @@ class Session:
         build_registry(None, self.toolsets, self.workspace)  # fail now on unknown names
         self.system_prompt = system_prompt
         self._pool = CredentialPool(_resolve_keys(api_keys, self.base_url))
-        self._provider = Provider(self._pool, self.base_url, retry)
+        if stall_timeout is not None:
+            _check_positive("stall_timeout", stall_timeout)
+        _check_positive("cooldown_cap", cooldown_cap)
+        self._provider = Provider(self._pool, self.base_url, retry, stall_timeout=stall_timeout,
+                                  cooldown_cap=cooldown_cap)
         self._bus = EventBus()
         self.journal: Journal | None = None
         if journal:
@@ -361,10 +376,11 @@ class Session:
             timer = loop.call_later(task.timeout, self._time_out, control)
         transcript: list[dict[str, Any]] = []
         try:
-            summary = await run_agent(
+            answer = await run_agent(
                 control, self._provider, self._tool_threads, self.system_prompt, transcript
             )
-            control.settle(ExitReason.COMPLETED, summary=summary, transcript=transcript)
+            control.settle(ExitReason.COMPLETED, summary=answer.text, transcript=transcript,
+                           truncated=answer.truncated)
         except asyncio.CancelledError:
             if control.cancel_reason == "timeout":
                 control.settle(
@@ -377,8 +393,8 @@ class Session:
         except LimitReached as err:
             control.settle(err.reason, error=str(err), transcript=transcript)
         except (ProviderError, HermesError) as err:
-            control.settle(ExitReason.PROVIDER_ERROR if isinstance(err, ProviderError)
-                           else ExitReason.ERROR, error=str(err), transcript=transcript)
+            reason = err.reason if isinstance(err, ProviderError) else ExitReason.ERROR
+            control.settle(reason, error=str(err), transcript=transcript)
         except Exception as err:  # a bug of ours or of a library: keep it as a result
             message = redact(f"{type(err).__name__}: {err}", self._pool.secrets)
             control.settle(ExitReason.ERROR, error=message[:500], transcript=transcript)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from ..core.models import ExitReason, ToolTraceEntry
 from ..core.text import short
-from .provider import Provider
+from .provider import Completion, Provider
 from .task import TaskControl
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "LimitReached", "run_agent", "steer_message"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "Answer", "LimitReached", "run_agent", "steer_message"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a focused subagent working in the background for a parent agent in a Jupyter "
@@ -39,14 +39,25 @@ def steer_message(message: str) -> dict[str, str]:
     return {"role": "user", "content": f"[steer from parent] {message}"}
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The final answer; `truncated` when the output token limit cut it."""
+
+    text: str
+    truncated: bool = False
+
+
+REASONING_MARK = "[reasoning] "
+
+
 async def run_agent(
     control: TaskControl,
     provider: Provider,
     executor: Executor,
     system_prompt: str,
     transcript: list[dict[str, Any]],
-) -> str:
-    """Run the task to its final answer and return that summary.
+) -> Answer:
+    """Run the task to its final answer and return it.
 
     `transcript` is filled in place, so whoever settles the task keeps the partial
     conversation when this coroutine is cancelled or fails.
@@ -57,39 +68,33 @@ async def run_agent(
         {"role": "user", "content": first_message(task.goal, task.context)},
     ]
     schemas = task.tools.schemas() or None
+    live = _LiveTail(control)
     for _ in range(task.max_iterations):
         transcript += [steer_message(m) for m in control.take_steers()]
         completion = await provider.complete(
             task.model,
             transcript,
             schemas,
-            on_text=control.on_text,
+            on_text=live.text,
             on_event=lambda kind, data: control.emit(kind, **data),
-            on_request=control.count_request,
+            on_request=live.request,
+            on_reasoning=live.reasoning,
+            on_activity=control.set_activity,
         )
-        control.add_usage(completion.prompt_tokens, completion.completion_tokens)
-        control.emit(
-            "model_call",
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            finish_reason=completion.finish_reason,
-        )
-        calls = [dict(c, id=c["id"] or f"call_{uuid.uuid4().hex[:12]}")
-                 for c in completion.tool_calls]
-        message: dict[str, Any] = {"role": "assistant", "content": completion.text or None}
-        if calls:
-            message["tool_calls"] = [
-                {"id": c["id"], "type": "function",
-                 "function": {"name": c["name"], "arguments": c["arguments"]}}
-                for c in calls
-            ]
-        transcript.append(message)
+        _count(control, completion)
+        calls = completion.tool_calls
+        if calls and completion.truncated:  # a call cut by the output limit never runs
+            transcript.append(completion.assistant_message(with_calls=False))
+            transcript.append(_cut_call_notice(calls))
+            control.set_activity("thinking", "✂ a tool call was cut by the output limit")
+            continue
+        transcript.append(completion.assistant_message())
         if calls:
             for call in calls:
                 transcript.append(await _run_tool(control, call, executor))
             continue
         if control.try_finish():
-            return completion.text
+            return Answer(completion.text, truncated=completion.truncated)
         control.set_activity("reading steering")
     raise LimitReached(
         ExitReason.MAX_ITERATIONS,
@@ -98,10 +103,49 @@ async def run_agent(
     )
 
 
+class _LiveTail:
+    """Reasoning in the live tail: each of its lines marked, activity `reasoning`."""
+
+    def __init__(self, control: TaskControl) -> None:
+        self._control = control
+        self._started = False
+        self.text = control.on_text  # the answer's hot path: no wrapper per chunk
+
+    def request(self) -> None:
+        self._control.count_request()
+        self._started = False
+
+    def reasoning(self, piece: str) -> None:
+        if not self._started:
+            self._started = True
+            piece = REASONING_MARK + piece
+        self._control.on_text(piece.replace("\n", "\n" + REASONING_MARK))
+        self._control.set_activity("reasoning")
+
+
+def _count(control: TaskControl, completion: Completion) -> None:
+    control.add_usage(completion.prompt_tokens, completion.completion_tokens)
+    control.emit(
+        "model_call",
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        usage="estimated" if completion.usage_estimated else "reported",
+        finish_reason=completion.finish_reason,
+    )
+
+
+def _cut_call_notice(calls: list[dict[str, Any]]) -> dict[str, str]:
+    names = ", ".join(str(c["function"]["name"] or "?") for c in calls)
+    return {"role": "user", "content": (
+        f"[engine] Your last reply was cut by the output token limit (finish_reason "
+        f"\"length\") while it called {names}; the call did not run. Make the call again "
+        "with shorter arguments, or split the work into smaller steps.")}
+
+
 async def _run_tool(
-    control: TaskControl, call: dict[str, str], executor: Executor
+    control: TaskControl, call: dict[str, Any], executor: Executor
 ) -> dict[str, Any]:
-    name, arguments = call["name"], call["arguments"]
+    name, arguments = call["function"]["name"], call["function"]["arguments"]
     control.set_activity(f"tool: {name}", f"→ {name}({short(arguments, 120)})")
     control.emit("tool_call", name=name, arguments=short(arguments, 2000))
     outcome = await control.task.tools.run(name, arguments, executor)
