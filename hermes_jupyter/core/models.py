@@ -239,11 +239,12 @@ class TaskResult:
         return f"{self.id} {self.name!r}" if self.name else self.id
 
     def headline(self) -> str:
-        """One line: state, model, time, calls, tokens."""
-        return (
+        """One line: state, model, time, calls, tokens (and `truncated` when it was)."""
+        line = (
             f"{self.label}: {self.state.value} · {self.model} · {self.duration_s:.1f}s · "
             f"{plural(self.api_calls, 'call')} · {self.usage.total_tokens} tokens"
         )
+        return f"{line} · truncated" if self.truncated else line
 
     def __repr__(self) -> str:
         return f"<TaskResult {self.label}: {self.state.value}, {len(self.summary)} chars>"
