@@ -40,15 +40,18 @@ class SSEParser:
             self._skip_lf = False
             if piece[:1] == b"\n":
                 piece = piece[1:]
-        if not self._started and piece:
-            self._started = True
-            if piece.startswith(_BOM):
-                piece = piece[3:]
         if b"\r" in piece:
             self._skip_lf = piece.endswith(b"\r")
             piece = piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if self._buffer:
             piece = self._buffer + piece
+        if not self._started:  # one byte-order mark may open the stream
+            if len(piece) < 3 and _BOM.startswith(piece):
+                self._buffer = piece
+                return []
+            self._started = True
+            if piece.startswith(_BOM):
+                piece = piece[3:]
         lines = piece.split(b"\n")
         self._buffer = lines.pop()  # the unfinished line (b"" when the piece ended one)
         events: list[tuple[str, bytes]] = []
