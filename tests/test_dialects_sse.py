@@ -101,6 +101,7 @@ def test_cumulative_usage_in_every_chunk_takes_the_last(session, llm):
                    chunk(finish="stop", usage={"prompt_tokens": 10, "completion_tokens": 3})))
     result = session.delegate("usage each").collect(10)
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (10, 3)
+    assert not result.usage.estimated
 
 
 def test_no_usage_at_all_is_estimated_and_marked(session, llm):
@@ -109,6 +110,7 @@ def test_no_usage_at_all_is_estimated_and_marked(session, llm):
     llm.script(sse(text("x" * 400), chunk(finish="stop")))  # llama.cpp: no usage, ever
     result = session.delegate("estimate me").collect(10)
     assert result.usage.completion_tokens == 100 and result.usage.prompt_tokens > 0
+    assert result.usage.estimated
     session._bus.close()
     assert events[0].data["usage"] == "estimated"
 

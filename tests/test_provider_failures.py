@@ -77,9 +77,11 @@ def test_a_refusal_inside_a_stream_fails_with_one_redacted_line(session, llm, pa
     ({"Retry-After": "soon"}, None),
     ({"Retry-After": "-5"}, None),
     ({"Retry-After": "Wed, 99 Foo 2015 07:28:00 GMT"}, None),
-    ({"Retry-After": email.utils.formatdate(time.time() + 60, usegmt=True)}, 60.0),
+    ({"Retry-After": "in 60 s, as an HTTP date"}, 60.0),
 ])
 def test_retry_after_in_every_form(headers, expected):
+    if headers.get("Retry-After", "").startswith("in 60 s"):
+        headers = {"Retry-After": email.utils.formatdate(time.time() + 60, usegmt=True)}
     got = retry_after({k.lower(): v for k, v in headers.items()})
     assert got == expected if expected is None or expected < 10 else abs(got - expected) < 3
 

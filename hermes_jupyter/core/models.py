@@ -104,11 +104,17 @@ _EXIT_MEANINGS = {
 
 @dataclass(frozen=True)
 class Usage:
-    """Token and call counters of one task (or, summed, of a session)."""
+    """Token and call counters of one task (or, summed, of a session).
+
+    `estimated`: some of the tokens were estimated from the text (about four characters a
+    token) because the endpoint reported no usage (llama.cpp's server, refused
+    `stream_options`); budgets count them all the same.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     api_calls: int = 0
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -119,6 +125,7 @@ class Usage:
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             self.api_calls + other.api_calls,
+            self.estimated or other.estimated,
         )
 
     def to_dict(self) -> dict[str, int]:

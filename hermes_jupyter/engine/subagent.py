@@ -124,7 +124,8 @@ class _LiveTail:
 
 
 def _count(control: TaskControl, completion: Completion) -> None:
-    control.add_usage(completion.prompt_tokens, completion.completion_tokens)
+    control.add_usage(completion.prompt_tokens, completion.completion_tokens,
+                      completion.usage_estimated)
     control.emit(
         "model_call",
         prompt_tokens=completion.prompt_tokens,

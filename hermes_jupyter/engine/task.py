@@ -300,19 +300,21 @@ class TaskControl:
             self._version += 1
         self._text_sink(self.task.id, text)
 
-    def add_usage(self, prompt: int, completion: int) -> None:
+    def add_usage(self, prompt: int, completion: int, estimated: bool = False) -> None:
         with self._lock:
             self._usage = Usage(
                 self._usage.prompt_tokens + prompt,
                 self._usage.completion_tokens + completion,
                 self._usage.api_calls,
+                self._usage.estimated or estimated,
             )
             self._version += 1
 
     def count_request(self) -> None:
         with self._lock:
             self._usage = Usage(
-                self._usage.prompt_tokens, self._usage.completion_tokens, self._usage.api_calls + 1
+                self._usage.prompt_tokens, self._usage.completion_tokens, self._usage.api_calls + 1,
+                self._usage.estimated,
             )
             self._activity = "thinking"
             self._version += 1
