@@ -211,3 +211,19 @@ def test_a_server_that_never_answers_headers_is_a_stall_too(llm):
     with make_session(llm, stall_timeout=0.4) as s:
         result = s.delegate("no headers").collect(20)
     assert result.ok and len(llm.requests) == 2
+
+
+def test_stall_timeout_and_cooldown_cap_are_settings(llm):
+    from hermes_jupyter.notebook.settings import HermesJupyter, resolve
+
+    with pytest.raises(hj.ConfigurationError, match="stall_timeout"):
+        make_session(llm, stall_timeout=0)
+    with make_session(llm) as s:
+        assert (s.stall_timeout, s.cooldown_cap) == (120.0, 300.0)
+        s.stall_timeout, s.cooldown_cap = None, 5
+        assert s.stall_timeout is None and s.cooldown_cap == 5.0
+        with pytest.raises(hj.ConfigurationError, match="cooldown_cap"):
+            s.cooldown_cap = None
+    config = HermesJupyter(stall_timeout=30, cooldown_cap=60)
+    kwargs = resolve(config, environ={"OPENAI_API_KEY": SECRET}).session_kwargs()
+    assert (kwargs["stall_timeout"], kwargs["cooldown_cap"]) == (30.0, 60.0)

@@ -20,13 +20,14 @@ from typing import Any
 
 import openai
 
+from ..core.errors import ConfigurationError
 from ..core.models import ExitReason
 from .credentials import CredentialPool, PooledKey, redact
 from .failures import Failure, FailureKind, ProviderError, classify, error_message, retry_after
 from .sse import SSEParser
-from .stream import Completion, CompletionBuilder
+from .stream import Completion, CompletionBuilder, Replay
 
-__all__ = ["Completion", "Provider", "ProviderError", "RetryPolicy"]
+__all__ = ["Completion", "Provider", "ProviderError", "ProviderSetting", "RetryPolicy"]
 
 DEFAULT_STALL_TIMEOUT = 120.0
 DEFAULT_COOLDOWN_CAP = 300.0
@@ -124,8 +125,8 @@ class Provider:
         Raises `ProviderError` (one redacted line, with its exit reason) when it gives up.
         """
         run = _Run(self, on_event, on_activity or (lambda _line: None))
-        text = _Replay(on_text)
-        reasoning = _Replay(on_reasoning or (lambda _piece: None))
+        text = Replay(on_text)
+        reasoning = Replay(on_reasoning or (lambda _piece: None))
         while True:
             key = await run.key()
             on_request()
@@ -183,6 +184,8 @@ class Provider:
             raise
         finally:
             watch.stop()
+        if out.finish_reason == "error":  # OpenRouter ends a failed upstream reply so
+            raise Failure(FailureKind.RETRY, None, "the server ended the reply with an error")
         if out.finish_reason is None:
             if not finished:
                 raise Failure(FailureKind.RETRY, None, "the stream ended before the reply was "
@@ -293,41 +296,28 @@ class _Run:
         return True
 
 
-class _Replay:
-    """What a retried stream shows: only text past what an earlier attempt already showed,
-    so a retry never shows the same text twice (a reply that goes another way starts over
-    after a marker line)."""
+class ProviderSetting:
+    """A `Session` attribute that lives on its provider (read at each attempt, so a change
+    applies to the next request); set values must be positive seconds (or None if allowed)."""
 
-    def __init__(self, sink: TextSink) -> None:
-        self._sink = sink
-        self._shown = ""
-        self._pos = 0
-        self._diverged = False
+    def __init__(self, allow_none: bool = False) -> None:
+        self.allow_none = allow_none
+        self.name = ""
 
-    def sink(self) -> TextSink:
-        if not self._shown:
-            return self._sink  # a first attempt: no cost per chunk
-        self._pos, self._diverged = 0, False
-        return self._filtered
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
 
-    def attempt_ended(self, parts: list[str]) -> None:
-        made = "".join(parts)
-        if self._diverged or len(made) > len(self._shown):
-            self._shown = made
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(obj._provider, self.name)
 
-    def _filtered(self, text: str) -> None:
-        if self._diverged:
-            self._sink(text)
-            return
-        pos = self._pos
-        overlap = self._shown[pos:pos + len(text)]
-        if text.startswith(overlap):
-            self._pos = pos + len(text)
-            if len(text) > len(overlap):
-                self._sink(text[len(overlap):])
-            return
-        self._diverged = True
-        self._sink(f"\n↻ after a retry the reply went another way:\n{self._shown[:pos]}{text}")
+    def __set__(self, obj: Any, value: float | None) -> None:
+        if not (value is None and self.allow_none) and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+        ):
+            also = " or None" if self.allow_none else ""
+            raise ConfigurationError(f"Bad {self.name} {value!r}: use a positive number of "
+                                     f"seconds{also}.")
+        setattr(obj._provider, self.name, None if value is None else float(value))
 
 
 class _Watchdog:
@@ -381,8 +371,12 @@ def _status_failure(err: openai.APIStatusError) -> Failure:
 
 
 def _transport_line(err: BaseException) -> str:
-    detail = " ".join(str(err).split())[:160]
-    return f"the connection failed or dropped ({detail or type(err).__name__})"
+    """A readable line for a network failure (never a library's exception text)."""
+    if isinstance(err, openai.APITimeoutError):
+        return "the request timed out"
+    if isinstance(err, openai.APIConnectionError):
+        return "could not connect to the endpoint"
+    return "the connection dropped before the reply was complete"
 
 
 def _http_client() -> Any:

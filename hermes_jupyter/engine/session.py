@@ -33,6 +33,7 @@ from .provider import (
     DEFAULT_STALL_TIMEOUT,
     Provider,
     ProviderError,
+    ProviderSetting,
     RetryPolicy,
 )
 from .subagent import DEFAULT_SYSTEM_PROMPT, LimitReached, run_agent
@@ -51,10 +52,11 @@ class Session:
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys come from
     `api_keys` (list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base
     URL from `base_url`, else OPENAI_BASE_URL, else the openai default. `stall_timeout`
-    (seconds without a byte, None for never) abandons and retries a silent stream;
-    `cooldown_cap` (seconds) is the longest one model call waits on rate limits before the
-    task fails with exit reason `rate_limit_cap`.
+    and `cooldown_cap`: see `Provider` (settable while tasks run).
     """
+
+    stall_timeout = ProviderSetting(allow_none=True)
+    cooldown_cap = ProviderSetting()
 
     def __init__(
         self,
@@ -92,11 +94,8 @@ class Session:
         build_registry(None, self.toolsets, self.workspace)  # fail now on unknown names
         self.system_prompt = system_prompt
         self._pool = CredentialPool(_resolve_keys(api_keys, self.base_url))
-        if stall_timeout is not None:
-            _check_positive("stall_timeout", stall_timeout)
-        _check_positive("cooldown_cap", cooldown_cap)
-        self._provider = Provider(self._pool, self.base_url, retry, stall_timeout=stall_timeout,
-                                  cooldown_cap=cooldown_cap)
+        self._provider = Provider(self._pool, self.base_url, retry)
+        self.stall_timeout, self.cooldown_cap = stall_timeout, cooldown_cap  # checked there
         self._bus = EventBus()
         self.journal: Journal | None = None
         if journal:

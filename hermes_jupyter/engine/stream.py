@@ -22,7 +22,7 @@ from typing import Any
 
 from .failures import Failure, classify, error_message
 
-__all__ = ["Completion", "CompletionBuilder", "estimate_tokens"]
+__all__ = ["Completion", "CompletionBuilder", "Replay", "estimate_tokens"]
 
 TextSink = Callable[[str], None]
 REASONING_KEYS = ("reasoning_content", "reasoning")
@@ -218,6 +218,43 @@ class CompletionBuilder:
             calls.append({"id": call_id, "type": "function", "function": function,
                           **call.extra})
         return calls
+
+
+class Replay:
+    """What a retried stream shows: only text past what an earlier attempt already showed,
+    so a retry never shows the same text twice (a reply that goes another way starts over
+    after a marker line)."""
+
+    def __init__(self, sink: TextSink) -> None:
+        self._sink = sink
+        self._shown = ""
+        self._pos = 0
+        self._diverged = False
+
+    def sink(self) -> TextSink:
+        if not self._shown:
+            return self._sink  # a first attempt: no cost per chunk
+        self._pos, self._diverged = 0, False
+        return self._filtered
+
+    def attempt_ended(self, parts: list[str]) -> None:
+        made = "".join(parts)
+        if self._diverged or len(made) > len(self._shown):
+            self._shown = made
+
+    def _filtered(self, text: str) -> None:
+        if self._diverged:
+            self._sink(text)
+            return
+        pos = self._pos
+        overlap = self._shown[pos:pos + len(text)]
+        if text.startswith(overlap):
+            self._pos = pos + len(text)
+            if len(text) > len(overlap):
+                self._sink(text[len(overlap):])
+            return
+        self._diverged = True
+        self._sink(f"\n↻ after a retry the reply went another way:\n{self._shown[:pos]}{text}")
 
 
 def estimate_tokens(messages: list[dict[str, Any]], tools: Any = None) -> int:
