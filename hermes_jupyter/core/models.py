@@ -280,7 +280,8 @@ class Event:
     """One typed, timestamped fact about a task (or, with task_id None, the session).
 
     Kinds: created, queued, started, model_call, text, tool_call, tool_result, steer_queued,
-    steer_delivered, retry, key_cooldown, key_removed, finished.
+    steer_delivered, retry, key_cooldown, key_removed, waiting_for_key, rate_limit_cap,
+    fields_dropped, finished.
     """
 
     kind: str
