@@ -10,10 +10,10 @@ import pytest
 
 import hermes_jupyter as hj
 from hermes_jupyter.engine.failures import retry_after
-from hermes_jupyter.testing import Fail, Reply
+from hermes_jupyter.testing import Fail, Raw, Reply
 
 from .conftest import FAST_RETRY, SECRET
-from .replays import body, chunk, sse, text
+from .replays import body, chunk, sse, text, wait_until
 
 KEYS = ["sk-pool-AAAA1111", "sk-pool-BBBB2222"]
 
@@ -227,3 +227,19 @@ def test_stall_timeout_and_cooldown_cap_are_settings(llm):
     config = HermesJupyter(stall_timeout=30, cooldown_cap=60)
     kwargs = resolve(config, environ={"OPENAI_API_KEY": SECRET}).session_kwargs()
     assert (kwargs["stall_timeout"], kwargs["cooldown_cap"]) == (30.0, 60.0)
+
+
+def test_a_proxy_error_page_fails_with_one_line(session, llm):
+    llm.default = Raw(["<html>\n<body>Bad gateway</body>\n</html>"], status=404,
+                      headers={"Content-Type": "text/html"}, chunked=False)
+    result = session.delegate("html").collect(10)
+    assert result.exit_reason == "provider_error" and "\n" not in result.error
+    assert result.error.startswith("request refused: HTTP 404")
+
+
+def test_a_cooldown_within_the_cap_shows_in_the_activity(session, llm):
+    llm.script(Fail(429, retry_after=1.5), Reply("after the wait"))
+    task = session.delegate("patient")
+    wait_until(lambda: task.check().activity.startswith("rate limited: waiting"),
+               what="the cooldown in the activity")
+    assert task.collect(10).summary == "after the wait"

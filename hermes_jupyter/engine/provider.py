@@ -365,7 +365,11 @@ def _status_failure(err: openai.APIStatusError) -> Failure:
     body = err.body if isinstance(err.body, dict) else None
     error = body.get("error", body) if body and isinstance(body.get("error"), dict) else body
     status = err.status_code
-    line = error_message(error, status) if error else f"{status}: {err.message}"
+    if error:
+        line = error_message(error, status)
+    else:  # not JSON: an HTML error page of a proxy, or nothing
+        text = " ".join(str(err.body or "").split())[:160]
+        line = f"HTTP {status}" + (f": {text}" if text else "")
     wait = retry_after(err.response.headers)
     return Failure(classify(status, error), status, line, wait)
 
