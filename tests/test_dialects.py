@@ -92,6 +92,34 @@ def test_whole_calls_without_index_with_the_same_id_stay_apart(session, llm):
     assert ids[0] == "same" and ids[1] != "same"
 
 
+def test_whole_calls_with_neither_id_nor_index_stay_apart_and_get_ids(session, llm):
+    llm.script(
+        sse(call("get_weather", '{"city":"Nice"}'), call("get_weather", '{"city":"Pau"}'),
+            chunk(finish="tool_calls")),
+        Reply("done"),
+    )
+    result = session.delegate("bare calls", tools=[get_weather]).collect(10)
+    assert [json.loads(t.arguments)["city"] for t in result.tool_trace] == ["Nice", "Pau"]
+    ids = [c["id"] for c in assistant_turn(llm)["tool_calls"]]
+    assert len(set(ids)) == 2 and all(i.startswith("call_") for i in ids)
+
+
+def test_arguments_that_do_not_parse_never_run_the_tool(session, llm):
+    runs: list[str] = []
+
+    def record(city: str) -> str:
+        """Record a city."""
+        runs.append(city)
+        return "ok"
+
+    llm.script(sse(call("record", '{"city":"Ki', id="c1", index=0),
+                   call(None, 'ev"}{"city"', index=0), chunk(finish="tool_calls")),
+               Reply("gave up"))
+    result = session.delegate("corrupt", tools=[record]).collect(10)
+    assert result.ok and runs == [] and not result.tool_trace[0].ok
+    assert "not valid JSON" in tool_results(llm)[0]["content"]
+
+
 # -- kind 2: how a stream ends ------------------------------------------------------------------
 
 

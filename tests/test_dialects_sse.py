@@ -132,3 +132,19 @@ def test_a_retried_stream_that_goes_another_way_says_so(session, llm):
     assert result.summary == "Rome is the capital"
     assert result.output[-1] == "Rome is the capital"
     assert any("another way" in line for line in result.output)
+
+
+def test_raw_replays_bytes_exactly_and_checks_its_fields(llm):
+    import httpx
+
+    sent = b": hi\r\ndata: {\"x\": \"\xe2\x80\xa8\"}\r\r"
+    llm.script(Raw([sent[:5], 0.01, sent[5:]], headers={"Content-Type": "text/event-stream",
+                                                         "X-Dialect": "test"}))
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.stream("POST", f"{llm.base_url}/chat/completions", json=body) as response:
+        got = response.read()
+    assert got == sent and response.headers["x-dialect"] == "test"
+    with pytest.raises(ValueError, match="end"):
+        Raw([b""], end="later")
+    with pytest.raises(ValueError, match="chunked"):
+        Raw([b"a", 0.5], chunked=False)
