@@ -132,8 +132,8 @@ class CompletionBuilder:
 
     def _delta(self, delta: dict[str, Any]) -> None:
         for key, value in delta.items():
-            if value is None or value == "":
-                continue
+            if value is None or value == "" or value == [] or value == {}:
+                continue  # nothing to keep: e.g. OpenAI's `"annotations": []`
             if key == "content":
                 if isinstance(value, str):
                     self.parts.append(value)
