@@ -224,9 +224,6 @@ class Settings:
             ("max_concurrent", str(self.max_concurrent)),
             ("max_iterations", str(self.max_iterations)),
             ("task_timeout", "none" if self.task_timeout is None else f"{self.task_timeout:g}s"),
-            ("stall_timeout", "none" if self.stall_timeout is None
-             else f"{self.stall_timeout:g}s"),
-            ("cooldown_cap", f"{self.cooldown_cap:g}s"),
             ("workspace", self.workspace or "(kernel working directory)"),
             ("toolsets", ", ".join(self.toolsets) or "none"),
             ("journal", ".hermes/tasks.sqlite" if self.journal else "off"),
