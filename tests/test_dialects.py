@@ -222,3 +222,9 @@ def test_provider_extras_on_calls_and_message_go_back_verbatim(session, llm):
     assert sent["tool_calls"][0]["extra_content"] == signature
     assert sent["provider_note"] == {"a": 1}
     assert hj.TaskState.SUCCEEDED is result.state
+
+
+def test_a_json_body_that_is_no_completion_fails_with_one_line(session, llm):
+    llm.default = body({"status": "ok", "service": "not an LLM"})
+    result = session.delegate("wrong url").collect(10)
+    assert result.exit_reason == "provider_error" and "check base_url" in result.error

@@ -139,8 +139,8 @@ class Provider:
                 await run.failed(_status_failure(err), key)
             except _TRANSPORT as err:
                 await run.failed(Failure(FailureKind.RETRY, None, _transport_line(err)), key)
-            except (ValueError, TypeError, KeyError, AttributeError) as err:
-                line = f"the endpoint sent a reply that could not be read ({type(err).__name__})"
+            except (ValueError, TypeError, KeyError, AttributeError):
+                line = "the endpoint sent a reply that is not a chat completion"
                 await run.failed(Failure(FailureKind.RETRY, None, line), key)
             else:
                 run.succeeded()
@@ -203,6 +203,7 @@ async def _read_events(pieces: AsyncIterator[bytes], out: CompletionBuilder,
         watch.seen += 1
         for event, data in parser.feed(piece):
             if data[:6] == b"[DONE]":
+                watch.stop()  # the reply is complete: draining is no stall
                 await _drain(pieces)
                 return True
             try:

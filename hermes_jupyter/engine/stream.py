@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .failures import Failure, classify, error_message
+from .failures import Failure, FailureKind, classify, error_message
 
 __all__ = ["Completion", "CompletionBuilder", "Replay", "estimate_tokens"]
 
@@ -125,9 +125,9 @@ class CompletionBuilder:
 
     def add_body(self, body: Any) -> None:
         """A whole `chat.completion` (a server that ignored `stream: true`)."""
-        if not isinstance(body, dict):
-            raise Failure(classify(None, None), None, "the endpoint sent a reply that is not "
-                          "a chat completion")
+        if not isinstance(body, dict) or ("choices" not in body and not body.get("error")):
+            raise Failure(FailureKind.REFUSED, None, "the endpoint sent a JSON reply that is "
+                          "not a chat completion: check base_url")
         self.add(body)
 
     def _delta(self, delta: dict[str, Any]) -> None:
