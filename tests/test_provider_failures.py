@@ -74,6 +74,7 @@ def test_a_refusal_inside_a_stream_fails_with_one_redacted_line(session, llm, pa
     ({"Retry-After": "2"}, 2.0),
     ({"retry-after-ms": "1500"}, 1.5),
     ({"retry-after-ms": "soon", "Retry-After": "3"}, 3.0),
+    ({"llm_provider-retry-after": "0.4"}, 0.4),  # LiteLLM passes the upstream's on so
     ({"Retry-After": "soon"}, None),
     ({"Retry-After": "-5"}, None),
     ({"Retry-After": "Wed, 99 Foo 2015 07:28:00 GMT"}, None),
@@ -120,6 +121,9 @@ def test_a_cooldown_past_the_cap_fails_at_once_and_says_so(llm):
     Fail(429, message="You exceeded your current quota", type="insufficient_quota",
          code="insufficient_quota"),
     Fail(402, message="Insufficient credits"),
+    # a gateway that rewrote the code keeps only the message (LiteLLM)
+    Fail(429, message="litellm.RateLimitError: You exceeded your current quota, please check "
+                      "your plan and billing details.", type="throttling_error", code="429"),
 ])
 def test_out_of_credit_keys_leave_the_pool_and_the_task_fails_fast(llm, failure):
     llm.default = failure
@@ -131,6 +135,14 @@ def test_out_of_credit_keys_leave_the_pool_and_the_task_fails_fast(llm, failure)
     assert "out of quota or credit" in result.error
     assert len(llm.requests) == 2  # each key tried once, never retried as a rate limit
     assert [e.data["cause"] for e in removed] == ["quota", "quota"]
+
+
+def test_a_per_minute_quota_is_a_rate_limit_not_lost_credit(session, llm):
+    gemini = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message":
+                        "Quota exceeded for metric: generate_content_free_tier_requests"}}
+    llm.script(body(gemini, 429, **{"Retry-After": "0.05"}), Reply("after a minute"))
+    result = session.delegate("free tier").collect(10)
+    assert result.ok and result.summary == "after a minute"
 
 
 def test_one_key_out_of_credit_the_other_goes_on(llm):

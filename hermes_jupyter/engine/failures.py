@@ -45,6 +45,11 @@ class Failure(Exception):
 
 
 _QUOTA_WORDS = ("insufficient_quota", "insufficient_credits", "billing", "credit", "quota")
+# What servers (and gateways that rewrite the code, such as LiteLLM) say in the message when
+# credit is gone; not plain "quota", which Gemini also says of per-minute rate limits.
+_QUOTA_PHRASES = ("exceeded your current quota", "check your plan and billing",
+                  "insufficient credit", "insufficient_quota", "credit balance is too low",
+                  "out of credits", "payment required")
 _WORD_STATUS = (  # error codes and types servers put in a body, mapped to a status
     ("overloaded", 529), ("rate_limit", 429), ("too_many_requests", 429),
     ("resource_exhausted", 429), ("unavailable", 503), ("timeout", 504),
@@ -62,7 +67,7 @@ def classify(status: int | None, error: Mapping[str, Any] | None) -> FailureKind
     words = _words(error)
     if status is None or status == 200:
         status = _status_from(error, words)
-    if status == 402 or (status in (429, 403, None) and _is_quota(words)):
+    if status == 402 or (status in (429, 403, None) and (_is_quota(words) or _says_quota(error))):
         return FailureKind.QUOTA
     if status in (401, 403):
         return FailureKind.AUTH
@@ -92,13 +97,17 @@ def error_message(error: Any, status: int | None = None) -> str:
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from `retry-after-ms`, or `Retry-After` as seconds or an HTTP date.
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` as seconds or an HTTP date
+    (the same behind LiteLLM, as `llm_provider-retry-after[-ms]`).
 
     Anything else (`soon`, negative, a malformed date) is None: the caller backs off.
     """
     if not headers:
         return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+    # LiteLLM passes the upstream's headers on with an `llm_provider-` prefix.
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0),
+                        ("llm_provider-retry-after-ms", 0.001),
+                        ("llm_provider-retry-after", 1.0)):
         value = headers.get(name)
         if not value:
             continue
@@ -106,7 +115,7 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
         try:
             seconds = float(value) * scale
         except ValueError:
-            seconds = _http_date(value) if scale == 1.0 else None
+            seconds = _http_date(value) if not name.endswith("-ms") else None
         if seconds is None:
             continue
         if seconds >= 0 and seconds == seconds and seconds != float("inf"):
@@ -133,6 +142,11 @@ def _words(error: Mapping[str, Any] | None) -> str:
 
 def _is_quota(words: str) -> bool:
     return any(w in words for w in _QUOTA_WORDS)
+
+
+def _says_quota(error: Mapping[str, Any] | None) -> bool:
+    message = error.get("message") if isinstance(error, Mapping) else None
+    return isinstance(message, str) and any(p in message.lower() for p in _QUOTA_PHRASES)
 
 
 def _status_from(error: Mapping[str, Any] | None, words: str) -> int | None:
