@@ -50,6 +50,16 @@ def test_every_line_ending_and_event_types(eol):
                                        ("", b"113411")]
 
 
+def test_one_event_per_piece_keeps_what_came_before():
+    parser = SSEParser()
+    assert parser.feed(b"\xef\xbb\xbfdata: 0\n\n") == [("", b"0")]
+    assert parser.feed(b"event: delta\n") == []
+    assert parser.feed(b"data: 1\n\n") == [("delta", b"1")]
+    assert parser.feed(b"data: 2\n\n") == [("", b"2")]
+    assert parser.feed(b"data: 3\r") == [] and parser.feed(b"\n\n") == [("", b"3")]
+    assert parser.feed(b"data: a\n") == [] and parser.feed(b"data: b\n\n") == [("", b"a\nb")]
+
+
 def test_unicode_line_separators_stay_inside_the_data():
     payload = json.dumps({"t": "a\u2028b\u2029c\x85d"}, ensure_ascii=False).encode()
     assert parse(b"data: " + payload + b"\n\n", 1) == [("", payload)]

@@ -206,8 +206,8 @@ async def _read_events(pieces: AsyncIterator[bytes], out: CompletionBuilder,
                 watch.stop()  # the reply is complete: draining is no stall
                 await _drain(pieces)
                 return True
-            try:
-                chunk = loads(data)
+            try:  # decoding first is faster than `loads(bytes)`, which sniffs the encoding
+                chunk = loads(data.decode("utf-8", "replace"))
             except ValueError:
                 continue  # not JSON: some gateways send comments as data
             if event == "error" and isinstance(chunk, dict) and "error" not in chunk:

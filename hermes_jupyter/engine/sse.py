@@ -36,6 +36,20 @@ class SSEParser:
         self._started = False
 
     def feed(self, piece: bytes) -> list[tuple[str, bytes]]:
+        # The common piece: exactly one `data: ...` line and its blank line, nothing pending.
+        end = len(piece) - 2
+        if (
+            piece[:6] == b"data: "
+            and piece.find(b"\n", 6) == end
+            and piece[end + 1:] == b"\n"
+            and self._started
+            and not (self._buffer or self._data or self._event or self._skip_lf)
+            and b"\r" not in piece
+        ):
+            return [("", piece[6:end])]
+        return self._feed(piece)
+
+    def _feed(self, piece: bytes) -> list[tuple[str, bytes]]:
         if self._skip_lf:
             self._skip_lf = False
             if piece[:1] == b"\n":
