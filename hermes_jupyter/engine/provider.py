@@ -119,14 +119,22 @@ class Provider:
         on_request: Callable[[], None],
         on_reasoning: TextSink | None = None,
         on_activity: TextSink | None = None,
+        on_hidden: TextSink | None = None,
+        on_notice: TextSink | None = None,
     ) -> Completion:
         """Stream one completion, rotating keys on 429 and retrying transient failures.
 
-        Raises `ProviderError` (one redacted line, with its exit reason) when it gives up.
+        `on_text` / `on_reasoning` get what to show as it streams; after a retry, answer text
+        the earlier attempt already showed goes to `on_hidden` instead, and `on_notice` gets a
+        line when the retried reply goes another way. `on_activity` gets one-line states
+        (waits, retries). Raises `ProviderError` (one redacted line, with its exit reason).
         """
-        run = _Run(self, on_event, on_activity or (lambda _line: None))
-        text = Replay(on_text)
-        reasoning = Replay(on_reasoning or (lambda _piece: None))
+        def ignore(_text: str) -> None:
+            pass
+
+        run = _Run(self, on_event, on_activity or ignore)
+        text = Replay(on_text, on_hidden or ignore, on_notice or ignore)
+        reasoning = Replay(on_reasoning or ignore, ignore, on_notice or ignore)
         while True:
             key = await run.key()
             on_request()

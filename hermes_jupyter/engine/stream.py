@@ -222,11 +222,13 @@ class CompletionBuilder:
 
 class Replay:
     """What a retried stream shows: only text past what an earlier attempt already showed,
-    so a retry never shows the same text twice (a reply that goes another way starts over
-    after a marker line)."""
+    so a retry never shows the same text twice. The repeated part goes to `hidden` (it is
+    still part of the answer); a reply that goes another way starts over after a `notice`."""
 
-    def __init__(self, sink: TextSink) -> None:
+    def __init__(self, sink: TextSink, hidden: TextSink, notice: TextSink) -> None:
         self._sink = sink
+        self._hidden = hidden
+        self._notice = notice
         self._shown = ""
         self._pos = 0
         self._diverged = False
@@ -250,11 +252,13 @@ class Replay:
         overlap = self._shown[pos:pos + len(text)]
         if text.startswith(overlap):
             self._pos = pos + len(text)
+            self._hidden(overlap)
             if len(text) > len(overlap):
                 self._sink(text[len(overlap):])
             return
         self._diverged = True
-        self._sink(f"\n↻ after a retry the reply went another way:\n{self._shown[:pos]}{text}")
+        self._notice("↻ after a retry the reply went another way:")
+        self._sink(self._shown[:pos] + text)
 
 
 def estimate_tokens(messages: list[dict[str, Any]], tools: Any = None) -> int:

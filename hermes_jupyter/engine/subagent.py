@@ -6,12 +6,15 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.models import ExitReason, ToolTraceEntry
+from ..core.models import ExitReason, ToolTraceEntry, Usage
 from ..core.text import short
+from .pricing import Pricer
 from .provider import Completion, Provider
 from .task import TaskControl
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "Answer", "LimitReached", "run_agent", "steer_message"]
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT", "WRAP_UP", "AgentEnd", "LimitReached", "run_agent", "steer_message",
+]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a focused subagent working in the background for a parent agent in a Jupyter "
@@ -23,11 +26,21 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 class LimitReached(Exception):
-    """A task hit one of its limits; `reason` names it (the result's exit_reason)."""
+    """A task hit one of its limits; `reason` names it (the result's exit_reason) and
+    `partial` is the text written so far."""
 
-    def __init__(self, reason: ExitReason, message: str) -> None:
+    def __init__(self, reason: ExitReason, message: str, partial: str = "") -> None:
         super().__init__(message)
         self.reason = reason
+        self.partial = partial
+
+
+FINAL_CALL = (
+    "[budget] You have used all your model calls. Reply now with your final summary of what "
+    "you found and did, without calling any tool."
+)
+EMPTY_NUDGE = "Your last reply was empty. Reply with your final summary of what you found."
+WRAP_UP = "Time is almost up: stop starting new work and reply now with your final summary."
 
 
 def first_message(goal: str, context: str) -> str:
@@ -40,14 +53,12 @@ def steer_message(message: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """The final answer; `truncated` when the output token limit cut it."""
+class AgentEnd:
+    """How the loop ended well: the summary, why, and whether it is a complete answer."""
 
-    text: str
+    summary: str
+    reason: ExitReason = ExitReason.COMPLETED
     truncated: bool = False
-
-
-REASONING_MARK = "[reasoning] "
 
 
 async def run_agent(
@@ -56,11 +67,13 @@ async def run_agent(
     executor: Executor,
     system_prompt: str,
     transcript: list[dict[str, Any]],
-) -> Answer:
-    """Run the task to its final answer and return it.
+    pricer: Pricer | None = None,
+) -> AgentEnd:
+    """Run the task to its final answer.
 
     `transcript` is filled in place, so whoever settles the task keeps the partial
-    conversation when this coroutine is cancelled or fails.
+    conversation when this coroutine is cancelled or fails. Raises `LimitReached` for a
+    budget or a second empty answer (with the text written so far as `partial`).
     """
     task = control.task
     transcript += [
@@ -68,20 +81,10 @@ async def run_agent(
         {"role": "user", "content": first_message(task.goal, task.context)},
     ]
     schemas = task.tools.schemas() or None
-    live = _LiveTail(control)
+    nudged = False
     for _ in range(task.max_iterations):
         transcript += [steer_message(m) for m in control.take_steers()]
-        completion = await provider.complete(
-            task.model,
-            transcript,
-            schemas,
-            on_text=live.text,
-            on_event=lambda kind, data: control.emit(kind, **data),
-            on_request=live.request,
-            on_reasoning=live.reasoning,
-            on_activity=control.set_activity,
-        )
-        _count(control, completion)
+        completion = await _call(control, provider, transcript, schemas, pricer)
         calls = completion.tool_calls
         if calls and completion.truncated:  # a call cut by the output limit never runs
             transcript.append(completion.assistant_message(with_calls=False))
@@ -93,46 +96,91 @@ async def run_agent(
             for call in calls:
                 transcript.append(await _run_tool(control, call, executor))
             continue
-        if control.try_finish():
-            return Answer(completion.text, truncated=completion.truncated)
+        if not completion.text.strip():
+            if nudged:
+                raise LimitReached(ExitReason.EMPTY_ANSWER,
+                                   "the model answered with nothing twice; try another model "
+                                   "or a clearer goal")
+            nudged = True
+            transcript.append({"role": "user", "content": EMPTY_NUDGE})
+            continue
+        if control.try_finish():  # a final answer cut by the output limit is kept, marked
+            return AgentEnd(completion.text, truncated=completion.truncated)
         control.set_activity("reading steering")
-    raise LimitReached(
-        ExitReason.MAX_ITERATIONS,
-        f"stopped after {task.max_iterations} model calls (max_iterations); raise the limit "
-        "or narrow the goal",
+    # The iteration budget is spent: one last call without tools asks for the summary.
+    control.set_activity("writing its final summary", "… max_iterations reached: final summary")
+    transcript.append({"role": "user", "content": FINAL_CALL})
+    completion = await _call(control, provider, transcript, None, pricer)
+    transcript.append(completion.assistant_message(with_calls=False))
+    if not completion.text.strip():
+        raise LimitReached(ExitReason.EMPTY_ANSWER,
+                           f"used all {task.max_iterations} model calls (max_iterations) and "
+                           "gave no final summary when asked; raise the limit or narrow the goal")
+    control.try_finish()
+    return AgentEnd(completion.text, ExitReason.MAX_ITERATIONS, truncated=True)
+
+
+async def _call(control: TaskControl, provider: Provider, transcript: list[dict[str, Any]],
+                schemas: list[dict[str, Any]] | None, pricer: Pricer | None) -> Completion:
+    """One model call, counted, priced and checked against the task's budgets."""
+    task = control.task
+    completion = await provider.complete(
+        task.model,
+        transcript,
+        schemas,
+        on_text=control.on_text,
+        on_event=lambda kind, data: control.emit(kind, **data),
+        on_request=control.count_request,
+        on_reasoning=_ReasoningTail(control).write,
+        on_activity=control.set_activity,
+        on_hidden=control.note_answer,
+        on_notice=lambda line: control.set_activity("writing", line),
     )
-
-
-class _LiveTail:
-    """Reasoning in the live tail: each of its lines marked, activity `reasoning`."""
-
-    def __init__(self, control: TaskControl) -> None:
-        self._control = control
-        self._started = False
-        self.text = control.on_text  # the answer's hot path: no wrapper per chunk
-
-    def request(self) -> None:
-        self._control.count_request()
-        self._started = False
-
-    def reasoning(self, piece: str) -> None:
-        if not self._started:
-            self._started = True
-            piece = REASONING_MARK + piece
-        self._control.on_text(piece.replace("\n", "\n" + REASONING_MARK))
-        self._control.set_activity("reasoning")
-
-
-def _count(control: TaskControl, completion: Completion) -> None:
-    control.add_usage(completion.prompt_tokens, completion.completion_tokens,
-                      completion.usage_estimated)
+    cost = (pricer.cost(task.model, completion.prompt_tokens, completion.completion_tokens)
+            if pricer is not None else None)
+    usage = control.add_usage(completion.prompt_tokens, completion.completion_tokens, cost,
+                              completion.usage_estimated)
     control.emit(
         "model_call",
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,
         usage="estimated" if completion.usage_estimated else "reported",
         finish_reason=completion.finish_reason,
+        cost_usd=cost,
     )
+    over = _over_budget(task, usage)
+    if over:
+        raise LimitReached(ExitReason.BUDGET, over, partial=completion.text)
+    return completion
+
+
+def _over_budget(task: Any, usage: Usage) -> str | None:
+    limit = getattr(task, "max_total_tokens", None)
+    if limit is not None and usage.total_tokens >= limit:
+        return (f"stopped at {usage.total_tokens} tokens (max_total_tokens={limit}); raise "
+                "the budget or narrow the goal")
+    cap = getattr(task, "max_cost_usd", None)
+    if cap is not None and usage.cost_usd is not None and usage.cost_usd >= cap:
+        return (f"stopped at ${usage.cost_usd:.4f} (max_cost_usd={cap:g}); raise the budget "
+                "or narrow the goal")
+    return None
+
+
+REASONING_MARK = "[reasoning] "
+
+
+class _ReasoningTail:
+    """Reasoning in the live tail: each of its lines marked (activity `reasoning`)."""
+
+    def __init__(self, control: TaskControl) -> None:
+        self._control = control
+        self._started = False
+
+    def write(self, piece: str) -> None:
+        if not self._started:
+            self._started = True
+            piece = REASONING_MARK + piece
+        self._control.on_reasoning(piece.replace("\n", "\n" + REASONING_MARK))
 
 
 def _cut_call_notice(calls: list[dict[str, Any]]) -> dict[str, str]:
