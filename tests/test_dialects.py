@@ -228,3 +228,18 @@ def test_a_json_body_that_is_no_completion_fails_with_one_line(session, llm):
     llm.default = body({"status": "ok", "service": "not an LLM"})
     result = session.delegate("wrong url").collect(10)
     assert result.exit_reason == "provider_error" and "check base_url" in result.error
+
+
+def test_a_stopped_task_keeps_its_answer_whole_after_a_retry_and_without_reasoning(session,
+                                                                                    llm):
+    from hermes_jupyter.testing import Drop
+
+    llm.script(Drop(after_chunks=1, text="Hello "),
+               sse(chunk({"reasoning_content": "hmm"}), text("Hello "), text("world"),
+                   done=False, end="hang"))
+    task = session.delegate("stop me")
+    wait_until(lambda: "world" in "".join(task.check().recent_output), what="the answer")
+    task.cancel()
+    result = task.collect(10)
+    assert result.state is hj.TaskState.CANCELLED
+    assert result.summary == "Hello world" and result.truncated

@@ -156,9 +156,10 @@ class CompletionBuilder:
             self._on_text = self._after_reasoning
 
     def _after_reasoning(self, text: str) -> None:
-        """The answer after reasoning starts on a line of its own."""
+        """The answer begins: an empty reasoning piece says the reasoning ended."""
         self._on_text = self._text
-        self._text("\n" + text)
+        self._on_reasoning("")
+        self._text(text)
 
     def _tool_delta(self, tc: dict[str, Any]) -> None:
         index, call_id = tc.get("index"), tc.get("id") or ""
@@ -245,7 +246,7 @@ class Replay:
             self._shown = made
 
     def _filtered(self, text: str) -> None:
-        if self._diverged:
+        if self._diverged or not text:
             self._sink(text)
             return
         pos = self._pos

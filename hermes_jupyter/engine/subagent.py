@@ -177,6 +177,12 @@ class _ReasoningTail:
         self._started = False
 
     def write(self, piece: str) -> None:
+        """A piece of reasoning; "" when the answer begins (on a line of its own)."""
+        if not piece:
+            if self._started:
+                self._started = False
+                self._control.on_reasoning("\n")
+            return
         if not self._started:
             self._started = True
             piece = REASONING_MARK + piece
