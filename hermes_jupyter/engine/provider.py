@@ -24,7 +24,7 @@ from ..core.errors import ConfigurationError
 from ..core.models import ExitReason
 from .credentials import CredentialPool, PooledKey, redact
 from .failures import Failure, FailureKind, ProviderError, classify, error_message, retry_after
-from .sse import SSEParser
+from .sse import SSEParser, StallWatch, cancelled_by_others
 from .stream import Completion, CompletionBuilder, Replay
 
 __all__ = ["Completion", "Provider", "ProviderError", "ProviderSetting", "RetryPolicy"]
@@ -173,7 +173,7 @@ class Provider:
             body["tools"] = tools
         skip = self.refused_fields | dropping
         body.update((k, v) for k, v in OPTIONAL_FIELDS.items() if k not in skip)
-        watch = _Watchdog(self.stall_timeout)
+        watch = StallWatch(self.stall_timeout)
         finished = False
         try:
             async with self._client(key).chat.completions.with_streaming_response.create(
@@ -186,7 +186,7 @@ class Provider:
                 else:
                     finished = await _read_events(response.iter_bytes(), out, watch)
         except asyncio.CancelledError:
-            if watch.fired and not _cancelled_by_others():
+            if watch.fired and not cancelled_by_others():
                 raise Failure(FailureKind.RETRY, None, f"the stream sent nothing for "
                               f"{self.stall_timeout:g}s (stall_timeout)") from None
             raise
@@ -203,7 +203,7 @@ class Provider:
 
 
 async def _read_events(pieces: AsyncIterator[bytes], out: CompletionBuilder,
-                       watch: _Watchdog) -> bool:
+                       watch: StallWatch) -> bool:
     """Feed the SSE stream into `out`; True when the server said `[DONE]`."""
     parser = SSEParser()
     loads = json.loads
@@ -327,47 +327,6 @@ class ProviderSetting:
             raise ConfigurationError(f"Bad {self.name} {value!r}: use a positive number of "
                                      f"seconds{also}.")
         setattr(obj._provider, self.name, None if value is None else float(value))
-
-
-class _Watchdog:
-    """Cancels the calling task when no byte arrived for `seconds` (checked 4 times as
-    often); the hot path only counts pieces (`seen += 1`)."""
-
-    __slots__ = ("_handle", "_last", "_loop", "_seconds", "_since", "_task", "fired", "seen")
-
-    def __init__(self, seconds: float | None) -> None:
-        self.seen = 0
-        self.fired = False
-        self._handle: asyncio.TimerHandle | None = None
-        if not seconds:
-            return
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        self._seconds = seconds
-        self._last = 0
-        self._since = self._loop.time()
-        self._handle = self._loop.call_later(seconds / 4, self._check)
-
-    def _check(self) -> None:
-        now = self._loop.time()
-        if self.seen != self._last:
-            self._last, self._since = self.seen, now
-        elif now - self._since >= self._seconds and self._task is not None:
-            self.fired = True
-            self._task.cancel()
-            return
-        self._handle = self._loop.call_later(self._seconds / 4, self._check)
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-
-
-def _cancelled_by_others() -> bool:
-    """After our watchdog's cancel: did someone else (a user's cancel) ask too?"""
-    task = asyncio.current_task()
-    uncancel = getattr(task, "uncancel", None)
-    return bool(uncancel is not None and uncancel() > 0)
 
 
 def _status_failure(err: openai.APIStatusError) -> Failure:

@@ -12,7 +12,9 @@ character), and is tested against the spec's own examples (tests/test_dialects_s
 
 from __future__ import annotations
 
-__all__ = ["SSEParser"]
+import asyncio
+
+__all__ = ["SSEParser", "StallWatch", "cancelled_by_others"]
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -92,3 +94,44 @@ class SSEParser:
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
         # id, retry and unknown fields are ignored (the spec ignores unknown ones too)
+
+
+class StallWatch:
+    """Cancels the calling task when no byte arrived for `seconds` (checked 4 times as
+    often); the hot path only counts pieces (`seen += 1`)."""
+
+    __slots__ = ("_handle", "_last", "_loop", "_seconds", "_since", "_task", "fired", "seen")
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seen = 0
+        self.fired = False
+        self._handle: asyncio.TimerHandle | None = None
+        if not seconds:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._seconds = seconds
+        self._last = 0
+        self._since = self._loop.time()
+        self._handle = self._loop.call_later(seconds / 4, self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if self.seen != self._last:
+            self._last, self._since = self.seen, now
+        elif now - self._since >= self._seconds and self._task is not None:
+            self.fired = True
+            self._task.cancel()
+            return
+        self._handle = self._loop.call_later(self._seconds / 4, self._check)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+
+
+def cancelled_by_others() -> bool:
+    """After our watchdog's cancel: did someone else (a user's cancel) ask too?"""
+    task = asyncio.current_task()
+    uncancel = getattr(task, "uncancel", None)
+    return bool(uncancel is not None and uncancel() > 0)
