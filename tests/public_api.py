@@ -90,6 +90,8 @@ SESSION_PARAMS = (
     Param("prices", (ZERO, "cheap", THING, {"m": (1,)}, {"m": (-1, 1)}, {"m": (NAN, 1)},
                      {"m": ("1", 2)}, {1: (1, 2)})),
     Param("session_budget_usd", (ZERO, NEG, NAN, INF, BYTES, THING, TRUE, "5")),
+    Param("stall_timeout", (ZERO, *NOT_SECONDS)),
+    Param("cooldown_cap", (NONE, ZERO, *NOT_SECONDS)),
 )
 NOT_MONEY = (ZERO, NEG, NAN, INF, BYTES, THING, TRUE, "1")
 

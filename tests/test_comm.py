@@ -400,7 +400,7 @@ def test_kernel_is_silent_until_a_frontend_opens_the_comm(peer, kernel_llm):
     kernel_llm.default = Reply(text="quiet")
     peer.execute("%delegate -n quiet a quiet task")
     peer.execute("current.find_task('quiet').collect(10)")
-    refresher = "print(current.peek_session()._attachments.get('refresher'))"
+    refresher = "print(current.peek_session().attachments.peek('refresher'))"
     assert peer.stdout(refresher).strip() == "None"
     assert not [m for m in peer.log if m["msg_type"].startswith("comm_")]
 

@@ -63,7 +63,7 @@ def test_rejected_key_leaves_the_pool_without_revealing_it(llm):
         results = [s.delegate(f"job {i}").collect(10) for i in range(4)]
         s._bus.close()
     assert all(r.ok for r in results)
-    assert [e.data for e in removed] == [{"key": "key 2 of 3", "status": 401}]
+    assert [e.data for e in removed] == [{"key": "key 2 of 3", "status": 401, "cause": "rejected"}]
     assert [r.api_key for r in llm.requests].count(KEYS[1]) == 1
     assert KEYS[1] not in repr(removed)
 

@@ -25,8 +25,6 @@ from .gateway_proxy import INSTALL_TIMEOUT, START_TIMEOUT, UPSTREAM_KEY, Gateway
 # The first test also waits for the virtualenv and the proxy: its timeout covers both.
 pytestmark = [pytest.mark.gateway, pytest.mark.timeout(INSTALL_TIMEOUT + START_TIMEOUT + 60)]
 
-DIALECT_FIX = "needs provider dialect fix (issue 11)"
-
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[FakeLLM]:
@@ -164,7 +162,6 @@ def cooldowns(session: hj.Session) -> tuple[list[float], threading.Event]:
     return seen, arrived
 
 
-@pytest.mark.xfail(strict=True, reason=DIALECT_FIX)
 def test_the_upstream_retry_after_is_honoured_through_the_gateway(session, llm, gateway):
     # LiteLLM does not pass `Retry-After` on: it sends the upstream's as `llm_provider-retry-after`.
     seen, arrived = cooldowns(session)
@@ -174,7 +171,6 @@ def test_the_upstream_retry_after_is_honoured_through_the_gateway(session, llm, 
     assert seen == [0.4]
 
 
-@pytest.mark.xfail(strict=True, reason=DIALECT_FIX)
 def test_exhausted_quota_through_the_gateway_fails_at_once(session, llm, gateway):
     # LiteLLM replaces the error code `insufficient_quota` with "429" / "throttling_error" and
     # keeps only OpenAI's message text, which is what the engine has to go on.

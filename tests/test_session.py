@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import hermes_jupyter as hj
-from hermes_jupyter.testing import Drop, Fail, FakeLLM, Reply, ToolCall
+from hermes_jupyter.testing import Drop, Fail, FakeLLM, Raw, Reply, ToolCall
 
 from .conftest import FAST_RETRY, SECRET
 
@@ -213,8 +213,9 @@ def test_timeout_fails_with_its_reason(session, llm):
 
 
 def test_server_errors_retry_then_succeed(session, llm):
-    llm.on("flaky", Fail(500), Drop(after_chunks=2), Reply(text="partial", truncate=True),
-           Reply(text="made it"))
+    # a 500, a dropped connection, a body that ends with neither [DONE] nor a finish reason
+    cut = Raw(['data: {"choices":[{"index":0,"delta":{"content":"partial"}}]}\n\n'])
+    llm.on("flaky", Fail(500), Drop(after_chunks=2), cut, Reply(text="made it"))
     retries: list[hj.Event] = []
     session.subscribe(lambda e: retries.append(e) if e.kind == "retry" else None)
     result = session.delegate("flaky endpoint").collect(10)

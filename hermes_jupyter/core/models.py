@@ -111,7 +111,12 @@ _EXIT_MEANINGS = {
 
 @dataclass(frozen=True)
 class Usage:
-    """Token and call counters of one task (or, summed, of a session)."""
+    """Token and call counters of one task (or, summed, of a session).
+
+    `estimated`: some of the tokens were estimated from the text (about four characters a
+    token) because the endpoint reported no usage (llama.cpp's server, refused
+    `stream_options`); budgets count them all the same.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -119,6 +124,7 @@ class Usage:
     cost_usd: float | None = None
     """US dollars: reported by the provider or priced from a price table; None when unknown
     (see `engine/pricing.py`)."""
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -131,6 +137,7 @@ class Usage:
             self.completion_tokens + other.completion_tokens,
             self.api_calls + other.api_calls,
             sum(costs) if costs else None,
+            self.estimated or other.estimated,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -320,7 +327,8 @@ class Event:
     """One typed, timestamped fact about a task (or, with task_id None, the session).
 
     Kinds: created, queued, started, model_call, text, tool_call, tool_result, steer_queued,
-    steer_delivered, retry, key_cooldown, key_removed, finished.
+    steer_delivered, retry, key_cooldown, key_removed, waiting_for_key, rate_limit_cap,
+    fields_dropped, finished.
     """
 
     kind: str

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,15 +211,9 @@ class Agent:
                 engine = self.session.services
                 done = await engine.stream_completion(self.model, convo, schemas, emit)
                 usage = usage + Usage(done.prompt_tokens, done.completion_tokens, 1)
-                calls = [dict(c, id=c["id"] or f"call_{uuid.uuid4().hex[:12]}")
-                         for c in done.tool_calls]
-                message: dict[str, Any] = {"role": "assistant", "content": done.text or None}
-                if calls:
-                    message["tool_calls"] = [
-                        {"id": c["id"], "type": "function",
-                         "function": {"name": c["name"], "arguments": c["arguments"]}}
-                        for c in calls]
-                convo.append(message)
+                # ids are unique and provider extras kept (engine/stream.py)
+                calls = [{"id": c["id"], **c["function"]} for c in done.tool_calls]
+                convo.append(done.assistant_message())
                 if not calls:
                     return done.text, trace, usage
                 if done.text:

@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..core.errors import ConfigurationError
+from ..core.models import ExitReason
 from ..core.secrets import redact
+from .failures import ProviderError
 
 __all__ = ["CredentialPool", "PooledKey", "redact", "resolve_keys"]
 
@@ -28,6 +30,7 @@ class PooledKey:
     total: int
     cooldown_until: float = 0.0
     removed: bool = False
+    out_of_quota: bool = False  # removed because its quota or credit ran out (402, 429)
 
     @property
     def label(self) -> str:
@@ -58,10 +61,7 @@ class CredentialPool:
         while True:
             live = self.live()
             if not live:
-                raise ConfigurationError(
-                    "Every API key was rejected (401/403): set valid keys in api_keys or "
-                    "OPENAI_API_KEY."
-                )
+                raise self._exhausted()
             now = time.monotonic()
             ready = [k for k in live if k.cooldown_until <= now]
             if ready:
@@ -78,8 +78,25 @@ class CredentialPool:
     def cool_down(self, key: PooledKey, seconds: float) -> None:
         key.cooldown_until = max(key.cooldown_until, time.monotonic() + seconds)
 
-    def remove(self, key: PooledKey) -> None:
+    def remove(self, key: PooledKey, quota: bool = False) -> None:
+        """Take `key` out for good: rejected (401/403), or out of quota or credit."""
         key.removed = True
+        key.out_of_quota = quota
+
+    def _exhausted(self) -> ProviderError:
+        quota = sum(k.out_of_quota for k in self.keys)
+        if quota == len(self.keys):
+            return ProviderError(
+                "Every API key is out of quota or credit (402 / insufficient_quota): add "
+                "credit or set other keys in api_keys or OPENAI_API_KEY",
+                ExitReason.QUOTA_EXHAUSTED,
+            )
+        also = f" ({quota} of them out of quota or credit)" if quota else ""
+        return ProviderError(
+            f"Every API key was rejected (401/403){also}: set valid keys in api_keys or "
+            "OPENAI_API_KEY",
+            ExitReason.AUTH_FAILED,
+        )
 
 
 def resolve_keys(api_keys: Iterable[str] | str | None, base_url: str | None) -> list[str]:

@@ -2,59 +2,52 @@
 
 Runs on the engine's event loop (`AsyncOpenAI`), so cancelling the calling asyncio task
 abandons an in-flight stream at once; the SDK's own retries are off (`max_retries=0`) so that
-a 429 reaches the credential pool immediately and the engine owns every retry.
+a 429 reaches the credential pool immediately and the engine owns every retry. What a server
+sends is read by `sse.SSEParser` and turned into a `Completion` by `stream.CompletionBuilder`;
+what went wrong is classified by `failures.classify`, the same for HTTP statuses and for
+errors sent inside a stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import json
 import random
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import openai
 
+from ..core import validate as v
+from ..core.models import ExitReason
 from .credentials import CredentialPool, PooledKey, redact
+from .failures import Failure, FailureKind, ProviderError, classify, error_message, retry_after
+from .sse import SSEParser, StallWatch, cancelled_by_others
+from .stream import Completion, CompletionBuilder, Replay
 
-__all__ = ["Completion", "Provider", "ProviderError", "RetryPolicy"]
+__all__ = ["Completion", "Provider", "ProviderError", "ProviderSetting", "RetryPolicy"]
 
-
-class ProviderError(Exception):
-    """A model call failed for good; the message is one line, free of secrets."""
-
-
-class _Truncated(Exception):
-    """The stream ended without a finish reason."""
+DEFAULT_STALL_TIMEOUT = 120.0
+DEFAULT_COOLDOWN_CAP = 300.0
+# Fields the engine adds on its own: a server that refuses one (400) is asked again without.
+OPTIONAL_FIELDS: dict[str, Any] = {"stream_options": {"include_usage": True}}
+_UNKNOWN_FIELD_WORDS = ("unrecognized", "not permitted", "unknown field", "unknown parameter",
+                        "unsupported parameter", "additional properties", "extra inputs")
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
     """Errors raised while reading a stream: the SDK wraps them only at request time."""
-    found: list[type[BaseException]] = []
-    for module in ("httpx2", "httpx"):
+    found: list[type[BaseException]] = [OSError, asyncio.IncompleteReadError]
+    for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError"),
+                         ("aiohttp", "ClientError")):
         with contextlib.suppress(ImportError, AttributeError):
-            found.append(__import__(module).TransportError)
+            found.append(getattr(__import__(module), name))
     return tuple(found)
 
 
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    openai.InternalServerError, openai.APIConnectionError, _Truncated, *_transport_errors()
-)
-
-
-@dataclass
-class Completion:
-    """One finished model turn."""
-
-    text: str = ""
-    tool_calls: list[dict[str, str]] = field(default_factory=list)
-    finish_reason: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+_TRANSPORT: tuple[type[BaseException], ...] = (openai.APIConnectionError, *_transport_errors())
 
 
 @dataclass(frozen=True)
@@ -76,7 +69,12 @@ TextSink = Callable[[str], None]
 
 
 class Provider:
-    """All model traffic of one session: one `AsyncOpenAI` client per key, shared pool."""
+    """All model traffic of one session: one `AsyncOpenAI` client per key, shared pool.
+
+    `stall_timeout`: seconds without a byte (keep-alive comments count) after which a stream
+    is abandoned and retried. `cooldown_cap`: the longest a call waits on rate limits in all
+    before it fails with exit reason `rate_limit_cap`.
+    """
 
     def __init__(
         self,
@@ -84,10 +82,15 @@ class Provider:
         base_url: str | None,
         retry: RetryPolicy | None = None,
         request_timeout: float = 600.0,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+        cooldown_cap: float = DEFAULT_COOLDOWN_CAP,
     ) -> None:
         self.pool = pool
         self.base_url = base_url
         self.retry = retry or RetryPolicy()
+        self.stall_timeout = stall_timeout
+        self.cooldown_cap = cooldown_cap
+        self.refused_fields: set[str] = set()  # optional fields this endpoint refused
         self._timeout = request_timeout
         self._clients: dict[int, openai.AsyncOpenAI] = {}
 
@@ -114,103 +117,236 @@ class Provider:
         on_text: TextSink,
         on_event: EventSink,
         on_request: Callable[[], None],
+        on_reasoning: TextSink | None = None,
+        on_activity: TextSink | None = None,
+        on_hidden: TextSink | None = None,
+        on_notice: TextSink | None = None,
     ) -> Completion:
-        """Stream one completion, rotating keys on 429 and retrying transient failures."""
-        failures = 0
-        rate_limited = 0
-        while True:
-            if self.pool.next_ready_in() > 0:
-                on_event("waiting_for_key", {"seconds": round(self.pool.next_ready_in(), 2)})
-            key = await self.pool.acquire()
-            on_request()
-            try:
-                return await self._stream(self._client(key), model, messages, tools, on_text)
-            except openai.RateLimitError as err:
-                rate_limited += 1
-                wait = _retry_after(err) or self.retry.backoff(rate_limited)
-                self.pool.cool_down(key, wait)
-                on_event("key_cooldown", {"key": key.label, "seconds": round(wait, 2)})
-                if rate_limited > self.retry.max_rate_limit_waits:
-                    raise ProviderError(self._line("rate limited too often", err)) from None
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
-                self.pool.remove(key)
-                on_event("key_removed", {"key": key.label, "status": err.status_code})
-            except _TRANSIENT as err:
-                failures += 1
-                if failures > self.retry.max_retries:
-                    raise ProviderError(self._line("gave up after retries", err)) from None
-                delay = self.retry.backoff(failures)
-                on_event("retry", {"attempt": failures, "delay": round(delay, 2),
-                                   "reason": self._line("", err)})
-                on_text("\n")
-                await asyncio.sleep(delay)
-            except openai.APIStatusError as err:
-                raise ProviderError(self._line("request refused", err)) from None
+        """Stream one completion, rotating keys on 429 and retrying transient failures.
 
-    async def _stream(
+        `on_text` / `on_reasoning` get what to show as it streams; after a retry, answer text
+        the earlier attempt already showed goes to `on_hidden` instead, and `on_notice` gets a
+        line when the retried reply goes another way. `on_activity` gets one-line states
+        (waits, retries). Raises `ProviderError` (one redacted line, with its exit reason).
+        """
+        def ignore(_text: str) -> None:
+            pass
+
+        run = _Run(self, on_event, on_activity or ignore)
+        text = Replay(on_text, on_hidden or ignore, on_notice or ignore)
+        reasoning = Replay(on_reasoning or ignore, ignore, on_notice or ignore)
+        while True:
+            key = await run.key()
+            on_request()
+            builder = CompletionBuilder(text.sink(), reasoning.sink())
+            try:
+                out = await self._attempt(key, model, messages, tools, builder, run.dropping)
+            except Failure as failure:
+                await run.failed(failure, key)
+            except openai.APIStatusError as err:
+                await run.failed(_status_failure(err), key)
+            except _TRANSPORT as err:
+                await run.failed(Failure(FailureKind.RETRY, None, _transport_line(err)), key)
+            except (ValueError, TypeError, KeyError, AttributeError):
+                line = "the endpoint sent a reply that is not a chat completion"
+                await run.failed(Failure(FailureKind.RETRY, None, line), key)
+            else:
+                run.succeeded()
+                return out
+            finally:
+                text.attempt_ended(builder.parts)
+                reasoning.attempt_ended(builder.reasoning)
+
+    async def _attempt(
         self,
-        client: openai.AsyncOpenAI,
+        key: PooledKey,
         model: str,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
-        on_text: TextSink,
+        out: CompletionBuilder,
+        dropping: frozenset[str],
     ) -> Completion:
-        """Read the SSE lines ourselves: a model object per chunk costs more than the parse."""
         # The conversation goes in `extra_body`, which the SDK sends as is: its per-request
         # transform of typed params walks every message and cost ~10 ms a call at 64 tasks.
-        body: dict[str, Any] = {"messages": messages, "tools": tools} if tools else {
-            "messages": messages}
-        out = Completion()
-        calls: dict[int, dict[str, str]] = {}
-        parts: list[str] = []
-        async with client.chat.completions.with_streaming_response.create(
-            model=model,
-            messages=(),
-            stream=True,
-            stream_options={"include_usage": True},
-            extra_body=body,
-        ) as response:
-            lines = response.iter_lines()
-            async for line in lines:
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    await _drain(lines)
-                    break
-                chunk = json.loads(data)
-                if chunk.get("error"):
-                    raise ProviderError(f"the server sent an error mid-stream: {chunk['error']}")
-                usage = chunk.get("usage")
-                if usage:
-                    out.prompt_tokens = usage.get("prompt_tokens") or 0
-                    out.completion_tokens = usage.get("completion_tokens") or 0
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    text = delta.get("content")
-                    if text:
-                        parts.append(text)
-                        on_text(text)
-                    for tc in delta.get("tool_calls") or ():
-                        _merge_tool_delta(calls, tc)
-                    if choice.get("finish_reason"):
-                        out.finish_reason = choice["finish_reason"]
+        body: dict[str, Any] = {"messages": messages}
+        if tools:
+            body["tools"] = tools
+        skip = self.refused_fields | dropping
+        body.update((k, v) for k, v in OPTIONAL_FIELDS.items() if k not in skip)
+        watch = StallWatch(self.stall_timeout)
+        finished = False
+        try:
+            async with self._client(key).chat.completions.with_streaming_response.create(
+                model=model, messages=(), stream=True, extra_body=body,
+            ) as response:
+                kind = response.headers.get("content-type", "")
+                if "json" in kind and "event-stream" not in kind:
+                    out.add_body(json.loads(await response.read()))
+                    finished = True  # a whole completion: the server ignored `stream`
+                else:
+                    finished = await _read_events(response.iter_bytes(), out, watch)
+        except asyncio.CancelledError:
+            if watch.fired and not cancelled_by_others():
+                raise Failure(FailureKind.RETRY, None, f"the stream sent nothing for "
+                              f"{self.stall_timeout:g}s (stall_timeout)") from None
+            raise
+        finally:
+            watch.stop()
+        if out.finish_reason == "error":  # OpenRouter ends a failed upstream reply so
+            raise Failure(FailureKind.RETRY, None, "the server ended the reply with an error")
         if out.finish_reason is None:
-            raise _Truncated("the stream ended without a finish reason")
-        out.text = "".join(parts)
-        out.tool_calls = [calls[i] for i in sorted(calls)]
-        return out
+            if not finished:
+                raise Failure(FailureKind.RETRY, None, "the stream ended before the reply was "
+                              "complete (no [DONE], no finish reason)")
+            out.finish_reason = "tool_calls" if out.has_calls else "stop"
+        return out.finish(messages, tools)
 
-    def _line(self, prefix: str, err: BaseException) -> str:
-        status = getattr(err, "status_code", None)
-        message = getattr(err, "message", None) or str(err) or type(err).__name__
-        body = getattr(err, "body", None)
-        if isinstance(body, dict) and isinstance(body.get("message"), str):
-            message = body["message"]
-        text = f"{status}: {message}" if status else message
-        text = " ".join(text.split())
-        line = f"{prefix}: {text}" if prefix else text
-        return redact(line, self.pool.secrets)[:300]
+
+async def _read_events(pieces: AsyncIterator[bytes], out: CompletionBuilder,
+                       watch: StallWatch) -> bool:
+    """Feed the SSE stream into `out`; True when the server said `[DONE]`."""
+    parser = SSEParser()
+    loads = json.loads
+    async for piece in pieces:
+        watch.seen += 1
+        for event, data in parser.feed(piece):
+            if data[:6] == b"[DONE]":
+                watch.stop()  # the reply is complete: draining is no stall
+                await _drain(pieces)
+                return True
+            try:  # decoding first is faster than `loads(bytes)`, which sniffs the encoding
+                chunk = loads(data.decode("utf-8", "replace"))
+            except ValueError:
+                continue  # not JSON: some gateways send comments as data
+            if event == "error" and isinstance(chunk, dict) and "error" not in chunk:
+                chunk = {"error": chunk}
+            out.add(chunk)
+    return False
+
+
+class _Run:
+    """The retry state of one `complete` call: counters, waits, the refused-field probe."""
+
+    def __init__(self, provider: Provider, on_event: EventSink, on_activity: TextSink) -> None:
+        self.p = provider
+        self.on_event = on_event
+        self.on_activity = on_activity
+        self.failures = 0
+        self.rate_limited = 0
+        self.waited = 0.0
+        self.dropping: frozenset[str] = frozenset()
+
+    async def key(self) -> PooledKey:
+        pool = self.p.pool
+        wait = pool.next_ready_in()
+        if wait > 0:
+            cap = self.p.cooldown_cap
+            if self.waited + wait > cap:
+                line = (f"rate limited: the endpoint asks to wait {wait:.0f}s more, past the "
+                        f"cooldown cap of {cap:g}s (cooldown_cap); try later or raise the cap")
+                self.on_activity(line)
+                self.on_event("rate_limit_cap", {"seconds": round(wait, 2), "cap": cap})
+                raise ProviderError(line, ExitReason.RATE_LIMIT_CAP)
+            self.on_event("waiting_for_key", {"seconds": round(wait, 2)})
+            self.on_activity(f"rate limited: waiting {wait:.0f}s for a key")
+            self.waited += wait
+        return await pool.acquire()
+
+    def succeeded(self) -> None:
+        if self.dropping:
+            self.p.refused_fields |= self.dropping
+            self.on_event("fields_dropped", {"fields": sorted(self.dropping)})
+
+    async def failed(self, failure: Failure, key: PooledKey) -> None:
+        line = redact(failure.message, self.p.pool.secrets)[:300]
+        kind = failure.kind
+        if kind in (FailureKind.AUTH, FailureKind.QUOTA):
+            self.p.pool.remove(key, quota=kind is FailureKind.QUOTA)
+            self.on_event("key_removed", {"key": key.label, "status": failure.status,
+                                          "cause": "quota" if kind is FailureKind.QUOTA
+                                          else "rejected"})
+            self.on_activity(f"{key.label} removed: {line}")
+        elif kind is FailureKind.RATE_LIMIT:
+            self.rate_limited += 1
+            if self.rate_limited > self.p.retry.max_rate_limit_waits:
+                raise ProviderError(f"rate limited too often: {line}", ExitReason.RATE_LIMIT_CAP)
+            wait = failure.wait if failure.wait is not None else self.p.retry.backoff(
+                self.rate_limited)
+            self.p.pool.cool_down(key, wait)
+            self.on_event("key_cooldown", {"key": key.label, "seconds": round(wait, 2)})
+        elif kind is FailureKind.RETRY:
+            self.failures += 1
+            if self.failures > self.p.retry.max_retries:
+                raise ProviderError(f"gave up after retries: {line}")
+            delay = self.p.retry.backoff(self.failures)
+            if failure.wait is not None:
+                delay = min(max(delay, failure.wait), self.p.cooldown_cap)
+            self.on_event("retry", {"attempt": self.failures, "delay": round(delay, 2),
+                                    "reason": line})
+            self.on_activity(f"retrying in {delay:.0f}s: {line}")
+            await asyncio.sleep(delay)
+        elif not self._drop_optional(failure):
+            raise ProviderError(f"request refused: {line}")
+
+    def _drop_optional(self, failure: Failure) -> bool:
+        """A 400/422 while optional fields were sent: once, ask again without them."""
+        if failure.status not in (400, 422) or self.dropping:
+            return False
+        sent = [k for k in OPTIONAL_FIELDS if k not in self.p.refused_fields]
+        if not sent:
+            return False
+        message = failure.message.lower()
+        named = [k for k in sent if k in message]
+        if not named and not any(w in message for w in _UNKNOWN_FIELD_WORDS):
+            return False  # a 400 about something else: fail with it
+        self.dropping = frozenset(named or sent)
+        self.on_event("retry", {"attempt": 0, "delay": 0.0, "reason": "the endpoint refused "
+                                f"{', '.join(sorted(self.dropping))}: asking again without"})
+        return True
+
+
+class ProviderSetting:
+    """A `Session` attribute that lives on its provider (read at each attempt, so a change
+    applies to the next request); set values must be positive seconds (or None if allowed)."""
+
+    def __init__(self, allow_none: bool = False) -> None:
+        self.allow_none = allow_none
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(obj._provider, self.name)
+
+    def __set__(self, obj: Any, value: float | None) -> None:
+        if value is None and self.allow_none:
+            setattr(obj._provider, self.name, None)
+            return
+        seconds = v.seconds(self.name, value, none_means="no limit" if self.allow_none else "")
+        setattr(obj._provider, self.name, seconds)
+
+
+def _status_failure(err: openai.APIStatusError) -> Failure:
+    body = err.body if isinstance(err.body, dict) else None
+    error = body.get("error", body) if body and isinstance(body.get("error"), dict) else body
+    status = err.status_code
+    if error:
+        line = error_message(error, status)
+    else:  # not JSON: an HTML error page of a proxy, or nothing
+        text = " ".join(str(err.body or "").split())[:160]
+        line = f"HTTP {status}" + (f": {text}" if text else "")
+    wait = retry_after(err.response.headers)
+    return Failure(classify(status, error), status, line, wait)
+
+
+def _transport_line(err: BaseException) -> str:
+    """A readable line for a network failure (never a library's exception text)."""
+    if isinstance(err, openai.APITimeoutError):
+        return "the request timed out"
+    if isinstance(err, openai.APIConnectionError):
+        return "could not connect to the endpoint"
+    return "the connection dropped before the reply was complete"
 
 
 def _http_client() -> Any:
@@ -226,42 +362,12 @@ def _http_client() -> Any:
         return None
 
 
-async def _drain(lines: AsyncIterator[str], limit: float = 1.0) -> None:
+async def _drain(pieces: AsyncIterator[bytes], limit: float = 1.0) -> None:
     """Read the body's last bytes after `[DONE]`: HTTP/1.1 reuses a connection only then."""
 
     async def rest() -> None:
-        async for _ in lines:
+        async for _ in pieces:
             pass
 
     with contextlib.suppress(Exception):
         await asyncio.wait_for(rest(), limit)
-
-
-def _merge_tool_delta(calls: dict[int, dict[str, str]], tc: dict[str, Any]) -> None:
-    slot = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "arguments": ""})
-    if tc.get("id"):
-        slot["id"] = tc["id"]
-    fn = tc.get("function") or {}
-    if fn.get("name"):
-        slot["name"] += fn["name"]
-    if fn.get("arguments"):
-        slot["arguments"] += fn["arguments"]
-
-
-def _retry_after(err: openai.APIStatusError) -> float | None:
-    """Seconds from Retry-After / retry-after-ms, when the server sent them."""
-    headers = err.response.headers
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None

@@ -60,8 +60,8 @@ async def run_task(
         control.settle(err.reason, error=str(err), transcript=transcript,
                        summary=err.partial, truncated=bool(err.partial))
     except (ProviderError, HermesError) as err:
-        control.settle(ExitReason.PROVIDER_ERROR if isinstance(err, ProviderError)
-                       else ExitReason.ERROR, error=str(err), transcript=transcript)
+        reason = err.reason if isinstance(err, ProviderError) else ExitReason.ERROR
+        control.settle(reason, error=str(err), transcript=transcript)
     except Exception as err:  # a bug of ours or of a library: keep it as a result
         message = redact(f"{type(err).__name__}: {err}")
         control.settle(ExitReason.ERROR, error=message[:500], transcript=transcript)

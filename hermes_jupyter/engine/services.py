@@ -7,6 +7,8 @@ the same keys, retries and dialect handling, and its tools on the same tool thre
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
@@ -16,7 +18,7 @@ from ..tools import ToolOutcome, ToolRegistry
 from .loop import EngineLoop
 from .provider import Completion, Provider
 
-__all__ = ["EngineServices"]
+__all__ = ["Attachments", "EngineServices"]
 
 _T = TypeVar("_T")
 
@@ -56,3 +58,33 @@ class EngineServices:
     async def run_tool(self, registry: ToolRegistry, name: str, arguments: str) -> ToolOutcome:
         """Run one tool call of `registry` on the session's tool threads (engine loop only)."""
         return await registry.run(name, arguments, self._tools)
+
+
+class Attachments:
+    """Per-session helpers of the faces (a refresher, a dashboard), one per key, made on first
+    use; those with a `close()` method are closed with the session. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._helpers: dict[str, Any] = {}
+
+    def get(self, key: str, make: Callable[[], _T]) -> _T:
+        with self._lock:
+            found = self._helpers.get(key)
+            if found is None:
+                found = self._helpers[key] = make()
+            return found
+
+    def peek(self, key: str) -> Any:
+        """The helper under `key`, or None when none was made."""
+        with self._lock:
+            return self._helpers.get(key)
+
+    def close(self) -> None:
+        with self._lock:
+            helpers = list(self._helpers.values())
+        for helper in helpers:
+            closer = getattr(helper, "close", None)
+            if callable(closer):
+                with contextlib.suppress(Exception):
+                    closer()

@@ -1,9 +1,8 @@
 """`Session`: the engine every face stands on. Owns tasks, the worker loop, keys and events.
 
 Threads: any Session method may be called from any thread. Agent loops and all model I/O run
-on one engine loop thread (`EngineLoop`); blocking tools run on a small thread pool; events
-reach subscribers on the event bus's thread. The scheduler's queue is touched only on the loop
-thread; the task registry is guarded by `_lock`; each task guards its own state.
+on one engine loop thread (`EngineLoop`); blocking tools on a small thread pool; events reach
+subscribers on the event bus's thread. The registry and the slots are guarded by `_lock`.
 """
 
 from __future__ import annotations
@@ -30,11 +29,17 @@ from .group import TaskGroup, fan_out
 from .journal import Journal, JournalRecord
 from .loop import EngineLoop
 from .pricing import Pricer, budget_spent, check_prices, total_cost
-from .provider import Provider, RetryPolicy
+from .provider import (
+    DEFAULT_COOLDOWN_CAP,
+    DEFAULT_STALL_TIMEOUT,
+    Provider,
+    ProviderSetting,
+    RetryPolicy,
+)
 from .retention import Retention, check_forget
 from .runner import run_task
 from .scheduling import Slots
-from .services import EngineServices
+from .services import Attachments, EngineServices
 from .subagent import DEFAULT_SYSTEM_PROMPT
 from .task import Task, TaskControl, descendants_of
 
@@ -50,13 +55,13 @@ class Session:
 
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys come from
     `api_keys` (list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base
-    URL from `base_url`, else OPENAI_BASE_URL, else the openai default.
-
-    Memory: every task is held until `forget()`; with `keep_finished=N` only the newest N
-    finished tasks are (the journal, when kept, has all of them). Every parameter of every
-    method is checked when passed: a bad one raises `InvalidArgument` (a `ValueError`) or
-    `InvalidArgumentType` (a `TypeError`), both `HermesError`s, and changes nothing.
+    URL from `base_url`, else OPENAI_BASE_URL, else the openai default. `stall_timeout` and
+    `cooldown_cap`: see `Provider`. `keep_finished=N` holds only the newest N ended tasks in
+    memory. A bad parameter raises `InvalidArgument`/`InvalidArgumentType` and changes nothing.
     """
+
+    stall_timeout = ProviderSetting(allow_none=True)
+    cooldown_cap = ProviderSetting()
 
     def __init__(
         self,
@@ -72,6 +77,8 @@ class Session:
         toolsets: Iterable[str] | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         retry: RetryPolicy | None = None,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+        cooldown_cap: float = DEFAULT_COOLDOWN_CAP,
         journal: str | os.PathLike[str] | bool | None = None,
         first_id: int = 1,
         keep_finished: int | None = None,
@@ -98,6 +105,7 @@ class Session:
                                                  session_budget_usd)
         self._pool = CredentialPool(resolve_keys(args.api_keys, self.base_url))
         self._provider = Provider(self._pool, self.base_url, retry)
+        self.stall_timeout, self.cooldown_cap = stall_timeout, cooldown_cap  # checked there
         self._bus = EventBus()
         self.journal: Journal | None = None
         if args.journal:
@@ -115,7 +123,7 @@ class Session:
         self.next_id = args.first_id
         self._retention = Retention(self._tasks, self._by_name, self._lock, args.keep_finished)
         self._closed = False
-        self._attachments: dict[str, Any] = {}  # per-session helpers of the faces, by key
+        self.attachments = Attachments()  # per-session helpers of the faces, by key
         self._slots = Slots(self.max_concurrent, self._lock, self._claim)
         self.services = EngineServices(self._engine, self._provider, self._tool_threads,
                                        lambda: self._closed)
@@ -363,11 +371,7 @@ class Session:
                 self._engine.run(self._provider.aclose(), timeout=1.0)
         self._engine.close()
         self._tool_threads.shutdown(wait=False, cancel_futures=True)
-        for attachment in self._attachments.values():
-            closer = getattr(attachment, "close", None)
-            if callable(closer):
-                with contextlib.suppress(Exception):
-                    closer()
+        self.attachments.close()
         self._bus.close()
         if self.journal is not None:
             self.journal.close()
@@ -385,11 +389,7 @@ class Session:
         on first use; thread-safe. Helpers with a `close()` method are closed with the session."""
         check.text("key", key, what="a key naming the helper")
         check.a_callable("make", make, "a function making the helper")
-        with self._lock:
-            found = self._attachments.get(key)
-            if found is None:
-                found = self._attachments[key] = make()
-            return found
+        return self.attachments.get(key, make)
 
     def __enter__(self) -> Session:
         return self

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +85,13 @@ async def run_agent(
     for _ in range(task.max_iterations):
         transcript += [steer_message(m) for m in control.take_steers()]
         completion = await _call(control, provider, transcript, schemas, pricer)
-        calls = _with_ids(completion.tool_calls)
-        transcript.append(_assistant(completion.text, calls))
+        calls = completion.tool_calls
+        if calls and completion.truncated:  # a call cut by the output limit never runs
+            transcript.append(completion.assistant_message(with_calls=False))
+            transcript.append(_cut_call_notice(calls))
+            control.set_activity("thinking", "✂ a tool call was cut by the output limit")
+            continue
+        transcript.append(completion.assistant_message())
         if calls:
             for call in calls:
                 transcript.append(await _run_tool(control, call, executor))
@@ -100,14 +104,14 @@ async def run_agent(
             nudged = True
             transcript.append({"role": "user", "content": EMPTY_NUDGE})
             continue
-        if control.try_finish():
-            return AgentEnd(completion.text)
+        if control.try_finish():  # a final answer cut by the output limit is kept, marked
+            return AgentEnd(completion.text, truncated=completion.truncated)
         control.set_activity("reading steering")
     # The iteration budget is spent: one last call without tools asks for the summary.
     control.set_activity("writing its final summary", "… max_iterations reached: final summary")
     transcript.append({"role": "user", "content": FINAL_CALL})
     completion = await _call(control, provider, transcript, None, pricer)
-    transcript.append(_assistant(completion.text, []))
+    transcript.append(completion.assistant_message(with_calls=False))
     if not completion.text.strip():
         raise LimitReached(ExitReason.EMPTY_ANSWER,
                            f"used all {task.max_iterations} model calls (max_iterations) and "
@@ -127,14 +131,20 @@ async def _call(control: TaskControl, provider: Provider, transcript: list[dict[
         on_text=control.on_text,
         on_event=lambda kind, data: control.emit(kind, **data),
         on_request=control.count_request,
+        on_reasoning=_ReasoningTail(control).write,
+        on_activity=control.set_activity,
+        on_hidden=control.note_answer,
+        on_notice=lambda line: control.set_activity("writing", line),
     )
     cost = (pricer.cost(task.model, completion.prompt_tokens, completion.completion_tokens)
             if pricer is not None else None)
-    usage = control.add_usage(completion.prompt_tokens, completion.completion_tokens, cost)
+    usage = control.add_usage(completion.prompt_tokens, completion.completion_tokens, cost,
+                              completion.usage_estimated)
     control.emit(
         "model_call",
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,
+        usage="estimated" if completion.usage_estimated else "reported",
         finish_reason=completion.finish_reason,
         cost_usd=cost,
     )
@@ -156,25 +166,41 @@ def _over_budget(task: Any, usage: Usage) -> str | None:
     return None
 
 
-def _with_ids(tool_calls: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [dict(c, id=c["id"] or f"call_{uuid.uuid4().hex[:12]}") for c in tool_calls]
+REASONING_MARK = "[reasoning] "
 
 
-def _assistant(text: str, calls: list[dict[str, str]]) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": text or None}
-    if calls:
-        message["tool_calls"] = [
-            {"id": c["id"], "type": "function",
-             "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for c in calls
-        ]
-    return message
+class _ReasoningTail:
+    """Reasoning in the live tail: each of its lines marked (activity `reasoning`)."""
+
+    def __init__(self, control: TaskControl) -> None:
+        self._control = control
+        self._started = False
+
+    def write(self, piece: str) -> None:
+        """A piece of reasoning; "" when the answer begins (on a line of its own)."""
+        if not piece:
+            if self._started:
+                self._started = False
+                self._control.on_reasoning("\n")
+            return
+        if not self._started:
+            self._started = True
+            piece = REASONING_MARK + piece
+        self._control.on_reasoning(piece.replace("\n", "\n" + REASONING_MARK))
+
+
+def _cut_call_notice(calls: list[dict[str, Any]]) -> dict[str, str]:
+    names = ", ".join(str(c["function"]["name"] or "?") for c in calls)
+    return {"role": "user", "content": (
+        f"[engine] Your last reply was cut by the output token limit (finish_reason "
+        f"\"length\") while it called {names}; the call did not run. Make the call again "
+        "with shorter arguments, or split the work into smaller steps.")}
 
 
 async def _run_tool(
-    control: TaskControl, call: dict[str, str], executor: Executor
+    control: TaskControl, call: dict[str, Any], executor: Executor
 ) -> dict[str, Any]:
-    name, arguments = call["name"], call["arguments"]
+    name, arguments = call["function"]["name"], call["function"]["arguments"]
     control.set_activity(f"tool: {name}", f"→ {name}({short(arguments, 120)})")
     control.emit("tool_call", name=name, arguments=short(arguments, 2000))
     outcome = await control.task.tools.run(name, arguments, executor)

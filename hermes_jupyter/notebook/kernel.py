@@ -272,7 +272,8 @@ def _apply_live(session: Session, settings: Settings, name: str) -> None:
         session.workspace = Path(settings.workspace or os.getcwd()).resolve()
     elif name == "toolsets":
         session.toolsets = tuple(settings.toolsets)
-    elif name in ("max_concurrent", "max_iterations", "task_timeout"):
+    elif name in ("max_concurrent", "max_iterations", "task_timeout", "stall_timeout",
+                  "cooldown_cap"):
         setattr(session, name, getattr(settings, name))
     elif name == "demo_pace" and hasattr(session, "pace"):
         session.pace = settings.demo_pace

@@ -83,6 +83,15 @@ class HermesJupyter(Configurable):
         help="Seconds one task may run before it is stopped; unset: no limit "
              "(%delegate --timeout).",
     ).tag(config=True)
+    stall_timeout = Float(
+        120.0, allow_none=True,
+        help="Seconds a model's stream may send nothing (keep-alive comments count) before "
+             "it is abandoned and retried; None: wait for the 600 s request timeout.",
+    ).tag(config=True)
+    cooldown_cap = Float(
+        300.0, help="Seconds one model call may wait on rate limits (Retry-After) in all; a "
+                    "longer wait fails the task with exit reason rate_limit_cap.",
+    ).tag(config=True)
     workspace = Unicode(
         "", help="Folder the files and python toolsets work in; empty: the kernel's working "
                  "directory when the session starts.",
@@ -122,13 +131,14 @@ class HermesJupyter(Configurable):
                              f"got {value}.")
         return value
 
-    @validate("task_timeout")
+    @validate("task_timeout", "stall_timeout")
     def _positive_timeout(self, proposal: Any) -> float | None:
         value = proposal["value"]
         if value is None:
             return None
         if value <= 0:
-            raise TraitError(f"HermesJupyter.task_timeout must be positive or None, got {value}.")
+            raise TraitError(f"HermesJupyter.{proposal['trait'].name} must be positive or None, "
+                             f"got {value}.")
         return float(value)
 
     @validate("keep_finished")
@@ -137,6 +147,13 @@ class HermesJupyter(Configurable):
         if value is not None and value < 0:
             raise TraitError(f"HermesJupyter.keep_finished must be >= 0 or None, got {value}.")
         return value  # type: ignore[no-any-return]
+
+    @validate("cooldown_cap")
+    def _positive_cap(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if value <= 0:
+            raise TraitError(f"HermesJupyter.cooldown_cap must be positive, got {value}.")
+        return value
 
     @validate("wait_notice_after", "demo_pace")
     def _not_negative(self, proposal: Any) -> float:
@@ -171,6 +188,8 @@ class Settings:
     max_concurrent: int
     max_iterations: int
     task_timeout: float | None
+    stall_timeout: float | None
+    cooldown_cap: float
     workspace: str
     toolsets: tuple[str, ...]
     journal: bool
@@ -210,7 +229,9 @@ class Settings:
         if self.demo:
             return {"pace": self.demo_pace, **common}
         return {"model": self.model, "subagent_model": self.subagent_model,
-                "base_url": self.base_url, "api_keys": list(self.api_keys), **common}
+                "base_url": self.base_url, "api_keys": list(self.api_keys),
+                "stall_timeout": self.stall_timeout, "cooldown_cap": self.cooldown_cap,
+                **common}
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(setting, shown value, source) for display; keys appear only as a count."""
@@ -259,8 +280,9 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
     if isinstance(raw_keys, str):
         raw_keys = raw_keys.split(",")
     keys = tuple(dict.fromkeys(k.strip() for k in raw_keys or () if k.strip()))
-    for name in ("max_concurrent", "max_iterations", "task_timeout", "workspace", "toolsets",
-                 "journal", "keep_finished", "context_limit", "wait_notice_after", "demo_pace"):
+    for name in ("max_concurrent", "max_iterations", "task_timeout", "stall_timeout",
+                 "cooldown_cap", "workspace", "toolsets", "journal", "keep_finished",
+                 "context_limit", "wait_notice_after", "demo_pace"):
         if getattr(config, name) != config.trait_defaults(name):
             sources[name] = "config"
     demo_reason = _demo_reason(model, base_url, keys)
@@ -274,6 +296,8 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         max_concurrent=config.max_concurrent,
         max_iterations=config.max_iterations,
         task_timeout=config.task_timeout,
+        stall_timeout=config.stall_timeout,
+        cooldown_cap=config.cooldown_cap,
         workspace=config.workspace,
         toolsets=tuple(config.toolsets),
         journal=config.journal,

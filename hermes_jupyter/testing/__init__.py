@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .agents import ScriptedAgent
 from .records import RecordedRequest
-from .replies import Drop, Fail, Outcome, Reply, ToolCall
+from .replies import Drop, Fail, Outcome, Raw, Reply, ToolCall
 from .server import FakeLLM, Match, Responder
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "FakeLLM",
     "Match",
     "Outcome",
+    "Raw",
     "RecordedRequest",
     "Reply",
     "Responder",

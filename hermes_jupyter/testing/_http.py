@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from . import sse
 from .records import RecordedRequest
-from .replies import Drop, Fail, Outcome, Reply
+from .replies import Drop, Fail, Outcome, Raw, Reply
 
 
 class Script(Protocol):
@@ -143,6 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._fail(outcome)
             elif isinstance(outcome, Drop):
                 self._drop(outcome, request)
+            elif isinstance(outcome, Raw):
+                self._raw(outcome)
             elif request.stream:
                 self._stream(outcome, request)
             else:
@@ -192,6 +194,35 @@ class _Handler(BaseHTTPRequestHandler):
                 llm._count_chunk()
             self._wait(drop.delay)
             self._hang_up()  # inside _streaming: the stream counts as open until we hung up
+
+    def _raw(self, raw: Raw) -> None:
+        llm = self.server.llm
+        with llm._streaming():
+            self.send_response(raw.status)
+            for name, value in raw.headers.items():
+                self.send_header(name, value)
+            pieces = [p.encode() if isinstance(p, str) else p for p in raw.pieces]
+            if not raw.chunked:
+                body = b"".join(p for p in pieces if isinstance(p, bytes))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in pieces:
+                if isinstance(piece, float):
+                    self._wait(piece)
+                elif piece:
+                    self._write_chunk(piece)
+                    llm._count_chunk()
+            if raw.end == "hang":  # until stop(): the client must give up on its own
+                self.server.stopping.wait()
+                raise _Stopped
+            if raw.end == "drop":
+                self._hang_up()
+            else:
+                self._write_chunk(b"")
 
     def _fail(self, fail: Fail) -> None:
         self._wait(fail.delay)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-__all__ = ["Drop", "Fail", "Outcome", "Reply", "ToolCall"]
+__all__ = ["Drop", "Fail", "Outcome", "Raw", "Reply", "ToolCall"]
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ class Reply:
 
     A stream sends its headers at once, waits `first_delay`, sends the role chunk and the text
     and tool-call chunks `delay` apart, then the finish_reason chunk. `truncate=True` ends the
-    stream cleanly (with `[DONE]`) but without a finish_reason, the way some proxies cut long
-    answers. `usage=(prompt, completion)` overrides the estimate of about 4 chars per token.
+    stream cleanly (with `[DONE]`) but without a finish_reason, as several servers do after a
+    complete answer. `usage=(prompt, completion)` overrides the estimate of about 4 chars per token.
     """
 
     text: str = ""
@@ -127,7 +127,40 @@ class Drop:
         _check_delay("Drop.delay", self.delay)
 
 
-Outcome: TypeAlias = Reply | Fail | Drop
+@dataclass(frozen=True)
+class Raw:
+    """Bytes exactly as a real server sends them: replays of other dialects and failures.
+
+    `pieces` are written in order, each flushed at once (a `float` among them is a pause in
+    seconds); a `str` is sent UTF-8 encoded. `chunked=True` frames the body with chunked
+    transfer encoding (as streams are), else it is sent with a Content-Length.
+    `end="close"` ends the body cleanly; `"drop"` hangs up without ending it (a dropped
+    connection); `"hang"` sends nothing more and keeps the connection open until the server
+    stops (a stalled stream).
+    """
+
+    pieces: Sequence[bytes | str | float] = ()
+    status: int = 200
+    headers: Mapping[str, str] = field(
+        default_factory=lambda: {"Content-Type": "text/event-stream"}
+    )
+    chunked: bool = True
+    end: str = "close"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.pieces, (bytes, str)):
+            object.__setattr__(self, "pieces", (self.pieces,))
+        object.__setattr__(self, "pieces", tuple(self.pieces))
+        object.__setattr__(self, "headers", dict(self.headers))
+        if not 100 <= self.status <= 599:
+            raise ValueError(f"Raw.status must be an HTTP status, got {self.status}")
+        if self.end not in ("close", "drop", "hang"):
+            raise ValueError(f"Raw.end must be 'close', 'drop' or 'hang', got {self.end!r}")
+        if not self.chunked and any(isinstance(p, float) for p in self.pieces):
+            raise ValueError("Raw pauses need chunked=True (a sized body is sent at once)")
+
+
+Outcome: TypeAlias = Reply | Fail | Drop | Raw
 """Anything a script, a key rule or a responder may hand the server for one request."""
 
 

@@ -19,7 +19,7 @@ from typing import TypeAlias
 
 from ._http import FakeLLMServer
 from .records import RecordedRequest
-from .replies import Drop, Fail, Outcome, Reply
+from .replies import Drop, Fail, Outcome, Raw, Reply
 
 __all__ = ["FakeLLM", "Match", "Responder"]
 
@@ -279,5 +279,5 @@ class _Rule:
 
 def _check_outcomes(outcomes: tuple[object, ...]) -> None:
     for outcome in outcomes:
-        if not isinstance(outcome, Reply | Fail | Drop):
-            raise TypeError(f"expected a Reply, Fail or Drop, got {outcome!r}")
+        if not isinstance(outcome, Reply | Fail | Drop | Raw):
+            raise TypeError(f"expected a Reply, Fail, Drop or Raw, got {outcome!r}")
