@@ -74,10 +74,11 @@ def still_running(pids: list[int], within: float = 10.0) -> list[int]:
 def assert_all_gone(pids: list[int]) -> None:
     """Every pid exits within seconds; on failure the leftovers (ours) are killed by pid."""
     left = still_running(pids)
+    info = [Path(f"/proc/{pid}/stat").read_text() for pid in left]
     for pid in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    assert left == [], f"processes {left} outlived their tool"
+    assert left == [], f"processes {left} of {pids} outlived their tool: {info}"
 
 
 def python_call(code: str, **args: object) -> Reply:

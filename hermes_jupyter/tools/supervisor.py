@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import os
 import resource
+import select
 import signal
 import sys
 
@@ -79,25 +80,51 @@ def _wait(pid: int) -> int:
 
 
 def _die(*_: object) -> None:
+    """SIGTERM, SIGHUP or the parent's death: take everything down, then ourselves. Linux
+    sends the death signal again each time we are re-parented (once per thread of a dying
+    parent), so a repeat while cleaning is ignored rather than cutting the cleaning short."""
     global _cleaning
-    if not _cleaning:
-        _cleaning = True
-        _kill_the_rest()
+    if _cleaning:
+        return
+    _cleaning = True
+    _kill_the_rest()
     os.killpg(0, signal.SIGKILL)
 
 
 def _kill_the_rest() -> None:
-    """SIGKILL every other process of this group and every child (re-parented ones too),
-    reaping them, until a scan finds none: a fork racing the first pass is caught next."""
+    """SIGKILL every other process of this group and every child (re-parented ones too) and
+    wait for them to exit (their orphans are re-parented to us only then), until a scan
+    finds none: a fork racing one pass is caught by the next."""
     me = os.getpid()
-    for _ in range(200):
+    for _ in range(100):
         _reap()
         found = [pid for pid, ppid, pgrp in _processes() if pid != me and me in (ppid, pgrp)]
         if not found:
             return
+        handles = []
         for pid in found:
+            try:
+                handle = os.pidfd_open(pid)  # signals through it never hit a reused pid
+            except OSError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                continue
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                signal.pidfd_send_signal(handle, signal.SIGKILL)
+            handles.append(handle)
+        _wait_exits(handles, 10.0)
+
+
+def _wait_exits(handles: list[int], timeout: float) -> None:
+    """Wait until every pidfd reports its process exited (or `timeout` seconds), close them."""
+    waiting = set(handles)
+    while waiting:
+        ready, _, _ = select.select(list(waiting), [], [], timeout)
+        if not ready:
+            break
+        waiting -= set(ready)
+    for handle in handles:
+        os.close(handle)
 
 
 def _reap() -> None:
