@@ -161,3 +161,23 @@ def test_tool_code_as_the_same_user_can_still_read_the_kernels_environ_and_a_dot
     assert f"OPENAI_API_KEY={KEY}\n" in found  # the .env file
     assert "done" in shown and "OPENAI_API_KEY=***" in shown
     assert not any(f in shown for f in FRAGMENTS)
+
+
+def test_the_tool_settings_reach_the_kernels_session_and_show_when_set(monkeypatch, tmp_path):
+    from hermes_jupyter.notebook.settings import HermesJupyter, resolve
+
+    config = HermesJupyter(tool_env_allowlist=["GITHUB_TOKEN"], tool_memory_limit_mb=512,
+                           base_url="http://localhost:1/v1")
+    settings = resolve(config, environ={})
+    kwargs = settings.session_kwargs()
+    assert kwargs["tool_env_allowlist"] == ("GITHUB_TOKEN",)
+    assert kwargs["tool_memory_limit_mb"] == 512
+    rows = {name: (value, source) for name, value, source in settings.rows()}
+    assert rows["tool_env_allowlist"] == ("GITHUB_TOKEN", "config")
+    assert rows["tool_memory_limit_mb"] == ("512 MB", "config")
+    assert "tool_memory_limit_mb" not in {r[0] for r in resolve(HermesJupyter(), {}).rows()}
+    with pytest.raises(Exception, match="tool_memory_limit_mb"):
+        HermesJupyter(tool_memory_limit_mb=0)
+    monkeypatch.chdir(tmp_path)
+    session = hj.Session(**{**kwargs, "workspace": str(tmp_path)})
+    session.close()

@@ -228,14 +228,15 @@ class Settings:
             ("workspace", self.workspace or "(kernel working directory)"),
             ("toolsets", ", ".join(self.toolsets) or "none"),
             ("journal", ".hermes/tasks.sqlite" if self.journal else "off"),
-            ("tool_env_allowlist", ", ".join(self.tool_env_allowlist) or "none"),
-            ("tool_memory_limit_mb", "no cap" if self.tool_memory_limit_mb is None
-             else f"{self.tool_memory_limit_mb} MB"),
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
         ]
         if self.demo:
             shown.append(("demo_pace", f"{self.demo_pace:g}"))
+        if self.tool_env_allowlist:  # shown when set, like demo_pace
+            shown.append(("tool_env_allowlist", ", ".join(self.tool_env_allowlist)))
+        if self.tool_memory_limit_mb is not None:
+            shown.append(("tool_memory_limit_mb", f"{self.tool_memory_limit_mb} MB"))
         return [(name, value, self.sources.get(name, "default")) for name, value in shown]
 
 

@@ -120,7 +120,7 @@ async def run_process(
 ) -> ProcessResult:
     """Run `argv` to its end or `timeout` (seconds); cancelling the caller kills it all."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-I", str(SUPERVISOR), str(os.getpid()),
+        sys.executable, "-I", "-S", str(SUPERVISOR), str(os.getpid()),
         str(policy.memory_limit_mb or 0), *argv,
         cwd=cwd, env=policy.environ(), start_new_session=True,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
