@@ -16,4 +16,6 @@ FIGURES = (
     "dashboard",
     "memory",
     "credentials",
+    "context",
+    "fanout",
 )

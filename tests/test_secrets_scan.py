@@ -20,7 +20,6 @@ from hermes_jupyter.testing import Fail, FakeLLM, Reply, ToolCall
 
 from .conftest import FAST_RETRY
 from .surfaces import SURFACES, Probe, scan
-from .test_magics import ip  # noqa: F401 - the real-shell fixture
 
 KEY = "sk-scan-Zq7Xw3Pv9Lm2Kd8Rt5Yb"  # the pool key, also in OPENAI_API_KEY
 PASSWORD = "pw4Hx9QuietRiver"  # inside base_url: http://hermesuser:<it>@host/v1
@@ -76,7 +75,7 @@ def script_failures(llm: FakeLLM, url: str) -> None:
 
 @pytest.mark.timeout(120)
 def test_no_surface_shows_a_secret_after_failures_of_every_kind(
-    ip, llm, raw_server, tmp_path, monkeypatch, caplog  # noqa: F811 - ip is the fixture
+    ip, llm, raw_server, tmp_path, monkeypatch, caplog
 ):
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)

@@ -35,13 +35,14 @@ if TYPE_CHECKING:
 
     from ..tools import ToolRegistry
 
-__all__ = ["Task", "TaskControl", "TaskOwner"]
+__all__ = ["Task", "TaskControl", "TaskHost"]
 
 Emit = Callable[..., None]
+TextSink = Callable[[str, str], None]
 _log = logging.getLogger(__name__)
 
 
-class TaskOwner(Protocol):
+class TaskHost(Protocol):
     """What a `Task` handle asks of the session that made it."""
 
     def steer(self, ref: Task, message: str) -> None: ...
@@ -59,7 +60,7 @@ class Task:
 
     def __init__(
         self,
-        owner: TaskOwner,
+        host: TaskHost,
         task_id: str,
         name: str | None,
         goal: str,
@@ -69,19 +70,23 @@ class Task:
         max_iterations: int,
         timeout: float | None,
         emit: Emit,
-        text_sink: Callable[[str, str], None],
+        text_sink: TextSink,
         secrets: Secrets | None = None,
     ) -> None:
-        secrets = secrets if secrets is not None else Secrets()
+        secrets = secrets or Secrets()
         self.id = task_id
         self.name = name
-        self.goal = secrets.redact(goal)
-        self.context = secrets.redact(context)
+        self.goal, self.context = secrets.redact(goal), secrets.redact(context)
         self.model = model
         self.tools = tools
         self.max_iterations = max_iterations
         self.timeout = timeout
-        self._owner = owner
+        self.owner: str | None = None  # who started it: None (the user), an agent, a task id
+        self.parent_id: str | None = None  # the task that started this one, if a task did
+        self.depth = 1  # 1 for the user's and agents' tasks; a task's child is one deeper
+        self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
+        self.max_cost_usd: float | None = None
+        self._host = host
         self._control = TaskControl(self, emit, text_sink, secrets)
 
     def check(self) -> TaskStatus:
@@ -89,13 +94,13 @@ class Task:
         return self._control.snapshot()
 
     def steer(self, message: str) -> None:
-        self._owner.steer(self, message)
+        self._host.steer(self, message)
 
     def collect(self, timeout: float | None = None) -> TaskResult:
-        return self._owner.collect(self, timeout=timeout)
+        return self._host.collect(self, timeout=timeout)
 
     def cancel(self) -> bool:
-        return self._owner.cancel(self)
+        return self._host.cancel(self)
 
     def done(self) -> bool:
         return self._control.done()
@@ -118,9 +123,9 @@ class Task:
         """A counter that moves whenever `check()` would answer differently."""
         return self._control.version
 
-    def control_for(self, owner: object) -> TaskControl:
+    def control_for(self, host: object) -> TaskControl:
         """The engine's side of this task, for the session that made it only."""
-        if owner is not self._owner:
+        if host is not self._host:
             raise PermissionError(f"task {self.id} belongs to another session")
         return self._control
 
@@ -130,20 +135,14 @@ class Task:
 
 
 class TaskControl:
-    """The engine's side of one task: its guarded state and every transition of it.
-
-    The task's redaction choke point too: every string it keeps passes the session's `Secrets`;
+    """The engine's side of one task: its guarded state and every transition of it; and the
+    task's redaction choke point: every string it keeps passes the session's `Secrets`,
     streamed text a `StreamRedactor` (flushed when a call ends, before a line, at settle)."""
 
-    def __init__(
-        self,
-        task: Task,
-        emit: Emit,
-        text_sink: Callable[[str, str], None],
-        secrets: Secrets | None = None,
-    ) -> None:
+    def __init__(self, task: Task, emit: Emit, text_sink: TextSink, secrets: Secrets | None = None
+                 ) -> None:
         self.task = task
-        self._secrets = secrets if secrets is not None else Secrets()
+        self._secrets = secrets or Secrets()
         self._stream = self._secrets.stream()
         self._emit_to = emit
         self._text_sink = text_sink
@@ -156,6 +155,7 @@ class TaskControl:
         self._ended: float | None = None
         self._usage = Usage()
         self._tail = OutputTail()
+        self._answer: list[str] = []  # text of the current model call
         self._activity = "queued"
         self._last_tool: str | None = None
         self._steering: list[SteerRecord] = []
@@ -228,7 +228,7 @@ class TaskControl:
         return self._secrets.redact(text)
 
     def emit(self, kind: str, **data: Any) -> None:
-        """An event about this task (the session's event bus redacts its data)."""
+        """An event about this task."""
         self._emit_to(kind, self.task.id, **data)
 
     # ---- scheduling (the session) ----------------------------------------------------
@@ -306,8 +306,7 @@ class TaskControl:
             return True
 
     def set_activity(self, activity: str, line: str | None = None) -> None:
-        activity = self._secrets.redact(activity)
-        line = None if line is None else self._secrets.redact(line)
+        activity, line = self.redact(activity), line and self.redact(line)
         self._flush_stream()
         with self._lock:
             self._activity = activity
@@ -318,36 +317,37 @@ class TaskControl:
     def on_text(self, text: str) -> None:
         with self._lock:
             safe = self._stream.feed(text)
-            if safe:
-                self._tail.write(safe)
+            self._tail.write(safe)
+            self._answer.append(text)  # kept raw: settle redacts what becomes the summary
             self._activity = "writing"
             self._version += 1
         if safe:
             self._text_sink(self.task.id, safe)
 
-    def add_usage(self, prompt: int, completion: int) -> None:
-        """Count a finished model call's tokens (its streamed text is complete now)."""
+    def partial_answer(self) -> str:
+        """The text the model has streamed in the current call (reset at every request,
+        retries included, so nothing shows twice): what a stopped task keeps."""
+        with self._lock:
+            return "".join(self._answer)
+
+    def add_usage(self, prompt: int, completion: int, cost_usd: float | None = None) -> Usage:
+        """Count one call's tokens (and its cost in USD when known); the new totals."""
         self._flush_stream()
         with self._lock:
-            self._usage = Usage(
-                self._usage.prompt_tokens + prompt,
-                self._usage.completion_tokens + completion,
-                self._usage.api_calls,
-            )
+            self._usage = self._usage + Usage(prompt, completion, 0, cost_usd)
             self._version += 1
+            return self._usage
 
     def count_request(self) -> None:
         with self._lock:
-            self._usage = Usage(
-                self._usage.prompt_tokens, self._usage.completion_tokens, self._usage.api_calls + 1
-            )
+            self._usage = self._usage + Usage(api_calls=1)
+            self._answer.clear()
             self._activity = "thinking"
             self._version += 1
 
     def record_tool(self, entry: ToolTraceEntry) -> None:
-        redact = self._secrets.redact
-        entry = ToolTraceEntry(entry.name, redact(entry.arguments),
-                               redact(entry.result_preview), entry.ok, entry.duration_s)
+        entry = ToolTraceEntry(entry.name, self.redact(entry.arguments),
+                               self.redact(entry.result_preview), entry.ok, entry.duration_s)
         with self._lock:
             self._tool_trace.append(entry)
             self._last_tool = entry.name
@@ -365,8 +365,7 @@ class TaskControl:
         """Enter the terminal state of `exit_reason` once; later calls change nothing.
         Returns whether it did."""
         self._flush_stream()
-        summary = self._secrets.redact(summary)
-        error = None if error is None else self._secrets.redact(error)
+        summary, error = self.redact(summary), error and self.redact(error)
         transcript = None if transcript is None else self._secrets.redact_data(transcript)
         with self._lock:
             if self._state.terminal:
@@ -403,8 +402,7 @@ class TaskControl:
         self.emit("finished", state=state.value, exit_reason=exit_reason.value, error=error)
         return True
 
-    def _flush_stream(self) -> None:
-        """Show the streamed text the redactor held back (a model call has ended)."""
+    def _flush_stream(self) -> None:  # a model call has ended: show what was held back
         with self._lock:
             if rest := self._stream.flush():
                 self._tail.write(rest)
@@ -426,6 +424,7 @@ class TaskControl:
             api_calls=self._usage.api_calls,
             prompt_tokens=self._usage.prompt_tokens,
             completion_tokens=self._usage.completion_tokens,
+            cost_usd=self._usage.cost_usd,
             recent_output=self._tail.lines(),
             activity=self._activity,
             last_tool=self._last_tool,
@@ -433,6 +432,9 @@ class TaskControl:
             error=self._result.error if self._result else None,
             summary=self._result.summary if self._result else None,
             version=self._version,
+            owner=task.owner,
+            parent_id=task.parent_id,
+            depth=task.depth,
         )
 
     def _end_word(self) -> str:

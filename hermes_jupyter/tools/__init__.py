@@ -11,7 +11,7 @@ from .files import WorkspaceFiles
 from .process import ProcessGroups, ProcessPolicy
 from .python import ProcessKilled, PythonRunner
 from .registry import ToolOutcome, ToolRegistry
-from .schema import function_schema, tool_name
+from .schema import ToolArgumentsError, ToolSpec, function_schema, tool_name, tool_spec
 
 __all__ = [
     "TOOLSETS",
@@ -19,12 +19,15 @@ __all__ = [
     "ProcessKilled",
     "ProcessPolicy",
     "PythonRunner",
+    "ToolArgumentsError",
     "ToolOutcome",
     "ToolRegistry",
+    "ToolSpec",
     "WorkspaceFiles",
     "build_registry",
     "function_schema",
     "tool_name",
+    "tool_spec",
 ]
 
 TOOLSETS = ("files", "python")
