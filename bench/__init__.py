@@ -18,4 +18,5 @@ FIGURES = (
     "credentials",
     "context",
     "fanout",
+    "journal",
 )

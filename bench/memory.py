@@ -2,7 +2,9 @@
 
 Each task is a small real run (one tool round, a 50-chunk answer) against an in-process fake
 model. Memory is what `tracemalloc` still holds after the tasks ended and `gc.collect()`,
-divided by the task count; RSS growth is reported alongside.
+divided by the task count; RSS growth is reported alongside. Then the session forgets them
+(`forget(finished=True)`): what tracemalloc still holds of a second round run and forgotten
+the same way, and how RSS moves, show that a session's memory stays bounded.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import gc
 import random
 import time
 import tracemalloc
+from typing import Any
 
 import psutil
 
@@ -54,7 +57,9 @@ def run(tasks: int, samples: int, batch: int = 50) -> list[Row]:
         every = s.tasks()
         lists = _times(s.list_tasks, samples)
         checks = _times(lambda: s.check(random.choice(every)), samples * 10)
-    n = len(every) - 2
+        n = len(every) - 2
+        every.clear()
+        forget_rows = _forget_rows(s, llm, proc, tasks, batch, rss0, n)
     per_task_kb = traced / n / 1024
     rows = [
         Row("memory", "memory per finished task (tracemalloc)", per_task_kb, "KB",
@@ -67,7 +72,46 @@ def run(tasks: int, samples: int, batch: int = 50) -> list[Row]:
                         (f"check(task) at {n} tasks", checks)):
         rows += tail_rows("memory", label, data, GOAL_MS, goal=f"≤ {GOAL_MS:g} ms",
                           note=f"{len(data)} calls")
-    return rows
+    return rows + forget_rows
+
+
+def _forget_rows(s: Any, llm: FakeLLM, proc: psutil.Process, tasks: int, batch: int,
+                 rss0: int, n: int) -> list[Row]:
+    """Forget the first round; run and forget a second (RSS) and a third (tracemalloc)."""
+    s.forget(finished=True)
+    gc.collect()
+    rss_forgot = proc.memory_info().rss
+    _round(s, tasks, batch)
+    llm.reset()
+    s.forget(finished=True)
+    gc.collect()
+    rss_second = proc.memory_info().rss
+    tracemalloc.start()
+    _round(s, tasks, batch)
+    llm.reset()
+    s.forget(finished=True)
+    gc.collect()
+    traced, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    held = traced / tasks / 1024
+    return [
+        Row("memory", "memory held per task after forget(finished=True) (tracemalloc)", held,
+            "KB", goal="≤ 1 KB", met=held <= 1.0,
+            note=f"a third round of {tasks} tasks, run then forgotten"),
+        Row("memory", "RSS above the start after forgetting the first round, per task",
+            (rss_forgot - rss0) / n / 1024, "KB",
+            note="freed memory stays with the allocator for reuse; informational"),
+        Row("memory", "RSS growth per task of a second round, forgotten", (rss_second -
+            rss_forgot) / tasks / 1024, "KB", note="reuses what the first round freed"),
+    ]
+
+
+def _round(s: Any, tasks: int, batch: int) -> None:
+    for start in range(0, tasks, batch):
+        started = [s.delegate(f"again {i}", tools=[lookup])
+                   for i in range(start, min(tasks, start + batch))]
+        for t in started:
+            t.collect(60)
 
 
 def _times(fn: object, n: int) -> list[float]:

@@ -8,6 +8,8 @@ from .core.errors import (
     CollectTimeout,
     ConfigurationError,
     HermesError,
+    InvalidArgument,
+    InvalidArgumentType,
     TaskFinishedError,
     UnknownTaskError,
 )
@@ -37,6 +39,8 @@ __all__ = [
     "ExitReason",
     "GroupStatus",
     "HermesError",
+    "InvalidArgument",
+    "InvalidArgumentType",
     "Session",
     "SteerRecord",
     "Task",

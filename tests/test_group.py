@@ -97,7 +97,7 @@ def test_to_pandas_has_one_row_per_item(session, llm):
     assert list(frame.columns[:3]) == ["item", "id", "state"]
 
 
-@pytest.mark.parametrize("items, message", [("abc", "Bad items"), ([], "No items"),
+@pytest.mark.parametrize("items, message", [("abc", "Bad items"), ([], "the list is empty"),
                                              (5, "Bad items")])
 def test_bad_items_are_refused_in_one_line(session, items, message):
     with pytest.raises(hj.HermesError, match=message):

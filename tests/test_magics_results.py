@@ -69,12 +69,12 @@ def test_a_succeeded_result_is_its_summary_and_truncation_shows_in_the_headline(
     ok = result()
     assert str(ok) == "the answer" and ok.reason() is None
     assert ok.headline() == "t1 'cap': succeeded · m · 2.0s · 1 call · 15 tokens"
-    cut = result(truncated=True, state=TaskState.FAILED, exit_reason=ExitReason.MAX_ITERATIONS,
-                 error="stopped after 3 model calls", api_calls=3)
-    assert cut.headline() == ("t1 'cap': failed [max_iterations] · m · 2.0s · 3 calls · "
+    cut = result(truncated=True, state=TaskState.FAILED, exit_reason=ExitReason.TIMEOUT,
+                 error="stopped after its 3s timeout", api_calls=3)
+    assert cut.headline() == ("t1 'cap': failed [timeout] · m · 2.0s · 3 calls · "
                               "15 tokens · summary truncated")
-    assert str(cut) == ("failed because the task used all its model calls (max_iterations): "
-                        "stopped after 3 model calls\n\nthe answer")
+    assert str(cut) == ("failed because the task ran past its timeout (timeout): "
+                        "stopped after its 3s timeout\n\nthe answer")
 
 
 def test_one_wording_for_counts_everywhere():

@@ -125,7 +125,7 @@ def test_a_pool_key_under_an_innocent_name_is_not_passed(llm, tmp_path, monkeypa
     ("tool_memory_limit_mb", float("nan")), ("tool_memory_limit_mb", True),
 ])
 def test_bad_tool_settings_are_refused_with_one_line(llm, tmp_path, name, value):
-    with pytest.raises(hj.ConfigurationError, match=name):
+    with pytest.raises(hj.HermesError, match=name):
         hj.Session(model="m", base_url=llm.base_url, api_keys=["k"], workspace=tmp_path,
                    **{name: value})
 

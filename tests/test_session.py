@@ -339,14 +339,23 @@ def test_a_task_with_a_free_slot_is_running_when_delegate_returns(llm):
 
 
 def test_many_cancelled_queued_tasks_hand_the_slot_on(llm):
+    gate = threading.Event()
+
+    def hold() -> str:
+        """Hold the only slot until the test has cancelled the queue."""
+        gate.wait(30)
+        return "released"
+
+    llm.on("first", Reply(tool_calls=[ToolCall("hold")]), Reply(text="first done"))
     llm.default = Reply(text="s" * 200, chunk_size=4, delay=0.005)
     with hj.Session(model="m", base_url=llm.base_url, api_keys=[SECRET],
                     max_concurrent=1) as s:
-        first = s.delegate("first")
+        first = s.delegate("first", tools=[hold])
         waiting = [s.delegate(f"w{i}") for i in range(3000)]
         last = s.delegate("last one")
         for task in waiting:
             s.cancel(task)
+        gate.set()
         assert first.collect(10).ok
         assert last.collect(10).ok  # the slot passed over 3,000 cancelled tasks to it
-    assert len(llm.requests) == 2
+    assert len(llm.requests) == 3  # first (twice: its tool round) and last

@@ -6,6 +6,8 @@ __all__ = [
     "CollectTimeout",
     "ConfigurationError",
     "HermesError",
+    "InvalidArgument",
+    "InvalidArgumentType",
     "TaskFinishedError",
     "UnknownTaskError",
 ]
@@ -37,3 +39,11 @@ class ConfigurationError(HermesError, ValueError):
 
 class CollectTimeout(HermesError, TimeoutError):
     """`collect` waited its timeout out; the task keeps running."""
+
+
+class InvalidArgument(ConfigurationError):
+    """A parameter got a value it cannot take; the message names it and what to pass."""
+
+
+class InvalidArgumentType(InvalidArgument, TypeError):
+    """A parameter got a value of the wrong type (also a `TypeError`)."""

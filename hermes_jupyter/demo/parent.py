@@ -26,8 +26,10 @@ _HEADLINE = re.compile(r"^(t\d+)(?: '([^']*)')?: (\w+)", re.MULTILINE)
 
 
 def is_parent_request(request: RecordedRequest) -> bool:
-    """A conversation whose tools let the model delegate is a parent's."""
-    return "delegate_task" in request.tool_names
+    """A parent agent's conversation: it may delegate, and it is not a task's (a task's
+    conversation opens with its goal, which the subagent demo follows to the letter)."""
+    return ("delegate_task" in request.tool_names
+            and not request.first_user_text.startswith("Goal:\n"))
 
 
 def parent_reply(request: RecordedRequest) -> tuple[str, list[ToolCall]]:

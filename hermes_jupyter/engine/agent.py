@@ -189,7 +189,7 @@ class Agent:
         before = {t.id for t in self.children}
         pieces: queue.SimpleQueue[str] = queue.SimpleQueue()
         ended = threading.Event()
-        future = self.session.submit(self._turn(convo, pieces.put, ended))
+        future = self.session.services.submit(self._turn(convo, pieces.put, ended))
         try:
             _pump(future, pieces, on_text)
         except KeyboardInterrupt:
@@ -209,7 +209,8 @@ class Agent:
             trace: list[ToolTraceEntry] = []
             usage = Usage()
             for _ in range(MAX_TURN_CALLS):
-                done = await self.session.stream_completion(self.model, convo, schemas, emit)
+                engine = self.session.services
+                done = await engine.stream_completion(self.model, convo, schemas, emit)
                 usage = usage + Usage(done.prompt_tokens, done.completion_tokens, 1)
                 calls = [dict(c, id=c["id"] or f"call_{uuid.uuid4().hex[:12]}")
                          for c in done.tool_calls]
@@ -225,7 +226,7 @@ class Agent:
                 if done.text:
                     emit("\n")
                 for call in calls:
-                    outcome = await self.session.run_tool(self._registry, call["name"],
+                    outcome = await self.session.services.run_tool(self._registry, call["name"],
                                                           call["arguments"])
                     trace.append(ToolTraceEntry(call["name"], call["arguments"],
                                                 short(outcome.text, 200), outcome.ok,

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..core.errors import ConfigurationError
 from ..core.secrets import redact
 
-__all__ = ["CredentialPool", "PooledKey", "redact"]
+__all__ = ["CredentialPool", "PooledKey", "redact", "resolve_keys"]
 
 
 @dataclass(eq=False)
@@ -78,3 +80,21 @@ class CredentialPool:
 
     def remove(self, key: PooledKey) -> None:
         key.removed = True
+
+
+def resolve_keys(api_keys: Iterable[str] | str | None, base_url: str | None) -> list[str]:
+    """The pool's keys: `api_keys` (a list or comma-separated), else HERMES_API_KEYS, else
+    OPENAI_API_KEY; a local endpoint needs none."""
+    if api_keys is None:
+        api_keys = os.environ.get("HERMES_API_KEYS") or os.environ.get("OPENAI_API_KEY") or ""
+    if isinstance(api_keys, str):
+        api_keys = api_keys.split(",")
+    keys = [k.strip() for k in api_keys if k and k.strip()]
+    if not keys and base_url:
+        keys = ["no-key-needed"]  # local servers (Ollama, vLLM, llama.cpp) accept any key
+    if not keys:
+        raise ConfigurationError(
+            "No API key: pass api_keys=[...] or set OPENAI_API_KEY (or HERMES_API_KEYS for a "
+            "pool); for a local server set base_url."
+        )
+    return list(dict.fromkeys(keys))

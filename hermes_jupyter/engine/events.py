@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -11,7 +12,7 @@ from typing import Any
 
 from ..core.models import Event
 
-__all__ = ["EventBus", "Subscriber"]
+__all__ = ["EventBus", "Subscriber", "TextBatcher"]
 
 Subscriber = Callable[[Event], None]
 Redactor = Callable[[dict[str, Any]], dict[str, Any]]
@@ -83,3 +84,43 @@ class EventBus:
                     callback(item)
                 except Exception:  # a broken subscriber must not break the stream
                     _log.exception("hermes_jupyter event subscriber %r failed", callback)
+
+
+class TextBatcher:
+    """Streamed text as `text` events coalesced over 100 ms per task (engine loop only), so
+    subscribers never see one event per token."""
+
+    def __init__(self, bus: EventBus, loop: Callable[[], asyncio.AbstractEventLoop],
+                 every: float = 0.1) -> None:
+        self._bus = bus
+        self._loop = loop
+        self._every = every
+        self._pending: dict[str, list[str]] = {}
+        self._scheduled = False
+
+    def add(self, task_id: str, text: str) -> None:
+        """Queue `text` (engine loop); text a task settled elsewhere flushes stays in its tail."""
+        if not self._bus.has_subscribers or not self._on_loop():
+            return
+        self._pending.setdefault(task_id, []).append(text)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop().call_later(self._every, self._flush_all)
+
+    def flush(self, task_id: str) -> None:
+        """Emit `task_id`'s pending text now (before its `finished` event)."""
+        parts = self._pending.pop(task_id, None)
+        if parts:
+            self._bus.emit(Event("text", task_id, {"text": "".join(parts)}))
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop()
+        except RuntimeError:
+            return False
+
+    def _flush_all(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, {}
+        for task_id, parts in pending.items():
+            self._bus.emit(Event("text", task_id, {"text": "".join(parts)}))

@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import CollectTimeout, HermesError
+from ..core import validate as check
+from ..core.errors import CollectTimeout, HermesError, InvalidArgument, InvalidArgumentType
 from ..core.models import TaskResult, TaskState, Usage
 from ..core.text import plural
 from .task import Task
 
-__all__ = ["ITEM", "GroupStatus", "TaskGroup", "goal_for", "item_text"]
+__all__ = ["ITEM", "GroupStatus", "TaskGroup", "fan_out", "goal_for", "item_text"]
 
 ITEM = "{item}"  # the placeholder in a fan-out goal; every other brace stays as written
 ITEM_TEXT_CAP = 4000  # characters of one item handed to its task
@@ -48,6 +49,27 @@ class GroupStatus:
 
 
 Delegate = Callable[[str, str, str | None], Task]
+MAP_OPTIONS = frozenset({"model", "tools", "toolsets", "max_iterations", "timeout", "owner",
+                         "max_total_tokens", "max_cost_usd"})
+
+
+def fan_out(delegate: Callable[..., Task], goal: object, items: object, name: object,
+            context: object, max_concurrent: object, options: dict[str, Any]) -> TaskGroup:
+    """`Session.map`'s arguments checked, and its group started (`delegate` is the session's)."""
+    text = check.text("goal", goal, what="what each subagent should do with its {item}")
+    listed = check_items(items)  # type: ignore[arg-type]
+    label = check.optional(check.text, "name", name, what="a group name like 'reviews'")
+    extra = check.text("context", context, empty_ok=True)
+    limit = check.optional(check.count, "max_concurrent", max_concurrent)
+    unknown = set(options) - MAP_OPTIONS
+    if unknown:
+        raise InvalidArgument(f"map() takes no {sorted(unknown)[0]!r}: pass delegate options "
+                          f"({', '.join(sorted(MAP_OPTIONS))}).")
+
+    def start(item_goal: str, item_context: str, item_name: str | None) -> Task:
+        return delegate(item_goal, item_context, name=item_name, **options)
+
+    return TaskGroup(label, text.strip(), listed, extra, start, limit)
 
 
 class TaskGroup:
@@ -207,9 +229,10 @@ def item_text(item: Any) -> str:
 def check_items(items: Iterable[Any]) -> list[Any]:
     """The items of a fan-out as a list; one clear line for what cannot be one."""
     if isinstance(items, str | bytes) or not isinstance(items, Iterable):
-        raise HermesError(f"Bad items {type(items).__name__}: pass a list (or any iterable) "
-                          "of items, one task each.")
+        raise InvalidArgumentType(f"Bad items {type(items).__name__}: pass a list (or any "
+                                  "iterable) of items, one task each.")
     out = list(items)
     if not out:
-        raise HermesError("No items: pass at least one item to map over.")
+        raise InvalidArgument("Bad items: the list is empty; pass at least one item to map "
+                              "over.")
     return out

@@ -1,41 +1,77 @@
 """A durable journal of tasks in SQLite, so results outlive the kernel that made them.
 
 One file per notebook folder (by default `.hermes/tasks.sqlite` under the workspace), in WAL
-mode, written by one background thread that batches the session's events into transactions:
-a task never waits on the disk. When a journal is opened, tasks that a dead kernel left
-`queued` or `running` become `interrupted`. Keys are never stored (messages are redacted).
+mode, shared by every kernel of that folder. Durability: a task's row is committed before
+`delegate` returns, and its terminal row before its result is visible (`collect`, `done()`,
+`result`), so a kernel killed at any moment (kill -9 included) loses no result it has shown.
+Only progress (`queued` → `running`) goes through a background writer that batches it.
+
+Every row names its owner (`lease.py`): opening the journal marks a `queued`/`running` row
+`interrupted` only when its owner is gone, never a task that another live kernel still runs.
+The file carries a schema version (`PRAGMA user_version`); older files are migrated in place.
+No row can stop the journal: what cannot be stored as given is stored escaped or left out, and
+said once in one line (a logged warning, and `Journal.problems`). Keys are never stored.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import queue
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ..core.models import Event, ExitReason, TaskResult, TaskState, ToolTraceEntry, Usage
+from ..core.errors import ConfigurationError
+from ..core.models import ExitReason, TaskResult, TaskState, ToolTraceEntry, Usage
+from . import lease
 
 if TYPE_CHECKING:
     from .task import Task
 
-__all__ = ["Journal", "JournalRecord"]
+__all__ = ["SCHEMA_VERSION", "Journal", "JournalRecord"]
 
-_SCHEMA = """
+SCHEMA_VERSION = 1
+_COLUMNS = ("session, id, name, goal, model, state, created_at, ended_at, exit_reason, error, "
+            "summary, result, owner")
+_CREATE = """
 CREATE TABLE IF NOT EXISTS tasks (
     session TEXT NOT NULL, id TEXT NOT NULL, name TEXT, goal TEXT NOT NULL, model TEXT NOT NULL,
     state TEXT NOT NULL, created_at REAL NOT NULL, ended_at REAL, exit_reason TEXT, error TEXT,
-    summary TEXT, result TEXT, PRIMARY KEY (session, id)
+    summary TEXT, result TEXT, owner TEXT, PRIMARY KEY (session, id)
 );
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
 """
+# MIGRATIONS[n] takes a file from version n - 1 to n (version 0: the first, owner-less schema).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE tasks ADD COLUMN owner TEXT",),
+}
+# Rows may reach the file in any order (a task cancelled while `delegate` writes its first
+# row): "insert" never overwrites, "finish" inserts the whole row when there is none yet.
+_SQL = {
+    "insert": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, owner) "
+              "VALUES (:session, :id, :name, :goal, :model, :state, :created_at, :owner) "
+              "ON CONFLICT (session, id) DO NOTHING",
+    "state": "UPDATE tasks SET state = :state WHERE session = :session AND id = :id "
+             "AND state = 'queued'",
+    "finish": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, ended_at, "
+              "exit_reason, error, summary, result, owner) VALUES (:session, :id, :name, :goal,"
+              " :model, :state, :ended_at, :ended_at, :exit_reason, :error, :summary, :result, "
+              ":owner) ON CONFLICT (session, id) DO UPDATE SET state = excluded.state, "
+              "ended_at = excluded.ended_at, exit_reason = excluded.exit_reason, "
+              "error = excluded.error, summary = excluded.summary, result = excluded.result",
+}
 _FLUSH_EVERY = 0.2
+_MAX_PROBLEMS = 50
 _STOP = object()
+_log = logging.getLogger(__name__)
+
+Row = tuple[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -54,6 +90,7 @@ class JournalRecord:
     error: str | None
     summary: str | None
     _result_json: str | None
+    owner: str | None = None
 
     def result(self) -> TaskResult | None:
         if not self._result_json:
@@ -66,31 +103,34 @@ class JournalRecord:
         return TaskResult(**data)
 
 
-class JournalSource(Protocol):
-    """What the journal needs of a session: its events and its tasks."""
-
-    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]: ...
-    def task(self, ref: str) -> Task: ...
-
-
 class Journal:
-    """Records every task of the sessions attached to it; safe to share between threads."""
+    """Records every task of the session that owns it; safe to share between threads.
+
+    Attributes: `path`, `session_id` (this session's key in the file), `interrupted` (rows of
+    dead owners marked interrupted on opening), `problems` (one line per thing that could not
+    be stored as given, oldest first, at most 50).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.session_id = uuid.uuid4().hex[:8]
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.owner = lease.this_process()
+        self.problems: list[str] = []
+        self._said: set[str] = set()
+        self._closed = False
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                   timeout=10.0)
         self._db_lock = threading.Lock()
         with self._db_lock:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self.interrupted = self._db.execute(
-                "UPDATE tasks SET state = ?, exit_reason = 'interrupted', ended_at = ? "
-                "WHERE state IN ('queued', 'running')",
-                (TaskState.INTERRUPTED.value, time.time()),
-            ).rowcount
+            self._db.execute("PRAGMA synchronous=NORMAL")  # commits survive a killed process
+            try:
+                _migrate(self._db, self.path)
+                self.interrupted = self._interrupt_orphans()
+            except BaseException:
+                self._db.close()
+                raise
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._idle = threading.Condition()
         self._pending = 0
@@ -98,51 +138,71 @@ class Journal:
                                         daemon=True)
         self._writer.start()
 
-    def attach(self, session: JournalSource) -> None:
-        """Journal every later event of `session` (its tasks are keyed by this journal's id)."""
-        session.subscribe(lambda event: self._on_event(session, event))
+    # ---- what the session tells the journal ----------------------------------------------
+    def created(self, task: Task) -> None:
+        """Commit the task's first row now (called before `delegate` returns)."""
+        self._write_now(("insert", {
+            "session": self.session_id, "id": task.id, "name": task.name, "goal": task.goal,
+            "model": task.model, "state": TaskState.QUEUED.value, "created_at": time.time(),
+            "owner": self.owner}))
 
-    def records(self, limit: int | None = None) -> list[JournalRecord]:
-        """Every journalled task, oldest first (the last `limit` when given)."""
-        sql = "SELECT * FROM tasks ORDER BY created_at, rowid"
-        with self._db_lock:
-            rows = self._db.execute(sql).fetchall()
-        records = [_record(row) for row in rows]
-        return records if limit is None else records[-limit:]
-
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wait until everything queued so far is on disk."""
+    def started(self, task: Task) -> None:
+        """Queue `running` for the task (batched: progress may lag by `_FLUSH_EVERY`)."""
+        row = ("state", {"state": TaskState.RUNNING.value, "session": self.session_id,
+                         "id": task.id})
         with self._idle:
-            self._idle.wait_for(lambda: self._pending == 0, timeout)
+            if self._closed:
+                return
+            self._pending += 1
+        self._queue.put(row)
+
+    def finished(self, task: Task, result: TaskResult) -> None:
+        """Commit the task's terminal row now (called before its result becomes visible)."""
+        self._write_now(("finish", {
+            "session": self.session_id, "id": task.id, "name": task.name, "goal": task.goal,
+            "model": task.model, "state": result.state.value, "ended_at": time.time(),
+            "exit_reason": result.exit_reason.value, "error": result.error,
+            "summary": result.summary, "result": _result_json(result), "owner": self.owner}))
+
+    # ---- reading -------------------------------------------------------------------------
+    def records(self, limit: int | None = None, *, exclude_session: str | None = None
+                ) -> list[JournalRecord]:
+        """Journalled tasks, oldest first: the last `limit` when given, without the tasks of
+        session `exclude_session` when given."""
+        sql = f"SELECT {_COLUMNS} FROM tasks WHERE session != ? ORDER BY created_at DESC, " \
+              "rowid DESC LIMIT ?"
+        with self._db_lock:
+            rows = self._db.execute(sql, (exclude_session or "", -1 if limit is None else limit)
+                                    ).fetchall()
+        return [_record(row) for row in reversed(rows)]
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far is on disk; False if `timeout` ran out."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self) -> None:
+        """Write what is queued, mark this session's unfinished rows interrupted, close."""
         self.flush()
+        with self._idle:
+            self._closed = True
         self._queue.put(_STOP)
         self._writer.join(5)
         with self._db_lock:
+            self._safely(lambda: self._db.execute(
+                "UPDATE tasks SET state = 'interrupted', exit_reason = 'interrupted', "
+                "ended_at = ? WHERE session = ? AND state IN ('queued', 'running')",
+                (time.time(), self.session_id)), "mark unfinished tasks on closing")
             self._db.close()
 
-    # ---- writer side -------------------------------------------------------------------
-    def _on_event(self, session: JournalSource, event: Event) -> None:
-        if event.kind not in ("created", "started", "finished") or event.task_id is None:
-            return
-        task = session.task(event.task_id)
-        if event.kind == "created":
-            row: tuple[Any, ...] = (
-                "insert", self.session_id, task.id, task.name, task.goal, task.model,
-                TaskState.QUEUED.value, time.time(),
-            )
-        elif event.kind == "started":
-            row = ("state", TaskState.RUNNING.value, self.session_id, task.id)
-        else:
-            result = task.result
-            if result is None:
+    # ---- writing -------------------------------------------------------------------------
+    def _write_now(self, row: Row) -> None:
+        with self._db_lock:
+            if self._closed:
+                self._problem(f"task {row[1].get('id')}: its {row[0]} row came after the "
+                              "journal was closed", "closed")
                 return
-            row = ("finish", result.state.value, time.time(), result.exit_reason.value,
-                   result.error, result.summary, _result_json(result), self.session_id, task.id)
-        with self._idle:
-            self._pending += 1
-        self._queue.put(row)
+            self._apply(row)
 
     def _write_loop(self) -> None:
         while True:
@@ -160,37 +220,120 @@ class Journal:
                     self._queue.put(_STOP)
                     break
                 batch.append(item)
-            self._write(batch)
-            with self._idle:
-                self._pending -= len(batch)
-                self._idle.notify_all()
+            try:
+                self._write_batch(batch)
+            except Exception as err:  # the writer outlives every row, whatever happens
+                self._problem(f"could not write {len(batch)} journal rows ({err})", "batch")
+            finally:
+                with self._idle:
+                    self._pending -= len(batch)
+                    self._idle.notify_all()
 
-    def _write(self, batch: list[object]) -> None:
+    def _write_batch(self, batch: list[object]) -> None:
         with self._db_lock:
-            self._db.execute("BEGIN")
-            for item in batch:
-                assert isinstance(item, tuple)
-                kind, *values = item
-                if kind == "insert":
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO tasks (session, id, name, goal, model, state, "
-                        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", values)
-                elif kind == "state":
-                    self._db.execute(
-                        "UPDATE tasks SET state = ? WHERE session = ? AND id = ? "
-                        "AND state = 'queued'", values)
-                else:
-                    self._db.execute(
-                        "UPDATE tasks SET state = ?, ended_at = ?, exit_reason = ?, error = ?, "
-                        "summary = ?, result = ? WHERE session = ? AND id = ?", values)
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("BEGIN")
+                for item in batch:
+                    kind, values = item  # type: ignore[misc]
+                    self._db.execute(_SQL[str(kind)], _clean(values))  # type: ignore[has-type]
+                self._db.execute("COMMIT")
+                return
+            except Exception:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            for item in batch:  # one bad row must not lose the others: write them one by one
+                self._apply(item)  # type: ignore[arg-type]
+
+    def _apply(self, row: Row) -> None:
+        """Write one row in its own transaction (the caller holds `_db_lock`); never raises."""
+        kind, values = row
+        cleaned = _clean(values)
+        if cleaned != values:
+            changed = sorted(k for k in values if cleaned[k] is not values[k])
+            self._problem(f"task {values.get('id')}: stored its {', '.join(changed)} as the "
+                          "nearest text SQLite holds (lone surrogates escaped as \\udce9, "
+                          "NaN as 'nan')", "escaped")
+        self._safely(lambda: self._db.execute(_SQL[kind], cleaned),
+                     f"task {values.get('id')}: its {kind} row")
+
+    def _safely(self, write: Any, what: str) -> None:
+        try:
+            write()
+        except Exception as err:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._problem(f"could not store {what}: {type(err).__name__}: {err}", what)
+
+    def _problem(self, line: str, kind: str) -> None:
+        """Keep the line and log it once per kind (a kernel never gets a warning per task)."""
+        if len(self.problems) < _MAX_PROBLEMS:
+            self.problems.append(line)
+        if kind not in self._said:
+            self._said.add(kind)
+            _log.warning("hermes_jupyter journal %s: %s", self.path, line)
+
+    def _interrupt_orphans(self) -> int:
+        """Mark `queued`/`running` rows whose owner is gone as interrupted; count them."""
+        rows = self._db.execute("SELECT DISTINCT owner FROM tasks WHERE state IN "
+                                "('queued', 'running')").fetchall()
+        gone = [owner for (owner,) in rows if lease.alive(owner) is False]
+        count = 0
+        for owner in gone:
+            count += self._db.execute(
+                "UPDATE tasks SET state = 'interrupted', exit_reason = 'interrupted', "
+                "ended_at = ? WHERE state IN ('queued', 'running') AND owner IS ?",
+                (time.time(), owner)).rowcount
+        return count
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Create the schema, or bring an older file up to `SCHEMA_VERSION` in one transaction."""
+    db.execute("BEGIN IMMEDIATE")  # two kernels opening one old file migrate it once
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"The journal {path} was written by a newer hermes_jupyter (schema {version}, "
+                f"this one knows {SCHEMA_VERSION}): upgrade, or pass Session(journal=<another "
+                "path>).")
+        exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'tasks'").fetchone()
+        if not exists:
+            for statement in _CREATE.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        else:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    """What SQLite can store: text without lone surrogates, numbers that are finite (NaN
+    would become NULL), and anything else as its text."""
+    out = {}
+    for key, value in values.items():
+        finite = not isinstance(value, float) or math.isfinite(value)
+        if not finite or (value is not None and not isinstance(value, (str, int, float))):
+            value = repr(value)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        out[key] = value
+    return out
 
 
 def _result_json(result: TaskResult) -> str:
     data = asdict(result)
     data["state"] = result.state.value
     data["usage"] = {k: v for k, v in data["usage"].items() if k != "total_tokens"}
-    return json.dumps(data, default=str)
+    return json.dumps(data, default=str)  # ensure_ascii: lone surrogates become \udce9
 
 
 def _exit_reason(value: str) -> ExitReason:
@@ -203,6 +346,6 @@ def _exit_reason(value: str) -> ExitReason:
 
 def _record(row: tuple[Any, ...]) -> JournalRecord:
     (session, task_id, name, goal, model, state, created_at, ended_at, exit_reason, error,
-     summary, result) = row
+     summary, result, owner) = row
     return JournalRecord(session, task_id, name, goal, model, TaskState(state), created_at,
-                         ended_at, exit_reason, error, summary, result)
+                         ended_at, exit_reason, error, summary, result, owner)

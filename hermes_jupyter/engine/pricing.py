@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..core.errors import ConfigurationError
+from ..core.models import Usage
 
-__all__ = ["Price", "Pricer", "check_prices"]
+__all__ = ["Price", "Pricer", "budget_spent", "check_prices", "total_cost"]
 
 PER_TOKEN = 1e-6  # prices are given per million tokens
 
@@ -94,7 +95,27 @@ def check_prices(prices: Mapping[str, tuple[float, float]]) -> dict[str, tuple[f
               and all(isinstance(v, int | float) and not isinstance(v, bool)
                       and math.isfinite(v) and v >= 0 for v in pair))
         if not ok:
-            raise ConfigurationError(f"Bad price for {model!r}: {pair!r}; use (input, output) "
-                                     "USD per million tokens, two numbers ≥ 0.")
+            raise ConfigurationError(f"Bad prices entry {model!r}: {pair!r}; use "
+                                     "{'model': (input, output)}, USD per million tokens, two "
+                                     "numbers ≥ 0.")
         out[model] = (float(pair[0]), float(pair[1]))
     return out
+
+
+def total_cost(usages: Iterable[Usage]) -> tuple[float, int]:
+    """The known cost of `usages` in USD, and how many of them made calls of unknown cost."""
+    total, unknown = 0.0, 0
+    for usage in usages:
+        if usage.cost_usd is not None:
+            total += usage.cost_usd
+        elif usage.api_calls:
+            unknown += 1
+    return total, unknown
+
+
+def budget_spent(spent: float, budget: float | None) -> str | None:
+    """The one line that refuses new work once `spent` reaches `budget` (None: no budget)."""
+    if budget is None or spent < budget:
+        return None
+    return (f"The session budget is spent (${spent:.4f} of session_budget_usd={budget:g}): no "
+            "new task starts; raise the budget or make a new Session.")

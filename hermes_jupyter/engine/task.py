@@ -5,8 +5,9 @@ operations, which go through the session. `TaskControl` is the contract between 
 engine (the session's scheduler and the subagent loop): the guarded state machine
 `queued → running → succeeded | failed | cancelled`, with one lock per task. Every mutable field
 of a task lives there and is read and written under its lock; the engine's loop thread writes,
-any thread reads through `snapshot()`. A task settles exactly once (`settle`), which sets the
-event that `wait` waits on.
+any thread reads through `snapshot()`. A task settles exactly once (`settle`): it builds the
+result, hands it to `on_settle` (the journal commits it there), and only then publishes it and
+sets the event that `wait` waits on, so no one sees a result that is not yet durable.
 """
 
 from __future__ import annotations
@@ -27,18 +28,18 @@ from ..core.models import (
     ToolTraceEntry,
     Usage,
 )
-from ..core.secrets import Secrets
-from .output import OutputTail
+from ..core.validate import a_callable
+from .output import RedactedTail
 
 if TYPE_CHECKING:
     import asyncio
 
+    from ..core.secrets import Secrets
     from ..tools import ToolRegistry
 
-__all__ = ["Task", "TaskControl", "TaskHost"]
+__all__ = ["Task", "TaskControl", "TaskHost", "descendants_of"]
 
 Emit = Callable[..., None]
-TextSink = Callable[[str, str], None]
 _log = logging.getLogger(__name__)
 
 
@@ -70,10 +71,9 @@ class Task:
         max_iterations: int,
         timeout: float | None,
         emit: Emit,
-        text_sink: TextSink,
-        secrets: Secrets | None = None,
+        text_sink: Callable[[str, str], None],
+        secrets: Secrets,
     ) -> None:
-        secrets = secrets or Secrets()
         self.id = task_id
         self.name = name
         self.goal, self.context = secrets.redact(goal), secrets.redact(context)
@@ -107,7 +107,7 @@ class Task:
 
     def add_done_callback(self, fn: Callable[[Task], None]) -> None:
         """Call `fn(task)` once the task has ended (now, if it has); on the settling thread."""
-        self._control.add_done_callback(fn)
+        self._control.add_done_callback(a_callable("fn", fn, "a function taking the Task"))
 
     @property
     def state(self) -> TaskState:
@@ -135,17 +135,14 @@ class Task:
 
 
 class TaskControl:
-    """The engine's side of one task: its guarded state and every transition of it; and the
-    task's redaction choke point: every string it keeps passes the session's `Secrets`,
-    streamed text a `StreamRedactor` (flushed when a call ends, before a line, at settle)."""
+    """The engine's side of one task: its guarded state and every transition of it, and the
+    task's redaction choke point (tail, activity, steering, result)."""
 
-    def __init__(self, task: Task, emit: Emit, text_sink: TextSink, secrets: Secrets | None = None
-                 ) -> None:
+    def __init__(self, task: Task, emit: Emit, text_sink: Callable[[str, str], None],
+                 secrets: Secrets) -> None:
         self.task = task
-        self._secrets = secrets or Secrets()
-        self._stream = self._secrets.stream()
+        self._secrets, self.redact = secrets, secrets.redact
         self._emit_to = emit
-        self._text_sink = text_sink
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._state = TaskState.QUEUED
@@ -154,7 +151,7 @@ class TaskControl:
         self._started: float | None = None
         self._ended: float | None = None
         self._usage = Usage()
-        self._tail = OutputTail()
+        self._tail = RedactedTail(secrets, lambda text: text_sink(task.id, text))
         self._answer: list[str] = []  # text of the current model call
         self._activity = "queued"
         self._last_tool: str | None = None
@@ -172,6 +169,9 @@ class TaskControl:
         self._final: TaskStatus | None = None
         self._aio_task: asyncio.Task[None] | None = None
         self._callbacks: list[Callable[[Task], None]] = []
+        self._settling = False  # settle() has begun: the result is being made durable
+        # Called once with the result before anyone can see it (the session's journal).
+        self.on_settle: Callable[[Task, TaskResult], None] | None = None
 
     # ---- reads (any thread) ----------------------------------------------------------
     @property
@@ -223,10 +223,6 @@ class TaskControl:
                 return
         _call_safely(fn, self.task)
 
-    def redact(self, text: str) -> str:
-        """`text` with every secret of the session masked (for tool results, say)."""
-        return self._secrets.redact(text)
-
     def emit(self, kind: str, **data: Any) -> None:
         """An event about this task."""
         self._emit_to(kind, self.task.id, **data)
@@ -235,7 +231,7 @@ class TaskControl:
     def claim(self) -> bool:
         """A slot was given: queued → running. False when the task is no longer queued."""
         with self._lock:
-            if self._state is not TaskState.QUEUED:
+            if self._state is not TaskState.QUEUED or self._settling:
                 return False
             self._state = TaskState.RUNNING
             self._started = time.monotonic()
@@ -255,7 +251,7 @@ class TaskControl:
         """Mark the task as stopping. Returns "queued" (settle it now), "running" (its
         asyncio task was or will be cancelled by the caller) or None (nothing to do)."""
         with self._lock:
-            if self._state.terminal or self._cancel_requested:
+            if self._state.terminal or self._cancel_requested or self._settling:
                 return None
             self._cancel_requested = True
             self._cancel_reason = reason
@@ -268,15 +264,15 @@ class TaskControl:
     # ---- the subagent loop (the loop thread) -----------------------------------------
     def accept_steer(self, message: str) -> None:
         """Queue a steering message, unless the task has decided it is finished."""
-        message = self._secrets.redact(message)
         with self._lock:
-            if self._state.terminal or self._finishing or self._cancel_requested:
+            if (self._state.terminal or self._finishing or self._cancel_requested
+                    or self._settling):
                 raise TaskFinishedError(
                     f"Task {self.task.id} has already {self._end_word()}; steering needs a live "
                     "task: delegate a new one instead."
                 )
             self._inbox.append(len(self._steering))
-            self._steering.append(SteerRecord(message, time.time()))
+            self._steering.append(SteerRecord(self.redact(message), time.time()))
             self._version += 1
         self.emit("steer_queued", message=message)
 
@@ -306,23 +302,18 @@ class TaskControl:
             return True
 
     def set_activity(self, activity: str, line: str | None = None) -> None:
-        activity, line = self.redact(activity), line and self.redact(line)
-        self._flush_stream()
         with self._lock:
-            self._activity = activity
+            self._activity = self.redact(activity)
             if line is not None:
                 self._tail.line(line)
             self._version += 1
 
     def on_text(self, text: str) -> None:
         with self._lock:
-            safe = self._stream.feed(text)
-            self._tail.write(safe)
+            self._tail.feed(text)
             self._answer.append(text)  # kept raw: settle redacts what becomes the summary
             self._activity = "writing"
             self._version += 1
-        if safe:
-            self._text_sink(self.task.id, safe)
 
     def partial_answer(self) -> str:
         """The text the model has streamed in the current call (reset at every request,
@@ -332,8 +323,8 @@ class TaskControl:
 
     def add_usage(self, prompt: int, completion: int, cost_usd: float | None = None) -> Usage:
         """Count one call's tokens (and its cost in USD when known); the new totals."""
-        self._flush_stream()
         with self._lock:
+            self._tail.flush()  # the call's text is complete: show what was held back
             self._usage = self._usage + Usage(prompt, completion, 0, cost_usd)
             self._version += 1
             return self._usage
@@ -346,8 +337,6 @@ class TaskControl:
             self._version += 1
 
     def record_tool(self, entry: ToolTraceEntry) -> None:
-        entry = ToolTraceEntry(entry.name, self.redact(entry.arguments),
-                               self.redact(entry.result_preview), entry.ok, entry.duration_s)
         with self._lock:
             self._tool_trace.append(entry)
             self._last_tool = entry.name
@@ -364,28 +353,25 @@ class TaskControl:
     ) -> bool:
         """Enter the terminal state of `exit_reason` once; later calls change nothing.
         Returns whether it did."""
-        self._flush_stream()
-        summary, error = self.redact(summary), error and self.redact(error)
-        transcript = None if transcript is None else self._secrets.redact_data(transcript)
         with self._lock:
-            if self._state.terminal:
+            if self._state.terminal or self._settling:
                 return False
+            self._settling = True
+            self._tail.flush()
             state = exit_reason.state
-            self._state = state
-            self._ended = time.monotonic()
-            self._activity = state.value
+            ended = time.monotonic()
             if transcript is not None:
-                self._transcript = transcript
-            duration = self._ended - self._started if self._started is not None else 0.0
+                self._transcript = self._secrets.redact_data(transcript)
+            duration = ended - self._started if self._started is not None else 0.0
             task = self.task
-            self._result = TaskResult(
+            result = TaskResult(
                 id=task.id,
                 name=task.name,
                 state=state,
                 model=task.model,
-                summary=summary,
+                summary=self.redact(summary),
                 exit_reason=exit_reason,
-                error=error,
+                error=error and self.redact(error),
                 api_calls=self._usage.api_calls,
                 duration_s=round(duration, 3),
                 usage=self._usage,
@@ -394,6 +380,16 @@ class TaskControl:
                 output=self._tail.lines(),
                 truncated=truncated,
             )
+        if self.on_settle is not None:  # durable before visible
+            try:
+                self.on_settle(task, result)
+            except Exception:
+                _log.exception("on_settle of task %s failed", task.id)
+        with self._lock:
+            self._state = state
+            self._ended = ended
+            self._activity = state.value
+            self._result = result
             self._version += 1
             callbacks, self._callbacks = self._callbacks, []
         self._done.set()
@@ -401,14 +397,6 @@ class TaskControl:
             _call_safely(fn, self.task)
         self.emit("finished", state=state.value, exit_reason=exit_reason.value, error=error)
         return True
-
-    def _flush_stream(self) -> None:  # a model call has ended: show what was held back
-        with self._lock:
-            if rest := self._stream.flush():
-                self._tail.write(rest)
-                self._version += 1
-        if rest:
-            self._text_sink(self.task.id, rest)
 
     # ---- helpers (under the lock) ----------------------------------------------------
     def _snapshot(self) -> TaskStatus:
@@ -448,3 +436,14 @@ def _call_safely(fn: Callable[[Task], None], task: Task) -> None:
         fn(task)
     except Exception:  # a caller's callback must not break settling
         _log.exception("done callback %r of task %s failed", fn, task.id)
+
+
+def descendants_of(root: Task, tasks: list[Task]) -> list[Task]:
+    """The tasks started, directly or not, by `root`, among `tasks`; children first."""
+    out: list[Task] = []
+    frontier = {root.id}
+    while frontier:
+        children = [t for t in tasks if t.parent_id in frontier]
+        out += children
+        frontier = {t.id for t in children}
+    return out

@@ -139,6 +139,8 @@ class TaskTable(TextView, Sequence[TaskStatus]):
 def _now(s: TaskStatus) -> str:
     if s.error:
         return short(s.error, 60)
+    if s.summary and s.state is TaskState.CANCELLED:
+        return short(f"cancelled; partial: {s.summary}", 60)
     if s.summary:
         return short(s.summary, 60)
     return s.activity

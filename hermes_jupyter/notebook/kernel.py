@@ -193,8 +193,9 @@ def flush_notices() -> None:
 # ---- building and rebuilding ----------------------------------------------------------------
 def _build(settings: Settings, after: list[Session] | None = None) -> Session:
     # ids go on counting across the sessions of one kernel, so "t2" never names two tasks
-    used = [int(t.id[1:]) for s in after or () for t in s.tasks() if t.id[1:].isdigit()]
-    kwargs = {**settings.session_kwargs(), "first_id": max(used, default=0) + 1}
+    # (next_id, not the tasks held: forgotten tasks' ids stay used)
+    kwargs = {**settings.session_kwargs(),
+              "first_id": max((s.next_id for s in after or ()), default=1)}
     if settings.demo:
         from ..demo import demo_session  # the demo server starts only when it is used
 

@@ -104,6 +104,12 @@ class HermesJupyter(Configurable):
     tool_memory_limit_mb = Int(
         None, allow_none=True,
         help="Address-space cap of each tool process in MB (RLIMIT_AS); unset: no cap.",
+
+    ).tag(config=True)
+    keep_finished = Int(
+        None, allow_none=True,
+        help="Ended tasks the session keeps in memory, newest first; older ones are let go "
+             "(as Session.forget does; the journal keeps them all). Unset: keep every task.",
     ).tag(config=True)
     context_limit = Int(
         20_000, help="Characters of a -c VAR text handed to a task; longer texts are cut with "
@@ -143,6 +149,13 @@ class HermesJupyter(Configurable):
             raise TraitError(f"HermesJupyter.task_timeout must be positive or None, got {value}.")
         return float(value)
 
+    @validate("keep_finished")
+    def _count_or_none(self, proposal: Any) -> int | None:
+        value = proposal["value"]
+        if value is not None and value < 0:
+            raise TraitError(f"HermesJupyter.keep_finished must be >= 0 or None, got {value}.")
+        return value  # type: ignore[no-any-return]
+
     @validate("wait_notice_after", "demo_pace")
     def _not_negative(self, proposal: Any) -> float:
         value = float(proposal["value"])
@@ -179,6 +192,7 @@ class Settings:
     workspace: str
     toolsets: tuple[str, ...]
     journal: bool
+    keep_finished: int | None
     context_limit: int
     wait_notice_after: float
     demo_pace: float
@@ -214,6 +228,7 @@ class Settings:
             "journal": self.journal,
             "tool_env_allowlist": self.tool_env_allowlist,
             "tool_memory_limit_mb": self.tool_memory_limit_mb,
+            "keep_finished": self.keep_finished,
         }
         if self.demo:
             return {"pace": self.demo_pace, **common}
@@ -237,6 +252,8 @@ class Settings:
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
         ]
+        if self.keep_finished is not None:  # shown when set (the notebooks' tables stay)
+            shown.append(("keep_finished", f"{self.keep_finished} ended tasks in memory"))
         if self.demo:
             shown.append(("demo_pace", f"{self.demo_pace:g}"))
         if self.tool_env_allowlist:  # shown when set, like demo_pace
@@ -270,7 +287,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         raw_keys = raw_keys.split(",")
     keys = tuple(dict.fromkeys(k.strip() for k in raw_keys or () if k.strip()))
     for name in ("max_concurrent", "max_iterations", "task_timeout", "workspace", "toolsets",
-                 "journal", "context_limit", "wait_notice_after", "demo_pace",
+                 "journal", "keep_finished", "context_limit", "wait_notice_after", "demo_pace",
                  "tool_env_allowlist", "tool_memory_limit_mb"):
         if getattr(config, name) != config.trait_defaults(name):
             sources[name] = "config"
@@ -288,6 +305,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         workspace=config.workspace,
         toolsets=tuple(config.toolsets),
         journal=config.journal,
+        keep_finished=config.keep_finished,
         context_limit=config.context_limit,
         wait_notice_after=config.wait_notice_after,
         demo_pace=config.demo_pace,

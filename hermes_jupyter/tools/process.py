@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.errors import ConfigurationError
+from ..core import validate as check
 from ..core.secrets import Secrets, scrub_environ
 
 __all__ = ["ProcessGroups", "ProcessPolicy", "ProcessResult", "run_process"]
@@ -54,6 +54,10 @@ class ProcessGroups:
     def __len__(self) -> int:
         return len(self._pids)
 
+    def close(self) -> None:
+        """What the session's close does: `kill_all`."""
+        self.kill_all()
+
     def kill_all(self) -> int:
         """Ask every live supervisor to take its processes down (SIGTERM); how many."""
         with self._lock:
@@ -67,28 +71,22 @@ class ProcessGroups:
 class ProcessPolicy:
     """How a session's tool processes run: env allowlist, memory cap (MiB), output cap (bytes)."""
 
-    secrets: Secrets | None = None
+    secrets: Secrets = field(default_factory=Secrets)
     env_allowlist: tuple[str, ...] = ()
     memory_limit_mb: int | None = None
     output_limit: int = 20_000
     groups: ProcessGroups = field(default_factory=ProcessGroups)
 
     @classmethod
-    def checked(
-        cls, secrets: Secrets, env_allowlist: Iterable[str], memory_limit_mb: float | None
-    ) -> ProcessPolicy:
-        """A session's policy from its settings; bad values raise `ConfigurationError`."""
-        if isinstance(env_allowlist, str) or not all(isinstance(n, str) for n in env_allowlist):
-            raise ConfigurationError(f"Bad tool_env_allowlist {env_allowlist!r}: pass a list "
-                                     "of environment variable names.")
-        if memory_limit_mb is not None and (
-            isinstance(memory_limit_mb, bool) or not isinstance(memory_limit_mb, (int, float))
-            or not 1 <= memory_limit_mb < 2**40
-        ):
-            raise ConfigurationError(f"Bad tool_memory_limit_mb {memory_limit_mb!r}: use a "
-                                     "number of megabytes ≥ 1, or None for no cap.")
-        limit = None if memory_limit_mb is None else int(memory_limit_mb)
-        return cls(secrets, tuple(env_allowlist), limit, groups=ProcessGroups())
+    def checked(cls, keys: Iterable[str], base_url: str | None, env_allowlist: Iterable[str],
+                memory_limit_mb: int | None) -> ProcessPolicy:
+        """A session's policy, with its secrets registry (`Secrets.of_endpoint`), from its
+        settings; a bad value raises `InvalidArgument` (or `InvalidArgumentType`) naming it."""
+        allow = tuple(check.names("tool_env_allowlist", env_allowlist, "environment variables"))
+        limit = check.optional(check.count, "tool_memory_limit_mb", memory_limit_mb,
+                               maximum=2**40)
+        secrets = Secrets.of_endpoint(keys, base_url, os.environ)
+        return cls(secrets, allow, limit, groups=ProcessGroups())
 
     def environ(self) -> dict[str, str]:
         """This process's environment without secrets (see `scrub_environ`)."""

@@ -1,0 +1,90 @@
+"""Who owns a journal row, and whether that owner is still alive.
+
+A row's owner is a small JSON object with a `kind`. Today the only kind is `"process"`: the
+kernel (or script) that runs the task, named by host, boot, pid and the process's start time,
+so a pid reused after the owner died does not count as the owner. A later kind (a cluster, a
+remote worker) adds one checker to `CHECKS`; rows of kinds this version does not know, and
+processes on other hosts, are left as they are, since nothing here can tell they are gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CHECKS", "alive", "this_process"]
+
+Checker = Callable[[Mapping[str, Any]], "bool | None"]
+
+
+@cache
+def this_process() -> str:
+    """The owner JSON of the running process (fixed for its lifetime)."""
+    pid = os.getpid()
+    return json.dumps({"kind": "process", "host": socket.gethostname(), "boot": _boot_id(),
+                       "pid": pid, "start": _start_time(pid)}, sort_keys=True)
+
+
+def alive(owner: str | None) -> bool | None:
+    """True: the owner is alive; False: it is gone; None: cannot tell (leave its rows be).
+
+    Rows without an owner were written before owners existed (schema version 0), by a kernel
+    that is treated as gone, as that version did.
+    """
+    if owner is None:
+        return False
+    try:
+        data = json.loads(owner)
+        check = CHECKS.get(data.get("kind"))
+    except (ValueError, AttributeError):
+        return None
+    return None if check is None else check(data)
+
+
+def _process_alive(owner: Mapping[str, Any]) -> bool | None:
+    if owner.get("host") != socket.gethostname():
+        return None
+    boot = _boot_id()
+    if boot is not None and owner.get("boot") not in (None, boot):
+        return False  # the machine restarted since: every process of that boot is gone
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    start = _start_time(pid)
+    if start is not None:
+        return owner.get("start") in (None, start)
+    try:
+        os.kill(pid, 0)  # no /proc: the pid alone (a reused pid reads as alive)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+CHECKS: dict[str, Checker] = {"process": _process_alive}
+
+
+@cache
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat: start time in clock ticks after boot (Linux only)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (IndexError, ValueError):
+        return None

@@ -1,0 +1,89 @@
+"""Running one task on the engine loop, and settling it however it ends.
+
+`run_task` is the task's coroutine: the subagent loop, then `settle` with the end's
+`ExitReason`. A cancel or a timeout keeps the text written so far (truncated); a limit keeps
+its partial text; a bug of ours or of a library becomes a result, never a lost task. Before a
+timeout, a visible steer asks the child to wrap up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from ..core.errors import HermesError
+from ..core.models import ExitReason
+from .pricing import Pricer
+from .provider import Provider, ProviderError
+from .subagent import WRAP_UP, LimitReached, run_agent
+from .task import TaskControl
+
+__all__ = ["run_task", "time_out"]
+
+
+async def run_task(
+    control: TaskControl,
+    provider: Provider,
+    executor: Executor,
+    system_prompt: str,
+    pricer: Pricer,
+    redact: Callable[[str], str],
+) -> None:
+    """Run the task's subagent loop and settle it (engine loop only)."""
+    task = control.task
+    loop = asyncio.get_running_loop()
+    timers = []
+    if task.timeout is not None:
+        timers = [loop.call_later(task.timeout, time_out, control),
+                  loop.call_later(_warn_at(task.timeout), _warn_to_wrap_up, control)]
+    transcript: list[dict[str, Any]] = []
+    try:
+        end = await run_agent(control, provider, executor, system_prompt, transcript, pricer)
+        control.settle(end.reason, summary=end.summary, transcript=transcript,
+                       truncated=end.truncated)
+    except asyncio.CancelledError:
+        partial = control.partial_answer()  # what was written is kept, marked truncated
+        if control.cancel_reason == "timeout":
+            control.settle(
+                ExitReason.TIMEOUT, transcript=transcript, summary=partial,
+                truncated=bool(partial),
+                error=f"stopped after its {task.timeout:g}s timeout; raise timeout= or "
+                      "narrow the goal",
+            )
+        else:
+            control.settle(ExitReason.CANCELLED, transcript=transcript, summary=partial,
+                           truncated=bool(partial))
+    except LimitReached as err:
+        control.settle(err.reason, error=str(err), transcript=transcript,
+                       summary=err.partial, truncated=bool(err.partial))
+    except (ProviderError, HermesError) as err:
+        control.settle(ExitReason.PROVIDER_ERROR if isinstance(err, ProviderError)
+                       else ExitReason.ERROR, error=str(err), transcript=transcript)
+    except Exception as err:  # a bug of ours or of a library: keep it as a result
+        message = redact(f"{type(err).__name__}: {err}")
+        control.settle(ExitReason.ERROR, error=message[:500], transcript=transcript)
+    finally:
+        for timer in timers:
+            timer.cancel()
+
+
+def time_out(control: TaskControl) -> None:
+    """Engine loop: the task's timeout has come."""
+    if control.request_cancel("timeout") is not None:
+        aio = control.aio_task()
+        if aio is not None:
+            aio.cancel()
+
+
+def _warn_at(timeout: float) -> float:
+    """When to ask a task to wrap up: 30 s before its timeout, or at 80% of a short one."""
+    return max(timeout - 30.0, timeout * 0.8)
+
+
+def _warn_to_wrap_up(control: TaskControl) -> None:
+    """Engine loop: a visible steer asking the child to finish before its timeout."""
+    with contextlib.suppress(HermesError):
+        control.accept_steer(WRAP_UP)

@@ -1,0 +1,58 @@
+"""What the parent `Agent` borrows from its session's engine: the loop, the model, the tools.
+
+A parent's turn is not a task (it holds no slot), but it runs on the same engine loop, through
+the same keys, retries and dialect handling, and its tools on the same tool threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor, Future
+from typing import Any, TypeVar
+
+from ..core.errors import HermesError
+from ..tools import ToolOutcome, ToolRegistry
+from .loop import EngineLoop
+from .provider import Completion, Provider
+
+__all__ = ["EngineServices"]
+
+_T = TypeVar("_T")
+
+
+class EngineServices:
+    """The engine loop, provider and tool threads of one session, for code that is not a
+    task. `closed()` says whether the session has closed."""
+
+    def __init__(self, engine: EngineLoop, provider: Provider, tools: Executor,
+                 closed: Callable[[], bool]) -> None:
+        self._engine = engine
+        self._provider = provider
+        self._tools = tools
+        self._closed = closed
+
+    def submit(self, coro: Coroutine[Any, Any, _T]) -> Future[_T]:
+        """Run `coro` on the engine loop (from any thread but that one); its future."""
+        if self._closed():
+            coro.close()
+            raise HermesError("This session is closed: create a new Session.")
+        return asyncio.run_coroutine_threadsafe(coro, self._engine.loop)
+
+    async def stream_completion(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        on_text: Callable[[str], None],
+    ) -> Completion:
+        """One streamed model turn through the session's keys, retries and dialects
+        (engine loop only)."""
+        return await self._provider.complete(
+            model, messages, tools, on_text=on_text, on_event=lambda kind, data: None,
+            on_request=lambda: None,
+        )
+
+    async def run_tool(self, registry: ToolRegistry, name: str, arguments: str) -> ToolOutcome:
+        """Run one tool call of `registry` on the session's tool threads (engine loop only)."""
+        return await registry.run(name, arguments, self._tools)
