@@ -181,3 +181,24 @@ def test_the_tool_settings_reach_the_kernels_session_and_show_when_set(monkeypat
     monkeypatch.chdir(tmp_path)
     session = hj.Session(**{**kwargs, "workspace": str(tmp_path)})
     session.close()
+
+
+def test_a_parent_agents_tool_results_are_redacted_and_its_tools_get_no_key(
+    session, llm, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    session.secrets.add("mcp-header-value-42")
+
+    def header() -> str:
+        """What the server was sent."""
+        return "Authorization: mcp-header-value-42"
+
+    code = "import os, json; print(json.dumps(sorted(os.environ)))"
+    llm.on("plan", Reply(tool_calls=[ToolCall("header"),
+                                     ToolCall("run_python", {"code": code})]), Reply("done"))
+    agent = hj.Agent(session, tools=[header], toolsets=["python"])
+    reply = agent.ask("plan it")
+    sent = json.dumps(llm.requests[-1].messages)
+    assert "Authorization: ***" in sent and "mcp-header-value-42" not in sent
+    assert "OPENAI_API_KEY" not in sent and "HOME" in sent
+    assert "mcp-header-value-42" not in repr(reply) + json.dumps(agent.history, default=str)

@@ -122,7 +122,7 @@ class Session:
         self._attachments: dict[str, Any] = {"tool processes": self._processes.groups}
         self._slots = Slots(self.max_concurrent, self._lock, self._claim)
         self.services = EngineServices(self._engine, self._provider, self._tool_threads,
-                                       lambda: self._closed)
+                                       lambda: self._closed, self._processes)
         # loop-thread only:
         self._text = TextBatcher(self._bus, lambda: self._engine.loop)
 
