@@ -92,6 +92,8 @@ SESSION_PARAMS = (
     Param("session_budget_usd", (ZERO, NEG, NAN, INF, BYTES, THING, TRUE, "5")),
     Param("stall_timeout", (ZERO, *NOT_SECONDS)),
     Param("cooldown_cap", (NONE, ZERO, *NOT_SECONDS)),
+    Param("tool_env_allowlist", ("GITHUB_TOKEN", NONE, BYTES, ZERO, THING, [0], [""], [BYTES])),
+    Param("tool_memory_limit_mb", (ZERO, NEG, HALF, NAN, INF, HUGE, BYTES, THING, TRUE, "1G")),
 )
 NOT_MONEY = (ZERO, NEG, NAN, INF, BYTES, THING, TRUE, "1")
 

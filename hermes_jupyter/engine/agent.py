@@ -102,7 +102,8 @@ class Agent:
         self.max_depth = max_depth
         functions = [*session_tools(self.session, self, max_depth=max_depth,
                                     max_children=max_children), *tools]
-        self._registry = build_registry(functions, list(toolsets), self.session.workspace)
+        self._registry = build_registry(functions, list(toolsets), self.session.workspace,
+                                        self.session.services.processes)
         self._system = system_prompt or DEFAULT_PARENT_PROMPT
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)

@@ -28,11 +28,12 @@ from ..core.models import (
     ToolTraceEntry,
     Usage,
 )
-from .output import OutputTail
+from .output import RedactedTail
 
 if TYPE_CHECKING:
     import asyncio
 
+    from ..core.secrets import Secrets
     from ..tools import ToolRegistry
 
 __all__ = ["Emit", "TaskControl", "TaskFacts"]
@@ -60,12 +61,14 @@ class TaskFacts(Protocol):
 
 
 class TaskControl:
-    """The engine's side of one task: its guarded state and every transition of it."""
+    """The engine's side of one task: its guarded state and every transition of it, and the
+    task's redaction choke point (tail, activity, steering, result)."""
 
-    def __init__(self, task: TaskFacts, emit: Emit, text_sink: Callable[[str, str], None]) -> None:
+    def __init__(self, task: TaskFacts, emit: Emit, text_sink: Callable[[str, str], None],
+                 secrets: Secrets) -> None:
         self.task = task
+        self._secrets, self.redact = secrets, secrets.redact
         self._emit_to = emit
-        self._text_sink = text_sink
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._state = TaskState.QUEUED
@@ -74,7 +77,7 @@ class TaskControl:
         self._started: float | None = None
         self._ended: float | None = None
         self._usage = Usage()
-        self._tail = OutputTail()
+        self._tail = RedactedTail(secrets, lambda text: text_sink(task.id, text))
         self._answer: list[str] = []  # text of the current model call
         self._activity = "queued"
         self._last_tool: str | None = None
@@ -195,7 +198,7 @@ class TaskControl:
                     "task: delegate a new one instead."
                 )
             self._inbox.append(len(self._steering))
-            self._steering.append(SteerRecord(message, time.time()))
+            self._steering.append(SteerRecord(self.redact(message), time.time()))
             self._version += 1
         self.emit("steer_queued", message=message)
 
@@ -226,26 +229,24 @@ class TaskControl:
 
     def set_activity(self, activity: str, line: str | None = None) -> None:
         with self._lock:
-            self._activity = activity
+            self._activity = self.redact(activity)
             if line is not None:
                 self._tail.line(line)
             self._version += 1
 
     def on_text(self, text: str) -> None:
         with self._lock:
-            self._tail.write(text)
-            self._answer.append(text)
+            self._tail.feed(text)
+            self._answer.append(text)  # kept raw: settle redacts what becomes the summary
             self._activity = "writing"
             self._version += 1
-        self._text_sink(self.task.id, text)
 
     def on_reasoning(self, text: str) -> None:
         """Streamed reasoning: into the live tail and text events, never into the answer."""
         with self._lock:
-            self._tail.write(text)
+            self._tail.feed(text)
             self._activity = "reasoning"
             self._version += 1
-        self._text_sink(self.task.id, text)
 
     def note_answer(self, text: str) -> None:
         """Answer text a retried stream repeated: part of the answer, not shown again."""
@@ -263,6 +264,7 @@ class TaskControl:
         """Count one call's tokens (and its cost in USD when known; `estimated` when the
         endpoint reported no usage); the new totals."""
         with self._lock:
+            self._tail.flush()  # the call's text is complete: show what was held back
             self._usage = self._usage + Usage(prompt, completion, 0, cost_usd, estimated)
             self._version += 1
             return self._usage
@@ -295,10 +297,11 @@ class TaskControl:
             if self._state.terminal or self._settling:
                 return False
             self._settling = True
+            self._tail.flush()
             state = exit_reason.state
             ended = time.monotonic()
             if transcript is not None:
-                self._transcript = transcript
+                self._transcript = self._secrets.redact_data(transcript)
             duration = ended - self._started if self._started is not None else 0.0
             task = self.task
             result = TaskResult(
@@ -306,9 +309,9 @@ class TaskControl:
                 name=task.name,
                 state=state,
                 model=task.model,
-                summary=summary,
+                summary=self.redact(summary),
                 exit_reason=exit_reason,
-                error=error,
+                error=error and self.redact(error),
                 api_calls=self._usage.api_calls,
                 duration_s=round(duration, 3),
                 usage=self._usage,

@@ -7,12 +7,15 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from ..core.models import Event
 
 __all__ = ["EventBus", "Subscriber", "TextBatcher"]
 
 Subscriber = Callable[[Event], None]
+Redactor = Callable[[dict[str, Any]], dict[str, Any]]
 _log = logging.getLogger(__name__)
 _STOP = object()
 
@@ -22,9 +25,13 @@ class EventBus:
 
     `emit` only enqueues, so a slow or failing subscriber never slows or breaks a task; the
     dispatcher starts with the first subscriber and events emitted with none are dropped.
+    `redact` (the session's `Secrets.redact_data`) cleans every event's data on the
+    dispatcher thread before any subscriber (journal, refresher, comm, user) sees it: the one
+    choke point of the event path, whoever emits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, redact: Redactor | None = None) -> None:
+        self._redact = redact
         self._subscribers: tuple[Subscriber, ...] = ()
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -70,6 +77,8 @@ class EventBus:
             if item is _STOP:
                 return
             assert isinstance(item, Event)
+            if self._redact is not None and item.data:
+                item = replace(item, data=self._redact(item.data))
             for callback in self._subscribers:
                 try:
                     callback(item)
@@ -90,7 +99,8 @@ class TextBatcher:
         self._scheduled = False
 
     def add(self, task_id: str, text: str) -> None:
-        if not self._bus.has_subscribers:
+        """Queue `text` (engine loop); text a task settled elsewhere flushes stays in its tail."""
+        if not self._bus.has_subscribers or not self._on_loop():
             return
         self._pending.setdefault(task_id, []).append(text)
         if not self._scheduled:
@@ -102,6 +112,12 @@ class TextBatcher:
         parts = self._pending.pop(task_id, None)
         if parts:
             self._bus.emit(Event("text", task_id, {"text": "".join(parts)}))
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop()
+        except RuntimeError:
+            return False
 
     def _flush_all(self) -> None:
         self._scheduled = False

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
-__all__ = ["OutputTail"]
+from ..core.secrets import Secrets
+
+__all__ = ["OutputTail", "RedactedTail"]
 
 
 class OutputTail:
@@ -67,3 +70,31 @@ class OutputTail:
         if len(line) <= self._max_chars and not cut:
             return line
         return "…" + line[-(self._max_chars - 1) :]
+
+
+class RedactedTail(OutputTail):
+    """An `OutputTail` that keeps and passes on only redacted text: streamed pieces go through
+    a `StreamRedactor` (a secret split across two never shows; `flush` releases what it held
+    back when a model call ends), whole lines through the registry. `sink` gets the text
+    shown, in order. Guarded by the task's lock like its base."""
+
+    def __init__(self, secrets: Secrets, sink: Callable[[str], None]) -> None:
+        super().__init__()
+        self._secrets = secrets
+        self._stream = secrets.stream()
+        self._sink = sink
+
+    def feed(self, text: str) -> None:
+        self._show(self._stream.feed(text))
+
+    def flush(self) -> None:
+        self._show(self._stream.flush())
+
+    def line(self, text: str) -> None:
+        self.flush()
+        super().line(self._secrets.redact(text))
+
+    def _show(self, text: str) -> None:
+        if text:
+            self.write(text)
+            self._sink(text)

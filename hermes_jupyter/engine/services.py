@@ -11,10 +11,11 @@ import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor, Future
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from ..core.errors import HermesError
-from ..tools import ToolOutcome, ToolRegistry
+from ..tools import ProcessPolicy, ToolOutcome, ToolRegistry
 from .loop import EngineLoop
 from .provider import Completion, Provider
 
@@ -25,10 +26,12 @@ _T = TypeVar("_T")
 
 class EngineServices:
     """The engine loop, provider and tool threads of one session, for code that is not a
-    task. `closed()` says whether the session has closed."""
+    task. `closed()` says whether the session has closed; `processes` is how the session's
+    tool processes run (its secrets, env allowlist, memory cap, the registry close kills)."""
 
     def __init__(self, engine: EngineLoop, provider: Provider, tools: Executor,
-                 closed: Callable[[], bool]) -> None:
+                 closed: Callable[[], bool], processes: ProcessPolicy) -> None:
+        self.processes = processes
         self._engine = engine
         self._provider = provider
         self._tools = tools
@@ -56,8 +59,10 @@ class EngineServices:
         )
 
     async def run_tool(self, registry: ToolRegistry, name: str, arguments: str) -> ToolOutcome:
-        """Run one tool call of `registry` on the session's tool threads (engine loop only)."""
-        return await registry.run(name, arguments, self._tools)
+        """Run one tool call of `registry` on the session's tool threads (engine loop only);
+        its text redacted of the session's secrets, as a task's tool results are."""
+        outcome = await registry.run(name, arguments, self._tools)
+        return replace(outcome, text=self.processes.secrets.redact(outcome.text))
 
 
 class Attachments:

@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 from ..core import validate as check
 from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
 from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, Usage
-from ..tools import build_registry
+from ..tools import ProcessPolicy, build_registry
 from .arguments import delegate_args, session_args
-from .credentials import CredentialPool, redact, resolve_keys
+from .credentials import CredentialPool, resolve_keys
 from .events import EventBus, Subscriber, TextBatcher
 from .group import TaskGroup, fan_out
 from .journal import Journal, JournalRecord
@@ -84,6 +84,7 @@ class Session:
         keep_finished: int | None = None,
         prices: Mapping[str, tuple[float, float]] | None = None,
         session_budget_usd: float | None = None,
+        tool_env_allowlist: Iterable[str] = (), tool_memory_limit_mb: int | None = None,
     ) -> None:
         args = session_args(model, subagent_model, base_url, api_keys, max_concurrent,
                             max_iterations, task_timeout, workspace, toolsets, system_prompt,
@@ -104,9 +105,12 @@ class Session:
         self.session_budget_usd = check.optional(check.amount, "session_budget_usd",
                                                  session_budget_usd)
         self._pool = CredentialPool(resolve_keys(args.api_keys, self.base_url))
+        self._processes = ProcessPolicy.checked(self._pool.secrets, self.base_url,
+                                                tool_env_allowlist, tool_memory_limit_mb)
+        self.secrets = self._processes.secrets  # what every kept or sent string is redacted of
         self._provider = Provider(self._pool, self.base_url, retry)
         self.stall_timeout, self.cooldown_cap = stall_timeout, cooldown_cap  # checked there
-        self._bus = EventBus()
+        self._bus = EventBus(self.secrets.redact_data)
         self.journal: Journal | None = None
         if args.journal:
             path = self.workspace / DEFAULT_JOURNAL if args.journal is True else args.journal
@@ -124,9 +128,10 @@ class Session:
         self._retention = Retention(self._tasks, self._by_name, self._lock, args.keep_finished)
         self._closed = False
         self.attachments = Attachments()  # per-session helpers of the faces, by key
+        self.attachments.get("tool processes", lambda: self._processes.groups)
         self._slots = Slots(self.max_concurrent, self._lock, self._claim)
         self.services = EngineServices(self._engine, self._provider, self._tool_threads,
-                                       lambda: self._closed)
+                                       lambda: self._closed, self._processes)
         # loop-thread only:
         self._text = TextBatcher(self._bus, lambda: self._engine.loop)
 
@@ -164,9 +169,8 @@ class Session:
         max_cost_usd = check.optional(check.amount, "max_cost_usd", max_cost_usd)
         if spent := self._budget_spent():
             raise HermesError(spent)
-        registry = build_registry(
-            a.tools, self.toolsets if a.toolsets is None else a.toolsets, self.workspace
-        )
+        registry = build_registry(a.tools, self.toolsets if a.toolsets is None else a.toolsets,
+                                  self.workspace, self._processes)
         with self._lock:
             if self._closed:
                 raise HermesError("This session is closed: create a new Session.")
@@ -178,7 +182,7 @@ class Session:
                 a.model or self.subagent_model or self.model, registry,
                 a.max_iterations or self.max_iterations,
                 a.timeout if a.timeout is not None else self.task_timeout,
-                self._emit, self._text.add,
+                self._emit, self._text.add, self.secrets,
             )
             task.owner = owner
             task.max_total_tokens = max_total_tokens
@@ -437,13 +441,10 @@ class Session:
 
     async def _run(self, control: TaskControl) -> None:
         await run_task(control, self._provider, self._tool_threads, self.system_prompt,
-                       self._pricer, lambda text: redact(text, self._pool.secrets))
+                       self._pricer, self.secrets.redact)
 
     def _on_settle(self, task: Task, result: TaskResult) -> None:
         """Before a result is visible: commit it to the journal, then apply keep_finished."""
         if self.journal is not None:
             self.journal.finished(task, result)
         self._retention.on_ended(task)
-
-
-

@@ -21,6 +21,7 @@ from .control import TaskControl
 
 if TYPE_CHECKING:
 
+    from ..core.secrets import Secrets
     from ..tools import ToolRegistry
 
 __all__ = ["Task", "TaskControl", "TaskHost", "descendants_of"]
@@ -58,11 +59,11 @@ class Task:
         timeout: float | None,
         emit: Emit,
         text_sink: Callable[[str, str], None],
+        secrets: Secrets,
     ) -> None:
         self.id = task_id
         self.name = name
-        self.goal = goal
-        self.context = context
+        self.goal, self.context = secrets.redact(goal), secrets.redact(context)
         self.model = model
         self.tools = tools
         self.max_iterations = max_iterations
@@ -73,7 +74,7 @@ class Task:
         self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
         self.max_cost_usd: float | None = None
         self._host = host
-        self._control = TaskControl(self, emit, text_sink)
+        self._control = TaskControl(self, emit, text_sink, secrets)
 
     def check(self) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""

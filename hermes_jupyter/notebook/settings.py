@@ -105,6 +105,16 @@ class HermesJupyter(Configurable):
         False, help="Keep tasks in .hermes/tasks.sqlite under the workspace, so results "
                     "outlive the kernel (Session.history()).",
     ).tag(config=True)
+    tool_env_allowlist = List(
+        Unicode(), default_value=[],
+        help="Environment variables tool processes get on purpose although their names look "
+             "like credentials (ending in _KEY, _TOKEN, _PASSWORD, ...); API keys never pass.",
+    ).tag(config=True)
+    tool_memory_limit_mb = Int(
+        None, allow_none=True,
+        help="Address-space cap of each tool process in MB (RLIMIT_AS); unset: no cap.",
+
+    ).tag(config=True)
     keep_finished = Int(
         None, allow_none=True,
         help="Ended tasks the session keeps in memory, newest first; older ones are let go "
@@ -130,6 +140,14 @@ class HermesJupyter(Configurable):
             raise TraitError(f"HermesJupyter.{proposal['trait'].name} must be positive, "
                              f"got {value}.")
         return value
+
+    @validate("tool_memory_limit_mb")
+    def _positive_memory(self, proposal: Any) -> int | None:
+        value = proposal["value"]
+        if value is not None and value <= 0:
+            raise TraitError(f"HermesJupyter.tool_memory_limit_mb must be positive or None, "
+                             f"got {value}.")
+        return None if value is None else int(value)
 
     @validate("task_timeout", "stall_timeout")
     def _positive_timeout(self, proposal: Any) -> float | None:
@@ -199,15 +217,18 @@ class Settings:
     demo_pace: float
     sources: Mapping[str, str]
     demo_reason: str | None = None  # why the demo runs; None when a real endpoint is used
+    tool_env_allowlist: tuple[str, ...] = ()
+    tool_memory_limit_mb: int | None = None
 
     @property
     def demo(self) -> bool:
         return self.demo_reason is not None
 
     @property
-    def endpoint(self) -> tuple[bool, str | None, tuple[str, ...]]:
+    def endpoint(self) -> tuple[object, ...]:
         """What a running session cannot change: a change here needs a new session."""
-        return (self.demo, self.base_url, self.api_keys)
+        return (self.demo, self.base_url, self.api_keys, self.tool_env_allowlist,
+                self.tool_memory_limit_mb)
 
     @property
     def fixed(self) -> tuple[object, ...]:
@@ -224,6 +245,8 @@ class Settings:
             "workspace": self.workspace or None,
             "toolsets": self.toolsets,
             "journal": self.journal,
+            "tool_env_allowlist": self.tool_env_allowlist,
+            "tool_memory_limit_mb": self.tool_memory_limit_mb,
             "keep_finished": self.keep_finished,
         }
         if self.demo:
@@ -254,6 +277,10 @@ class Settings:
             shown.append(("keep_finished", f"{self.keep_finished} ended tasks in memory"))
         if self.demo:
             shown.append(("demo_pace", f"{self.demo_pace:g}"))
+        if self.tool_env_allowlist:  # shown when set, like demo_pace
+            shown.append(("tool_env_allowlist", ", ".join(self.tool_env_allowlist)))
+        if self.tool_memory_limit_mb is not None:
+            shown.append(("tool_memory_limit_mb", f"{self.tool_memory_limit_mb} MB"))
         return [(name, value, self.sources.get(name, "default")) for name, value in shown]
 
 
@@ -282,7 +309,8 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
     keys = tuple(dict.fromkeys(k.strip() for k in raw_keys or () if k.strip()))
     for name in ("max_concurrent", "max_iterations", "task_timeout", "stall_timeout",
                  "cooldown_cap", "workspace", "toolsets", "journal", "keep_finished",
-                 "context_limit", "wait_notice_after", "demo_pace"):
+                 "context_limit", "wait_notice_after", "demo_pace", "tool_env_allowlist",
+                 "tool_memory_limit_mb"):
         if getattr(config, name) != config.trait_defaults(name):
             sources[name] = "config"
     demo_reason = _demo_reason(model, base_url, keys)
@@ -307,6 +335,8 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         demo_pace=config.demo_pace,
         sources=sources,
         demo_reason=demo_reason,
+        tool_env_allowlist=tuple(config.tool_env_allowlist),
+        tool_memory_limit_mb=config.tool_memory_limit_mb,
     )
 
 
