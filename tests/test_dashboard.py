@@ -305,6 +305,24 @@ def test_collect_creates_the_variable_now_or_when_the_task_ends(session, llm, da
     assert namespace[f"result_{long_task.id}"].state is hj.TaskState.CANCELLED
 
 
+def test_collect_never_replaces_a_variable_without_confirmation(session, llm, dash, namespace):
+    task = session.delegate("review it", name="review")
+    namespace["review"] = task
+    namespace["result_t1"] = "the user's"
+    task.collect(WAIT)
+    comm = comm_of(dash)
+    refused = comm.click(action="collect", task=task.id, variable="review")
+    assert refused["ok"] is False and refused["code"] == "variable_exists"
+    assert refused["variable"] == "review" and refused["suggestion"] == "result_t1_2"
+    assert namespace["review"] is task and namespace["result_t1"] == "the user's"
+    # the offered name, left as it was, becomes a free variant
+    offered = comm.click(action="collect", task=task.id, variable="result_t1", free=True)
+    assert offered["ok"] and offered["text"].endswith("stored in `result_t1_2`.")
+    assert namespace["result_t1"] == "the user's"
+    confirmed = comm.click(action="collect", task=task.id, variable="review", overwrite=True)
+    assert confirmed["ok"] and namespace["review"] is task.result
+
+
 def test_bad_requests_answer_one_line_errors(session, dash):
     comm = comm_of(dash)
     session.delegate("anything").collect(WAIT)

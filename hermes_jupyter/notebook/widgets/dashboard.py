@@ -28,7 +28,7 @@ import anywidget
 from ...core.errors import HermesError
 from ...core.models import TaskStatus
 from ...engine.refresher import get_refresher, session_totals
-from ..binding import collect_into, default_variable
+from ..binding import VariableExistsError, collect_into, default_variable, free_variable
 from .cards import card, newest_first, totals_card
 from .static_view import render_html, render_text
 
@@ -225,15 +225,20 @@ class Dashboard(anywidget.AnyWidget):
     def act(self, request: dict[str, Any]) -> dict[str, Any]:
         """Carry out one button's request; the reply says success or a one-line error."""
         action = request.get("action")
+        extra: dict[str, Any] = {}
         try:
             text, ok = self._dispatch(action, request), True
+        except VariableExistsError as err:
+            text, ok = _one_line(err), False
+            extra = {"code": "variable_exists", "variable": err.variable,
+                     "suggestion": err.suggestion}
         except HermesError as err:
             text, ok = _one_line(err), False
         except Exception as err:  # a bug must not kill the widget: answer it, log it
             _log.exception("hermes_jupyter dashboard action %r failed", action)
             text, ok = _one_line(f"{type(err).__name__}: {err}"), False
         return {"type": "reply", "req": request.get("req"), "action": action,
-                "task": request.get("task"), "ok": ok, "text": text}
+                "task": request.get("task"), "ok": ok, "text": text, **extra}
 
     def _dispatch(self, action: Any, request: dict[str, Any]) -> str:
         session = self.session
@@ -255,8 +260,12 @@ class Dashboard(anywidget.AnyWidget):
                 return f"Cancelling {task.id}…"
             raise HermesError(f"Task {task.id} has already ended ({task.state.value}): "
                               "nothing to cancel.")
-        variable = str(request.get("variable") or "").strip() or default_variable(task.id)
-        return collect_into(self._user_namespace(), task, variable)
+        namespace = self._user_namespace()
+        variable = str(request.get("variable") or "").strip()
+        if not variable or (request.get("free") is True and variable.isidentifier()):
+            # The offered name, untouched by the user: a free variant, never a replacement.
+            variable = free_variable(namespace, variable or default_variable(task.id))
+        return collect_into(namespace, task, variable, overwrite=request.get("overwrite") is True)
 
     def _user_namespace(self) -> dict[str, Any]:
         if self._namespace is not None:
