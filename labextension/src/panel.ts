@@ -230,7 +230,7 @@ class TaskRow {
     const form = el('form', 'jp-HermesTask-steerForm');
     this._input.type = 'text';
     this._input.className = 'jp-HermesTask-steerInput jp-mod-styled';
-    this._input.placeholder = 'Steer: tell the agent something…';
+    this._input.placeholder = 'Steer the agent…';
     this._input.setAttribute('aria-label', 'Steering message');
     form.append(this._input, this._steerButton);
     form.addEventListener('submit', ev => {
