@@ -10,6 +10,7 @@ import itertools
 import logging
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -447,6 +448,33 @@ def test_mimebundle_has_a_static_table_for_frontends_without_widgets(session, ll
     text = data["text/plain"]
     assert text.splitlines()[0].startswith("Hermes tasks: 0 running · 0 queued · 1 succeeded")
     assert "t1 'audit'" in text and "Found <b>three</b> issues." in text
+
+
+def test_the_static_table_is_labelled_a_snapshot_with_its_time(session, llm, dash):
+    """A saved notebook shows it long after: "running" means running then, not now."""
+    llm.default = Reply(text="slow " * 400, chunk_size=2, delay=0.01)
+    task = session.delegate("still going", name="slow")
+    llm.wait_for_chunks(1)
+    comm_of(dash).wait_for(lambda m: has_card(m, "t1", "running"))
+    data, _ = dash._repr_mimebundle_()
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    for kind in ("text/html", "text/plain"):
+        assert f"Snapshot of {stamp}" in data[kind], kind
+        assert "not live: run %hermes_dashboard (or hj.dashboard()) for a live one" in data[kind]
+        assert "running then" in data[kind]
+    task.cancel()
+
+
+def test_a_view_learns_the_dashboard_is_live_from_a_ping(session, dash):
+    """A reopened notebook's view pings; only a kernel that still has the dashboard answers."""
+    comm = comm_of(dash)
+    comm.frontend({"method": "custom", "content": {"type": "ping"}})
+    assert comm.customs("pong") == [{"type": "pong", "req": None}]
+    state = dash.get_state()
+    assert abs(state["_totals"]["at"] - time.time()) < 60  # saved with the widget state
+    dash.close()
+    comm.frontend({"method": "custom", "content": {"type": "ping"}})
+    assert len(comm.customs("pong")) == 1  # a closed dashboard is not live
 
 
 def test_each_cell_end_flushes_what_changed(session, llm, monkeypatch):

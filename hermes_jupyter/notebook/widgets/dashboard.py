@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +81,7 @@ class Dashboard(anywidget.AnyWidget):
         self._cards: dict[str, dict[str, Any]] = {}
         self._ids: list[str] = []  # every task id in creation order
         self._header: dict[str, Any] = {}
+        self._changed_at = time.time()  # the state's time, saved with it (`_totals.at`)
         self._opened = False  # a comm exists: deltas may be sent
         self._closing = False
         # The sink first: a change landing before the comm opens is stored, then is part of
@@ -168,7 +170,7 @@ class Dashboard(anywidget.AnyWidget):
                 if name == "_ids":
                     state[name] = list(self._ids)
                 elif name == "_totals":
-                    state[name] = dict(self._header)
+                    state[name] = {**self._header, "at": self._changed_at}
                 elif name.startswith(_KEY) and name[len(_KEY):] in self._cards:
                     state[name] = self._cards[name[len(_KEY):]]
         return state
@@ -185,8 +187,9 @@ class Dashboard(anywidget.AnyWidget):
         data, metadata = bundle
         with self._lock:
             cards, header = newest_first(self._cards), dict(self._header)
-        data = {**data, "text/plain": render_text(cards, header),
-                "text/html": render_html(cards, header)}
+        now = time.time()
+        data = {**data, "text/plain": render_text(cards, header, now),
+                "text/html": render_html(cards, header, now)}
         return data, metadata
 
     # ---- refresher thread ----------------------------------------------------------------
@@ -204,6 +207,10 @@ class Dashboard(anywidget.AnyWidget):
             if header != self._header:
                 self._header = header
                 keys.append("_totals")
+            if keys:
+                self._changed_at = time.time()
+                if "_totals" not in keys:
+                    keys.append("_totals")  # carries `at`: a saved notebook says when it was
             if keys and self._opened:
                 self.send_state(keys)  # one comm message: only these keys
 
@@ -215,6 +222,12 @@ class Dashboard(anywidget.AnyWidget):
             _log.exception("hermes_jupyter dashboard sync after a cell failed")
 
     def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            # A view asks whether this kernel still has the dashboard: yes, it is live.
+            with self._lock:
+                if self._opened:
+                    self.send({"type": "pong", "req": content.get("req")})
+            return
         if not isinstance(content, dict) or content.get("type") != "action":
             return
         reply = self.act(content)
