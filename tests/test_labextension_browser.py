@@ -224,3 +224,36 @@ def test_a_kernel_without_subshells_says_it_waits_for_the_busy_cell(page, lab_ll
         "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()"
     )
     wait_for_text(page, NOTICE, "No tasks yet")
+
+
+def test_panel_lists_tasks_of_earlier_kernels_with_a_journal(page, lab_llm):
+    """With a journal, the panel shows what earlier sessions ran, interrupted ones marked."""
+    from playwright.sync_api import expect
+
+    lab_llm.on("journal-old", Reply(text="Old work done."))
+    lab_llm.on("journal-cut", SLOW)
+    lab_llm.on("journal-now", Reply(text="Now done."))
+    open_notebook(page, "journal.ipynb")
+    show_panel(page)
+    # Earlier "kernels": one session that finished its task, one whose journal stopped
+    # recording while its task ran (as when a kernel dies).
+    run_cell(page, (
+        "import hermes_jupyter as hj\n"
+        "with hj.Session(journal=True) as old:\n"
+        "    old.delegate('journal-old: earlier work', name='earlier').collect(30)\n"
+        "cut = hj.Session(journal=True)\n"
+        "cut.delegate('journal-cut: never finishes', name='cut')\n"
+        "cut.journal.flush(); cut.journal.close()"
+    ))
+    run_cell(page, f"{LOAD}\n%config HermesJupyter.journal = True")
+    run_cell(page, "%delegate -n now journal-now: current work")
+    wait_for_text(page, row("succeeded"), "now")
+    history = page.locator(f"{PANEL} .jp-HermesPanel-history")
+    expect(history.locator("summary")).to_have_text("Earlier kernels: 2 tasks (1 interrupted)")
+    history.locator("summary").click()
+    interrupted = history.locator(".jp-HermesPanel-historyItem[data-state=interrupted]")
+    expect(interrupted).to_have_text("t1 'cut' · interrupted — its kernel stopped before it ended")
+    expect(history.locator(".jp-HermesPanel-historyItem[data-state=succeeded]")).to_contain_text(
+        "t1 'earlier' · succeeded — Old work done.")
+    screenshot(page, "labext-history")
+    run_cell(page, "cut.close()")
