@@ -519,8 +519,10 @@ def test_snapshot_lists_tasks_of_earlier_kernels_from_the_journal(llm, tmp_path)
     # a kernel that dies with a task running: the next journal says interrupted
     llm.default = Reply(text="never ends " * 1000, chunk_size=5, delay=0.01)
     with journaled() as second:
+        seen = threading.Event()
+        second.subscribe(lambda _event: seen.set())  # runs after the journal's subscriber
         second.delegate("cut short", name="victim")
-        llm.wait_for_chunks(2)
+        assert seen.wait(WAIT)
         assert second.journal is not None
         second.journal.flush()
         second.journal.close()  # records nothing more, as if the process died here

@@ -241,8 +241,11 @@ def test_panel_lists_tasks_of_earlier_kernels_with_a_journal(page, lab_llm):
         "import hermes_jupyter as hj\n"
         "with hj.Session(journal=True) as old:\n"
         "    old.delegate('journal-old: earlier work', name='earlier').collect(30)\n"
-        "cut = hj.Session(journal=True)\n"
+        "import threading\n"
+        "cut, seen = hj.Session(journal=True), threading.Event()\n"
+        "cut.subscribe(lambda event: seen.set())  # after the journal, which subscribed first\n"
         "cut.delegate('journal-cut: never finishes', name='cut')\n"
+        "assert seen.wait(30)\n"
         "cut.journal.flush(); cut.journal.close()"
     ))
     run_cell(page, f"{LOAD}\n%config HermesJupyter.journal = True")
