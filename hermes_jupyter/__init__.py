@@ -13,6 +13,7 @@ from .core.errors import (
 )
 from .core.models import (
     Event,
+    ExitReason,
     SteerRecord,
     TaskResult,
     TaskState,

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .text import plural
+from .text import plural, short
 
 __all__ = [
     "TERMINAL_STATES",
@@ -239,32 +239,62 @@ class TaskResult:
         return f"{self.id} {self.name!r}" if self.name else self.id
 
     def headline(self) -> str:
-        """One line: state, model, time, calls, tokens."""
+        """One line: state (and, unless it succeeded, its exit reason when that says more:
+        `failed [timeout]`), model, time, calls, tokens, and whether the summary is truncated."""
+        state, code = self.state.value, self.exit_reason.value
+        if not self.ok and code != state:
+            state = f"{state} [{code}]"
+        cut = " · summary truncated" if self.truncated else ""
         return (
-            f"{self.label}: {self.state.value} · {self.model} · {self.duration_s:.1f}s · "
-            f"{plural(self.api_calls, 'call')} · {self.usage.total_tokens} tokens"
+            f"{self.label}: {state} · {self.model} · {self.duration_s:.1f}s · "
+            f"{plural(self.api_calls, 'call')} · {self.usage.total_tokens} tokens{cut}"
         )
+
+    def reason(self) -> str | None:
+        """One line saying why a task that did not succeed ended; None when it succeeded.
+
+        `failed because the task ran past its timeout (timeout): <error>`.
+        """
+        if self.ok:
+            return None
+        meaning, code = self.exit_reason.meaning, self.exit_reason.value
+        why = f"{self.state.value} because {meaning}"
+        why += "" if code == self.state.value or f"({code})" in meaning else f" ({code})"
+        return f"{why}: {short(self.error, 300)}" if self.error else why
 
     def __repr__(self) -> str:
         return f"<TaskResult {self.label}: {self.state.value}, {len(self.summary)} chars>"
 
     def __str__(self) -> str:
-        return self.summary
+        """The summary; for a task that did not succeed, the reason first (never '')."""
+        reason = self.reason()
+        if reason is None:
+            return self.summary
+        return f"{reason}\n\n{self.summary}" if self.summary else reason
 
     def _repr_markdown_(self) -> str:
         body = self.summary or "_(no summary)_"
-        if self.error:
-            body = f"{body}\n\n**Error:** {self.error}"
-        return f"*{self.headline()}*\n\n{body}"
+        reason = self.reason()
+        if reason is not None:
+            body = f"**{_markdown_escape(reason)}**\n\n{body}"
+        return f"*{_markdown_escape(self.headline())}*\n\n{body}"
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(self.headline())
-        if self.error:
+        reason = self.reason()
+        if reason is not None:
             p.break_()
-            p.text(f"error: {self.error}")
+            p.text(reason)
         if self.summary:
             p.break_()
             p.text(self.summary)
+
+
+def _markdown_escape(text: str) -> str:
+    """`*`, `_` and backticks in a one-line label or reason, shown as typed."""
+    for ch in "\\`*_":
+        text = text.replace(ch, "\\" + ch)
+    return text
 
 
 @dataclass(frozen=True)

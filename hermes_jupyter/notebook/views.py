@@ -9,9 +9,10 @@ from __future__ import annotations
 import html
 
 from ..engine import views as text_views
-from ..engine.views import COLUMNS, TextView, elapsed, status_headline
+from ..engine.views import COLUMNS, HISTORY_COLUMNS, TextView, elapsed, status_headline
 
-__all__ = ["SettingsView", "TaskReport", "TaskTable", "elapsed", "status_headline"]
+__all__ = ["HistoryTable", "SettingsView", "TaskReport", "TaskTable", "elapsed",
+           "status_headline"]
 
 _STYLE = "border-collapse:collapse;font-size:0.9em"
 _CELL = "padding:2px 8px;text-align:left;vertical-align:top"
@@ -37,12 +38,15 @@ class TaskTable(text_views.TaskTable):
     def _repr_html_(self) -> str:
         if not self.statuses:
             return f"<p>{_e(self.footer())}</p>"
-        head = "".join(f"<th style='{_CELL}'>{_e(c)}</th>" for c in COLUMNS)
-        body = "".join(
-            "<tr>" + "".join(f"<td style='{_CELL}'>{_e(c)}</td>" for c in row) + "</tr>"
-            for row in self.cells())
-        return (f"<table style='{_STYLE}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
-                f"</table><p style='font-size:0.85em'>{_e(self.footer())}</p>")
+        return _table(COLUMNS, self.cells(), self.footer())
+
+
+class HistoryTable(text_views.HistoryTable):
+    """`%list_tasks --history`: tasks of earlier kernels, as text and as HTML."""
+
+    def _repr_html_(self) -> str:
+        return _table(HISTORY_COLUMNS, self.cells(), self.footer()) if self.records else \
+            f"<p>{_e(self.footer())}</p>"
 
 
 class SettingsView(TextView):
@@ -65,6 +69,15 @@ class SettingsView(TextView):
                 f"<th style='{_CELL}'>value</th><th style='{_CELL}'>from</th></tr></thead>"
                 f"<tbody>{body}</tbody></table><p style='font-size:0.85em'>"
                 f"{_e(self.session_line)}</p>")
+
+
+def _table(columns: tuple[str, ...], cells: list[tuple[str, ...]], footer: str) -> str:
+    head = "".join(f"<th style='{_CELL}'>{_e(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='{_CELL}'>{_e(c)}</td>" for c in row) + "</tr>"
+        for row in cells)
+    return (f"<table style='{_STYLE}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+            f"</table><p style='font-size:0.85em'>{_e(footer)}</p>")
 
 
 def _e(text: str) -> str:

@@ -10,17 +10,20 @@ from ..core.errors import ConfigurationError
 from .files import WorkspaceFiles
 from .python import PythonRunner
 from .registry import ToolOutcome, ToolRegistry
-from .schema import function_schema, tool_name
+from .schema import ToolArgumentsError, ToolSpec, function_schema, tool_name, tool_spec
 
 __all__ = [
     "TOOLSETS",
     "PythonRunner",
+    "ToolArgumentsError",
     "ToolOutcome",
     "ToolRegistry",
+    "ToolSpec",
     "WorkspaceFiles",
     "build_registry",
     "function_schema",
     "tool_name",
+    "tool_spec",
 ]
 
 TOOLSETS = ("files", "python")

@@ -1,4 +1,8 @@
-"""The tools one task may call, and how a call runs: never raising into the agent loop."""
+"""The tools one task may call, and how a call runs: never raising into the agent loop.
+
+Arguments are checked and converted against the tool's signature (`ToolSpec.bind`) before
+the call; wrong ones go back to the model as one line per field, never as a traceback.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import function_schema, tool_name
+from .schema import ToolArgumentsError, ToolSpec, tool_spec
 
 __all__ = ["ToolOutcome", "ToolRegistry"]
 
@@ -29,9 +33,14 @@ class ToolRegistry:
     """Name → callable. Sync tools run on the session's tool threads, async ones on the loop."""
 
     def __init__(self, functions: list[Callable[..., Any]]) -> None:
+        """Raises `ConfigurationError` for a function whose parameters have no JSON form."""
         self._functions: dict[str, Callable[..., Any]] = {}
+        self._specs: dict[str, ToolSpec] = {}
         for fn in functions:
-            self._functions[tool_name(fn)] = fn
+            spec = tool_spec(fn)
+            self._functions[spec.name] = fn
+            self._specs[spec.name] = spec
+        self._schemas = [spec.schema for spec in self._specs.values()]
 
     def __bool__(self) -> bool:
         return bool(self._functions)
@@ -41,7 +50,8 @@ class ToolRegistry:
         return list(self._functions)
 
     def schemas(self) -> list[dict[str, Any]]:
-        return [function_schema(fn) for fn in self._functions.values()]
+        """The OpenAI `tools` entries, one per tool (built once, shared: do not mutate)."""
+        return list(self._schemas)
 
     async def run(self, name: str, arguments: str, executor: Executor) -> ToolOutcome:
         """Run one tool call; any problem becomes an error text the model can act on."""
@@ -61,15 +71,17 @@ class ToolRegistry:
         if not isinstance(args, dict):
             return self._error(f"the arguments of {name} must be a JSON object", started)
         try:
+            positional, keywords = self._specs[name].bind(args)
+        except ToolArgumentsError as err:
+            return self._error(str(err), started)
+        try:
             if inspect.iscoroutinefunction(fn):
-                value = await fn(**args)
+                value = await fn(*positional, **keywords)
             else:
                 loop = asyncio.get_running_loop()
-                value = await loop.run_in_executor(executor, lambda: fn(**args))
+                value = await loop.run_in_executor(executor, lambda: fn(*positional, **keywords))
         except asyncio.CancelledError:
             raise
-        except TypeError as err:
-            return self._error(f"{name} was called with wrong arguments: {err}", started)
         except Exception as err:
             return self._error(f"{name} raised {type(err).__name__}: {err}", started)
         return ToolOutcome(_as_text(value), True, time.monotonic() - started)

@@ -137,7 +137,7 @@ class DashboardView {
       }),
     );
     this.usage.textContent =
-      `${fmt(totals.tokens || 0)} tokens · ${fmt(totals.api_calls || 0)} API calls`;
+      `${fmt(totals.tokens || 0)} tokens · ${plural(totals.api_calls || 0, "call")}`;
     this.cancelAll.disabled = this.liveCount() === 0;
   }
 
@@ -346,7 +346,7 @@ class Card {
     }
     const then = snapshot && isLive(d) ? " (then)" : "";
     this.stats.textContent = `${d.model} · ${elapsed(seconds)}${then} · ` +
-      `${fmt(d.api_calls)} calls · ${fmt(d.tokens)} tokens`;
+      `${plural(d.api_calls, "call")} · ${fmt(d.tokens)} tokens`;
   }
 
   renderBody() {
@@ -401,6 +401,11 @@ function firstLine(d) {
 function number(id) {
   const n = parseInt(String(id).slice(1), 10);
   return Number.isNaN(n) ? -1 : n;
+}
+
+/** `1 call`, `2 calls`: the rule of core/text.py `plural`, for every count shown. */
+function plural(n, word) {
+  return `${fmt(n)} ${word}${n === 1 ? "" : "s"}`;
 }
 
 function fmt(n) {
