@@ -68,6 +68,8 @@ CHROMIUM_ARGS = [
 ]
 SERVER_START_TIMEOUT = 90.0
 UI_TIMEOUT_MS = 30_000
+NO_SUBSHELL_KERNEL = "python3-nosubshells"
+"""Kernelspec of an IPython kernel without "kernel subshells" (tests/no_subshell_kernel.py)."""
 _servers: weakref.WeakKeyDictionary[Any, LabServer] = weakref.WeakKeyDictionary()
 
 
@@ -198,16 +200,17 @@ def page(
 
 # ---- helpers -------------------------------------------------------------------------------
 
-def open_notebook(page: Page, name: str) -> Locator:
-    """Create `name` (an empty Python 3 notebook) if needed, open it, wait for an idle kernel.
+def open_notebook(page: Page, name: str, kernel: str = "python3") -> Locator:
+    """Create `name` (an empty notebook of `kernel`) if needed, open it, wait for an idle kernel.
 
     Returns the notebook panel. Opening another notebook makes it the active one.
+    `kernel` may be NO_SUBSHELL_KERNEL: an IPython kernel without subshells.
     """
     server = _servers[page]
     if not (server.root_dir / name).exists():
         server.api("PUT", f"/api/contents/{name}", {"type": "notebook", "content": {
             "cells": [], "metadata": {"kernelspec": {
-                "name": "python3", "display_name": "Python 3", "language": "python"}},
+                "name": kernel, "display_name": kernel, "language": "python"}},
             "nbformat": 4, "nbformat_minor": 5}})
     page.evaluate("path => window.jupyterapp.commands.execute('docmanager:open', {path})", name)
     page.wait_for_function(
@@ -285,13 +288,20 @@ def _server_env(base: Path, llm: FakeLLM) -> dict[str, str]:
     notification = base / "settings" / "@jupyterlab" / "apputils-extension"
     notification.mkdir(parents=True)
     (notification / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    path = base / "share"
+    # A kernel as they were before ipykernel 7 (no subshells): `open_notebook(kernel=...)`.
+    spec = path / "kernels" / NO_SUBSHELL_KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                 "--IPKernelApp.kernel_class=tests.no_subshell_kernel.NoSubshellKernel"],
+        "display_name": "Python 3 (no subshells)", "language": "python"}))
+    env["JUPYTER_PATH"] = str(path)
     built = ROOT / "hermes_jupyter" / "labextension"
     if (built / "package.json").exists():
         # The freshest build wins over the copy `pip install` made (first path found wins).
-        path = base / "share"
         (path / "labextensions").mkdir(parents=True)
         (path / "labextensions" / "hermes-jupyter").symlink_to(built, target_is_directory=True)
-        env["JUPYTER_PATH"] = str(path)
     return env
 
 

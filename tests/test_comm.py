@@ -258,10 +258,12 @@ def test_collect_a_running_task_binds_it_when_it_ends(shell, session, long_task)
         ("steer", {"task": "t1", "message": "  "}, "The steering message is empty"),
         ("cancel", {}, "The cancel request names no task"),
         ("explode", {"task": "t1"}, "Unknown request 'explode'"),
+        ("collect", {"task": "t1", "variable": "x"}, "`x` already holds a value of type int"),
     ],
 )
 def test_bad_requests_get_a_one_line_error(shell, session, llm, op, fields, error):
     session.delegate("something").collect(WAIT)
+    shell.user_ns["x"] = 1
     comm = open_comm(shell)
     reply = comm.request(op, **fields)
     assert reply["ok"] is False
@@ -300,11 +302,68 @@ def test_a_reloaded_page_replaces_its_old_comm(shell, session, llm):
     assert len(old.sent) == seen
 
 
-def test_another_protocol_version_is_refused(shell):
-    comm = open_comm(shell, protocol=2)
-    assert comm.sent == []
-    assert comm.closed is not None and comm.closed["reason"] == "protocol"
-    assert "protocol 1" in comm.closed["error"]
+@pytest.mark.parametrize("protocol", [2, 0, None, "1.1"])
+def test_any_protocol_version_is_served_since_changes_are_additive(shell, session, llm,
+                                                                  protocol):
+    """A newer or older panel is never shut out: each side ignores what it does not know."""
+    session.delegate("something").collect(WAIT)
+    comm = open_comm(shell, protocol=protocol)
+    assert comm.closed is None
+    snapshot = comm.sent[0]
+    assert snapshot["type"] == "snapshot" and snapshot["tasks"][0]["id"] == "t1"
+    assert snapshot["ops"] == ["steer", "cancel", "collect", "snapshot"]
+    assert snapshot["states"] == {"live": ["queued", "running"], "terminal": [
+        "succeeded", "failed", "cancelled", "interrupted"]}
+    assert snapshot["tasks"][0]["terminal"] is True
+    # a request field this kernel does not know is ignored, an op it does not know is named
+    reply = comm.request("cancel", task="t1", approve=True, future_field={"x": 1})
+    assert reply["ok"] is False and reply["code"] == "refused"
+    reply = comm.request("approve", task="t1")
+    assert reply["ok"] is False and reply["code"] == "unknown_op"
+    assert reply["error"] == (
+        "Unknown request 'approve': this kernel answers steer, cancel, collect, snapshot.")
+
+
+# ---- collect never replaces a user's variable --------------------------------------------
+
+def test_collect_refuses_a_taken_name_until_confirmed(shell, session, llm):
+    """The quickstart: `review = %delegate -n review ...`, then Collect into `review`."""
+    llm.default = Reply(text="looks fine")
+    task = session.delegate("review the code", name="review")
+    shell.user_ns["review"] = task
+    task.collect(WAIT)
+    comm = open_comm(shell)
+    reply = comm.request("collect", task=task.id, variable="review")
+    assert reply["ok"] is False and reply["code"] == "variable_exists"
+    assert reply["variable"] == "review" and reply["suggestion"] == "result_t1"
+    assert reply["error"] == ("`review` already holds a value of type Task: collect into "
+                              "another name (`result_t1` is free) or confirm to replace it.")
+    assert shell.user_ns["review"] is task  # nothing changed
+    reply = comm.request("collect", task=task.id, variable="review", overwrite=True)
+    assert reply["ok"] is True and shell.user_ns["review"].summary == "looks fine"
+    # collecting the same task again into the same name replaces nothing of the user's
+    assert comm.request("collect", task=task.id, variable="review")["ok"] is True
+
+
+def test_the_offered_name_becomes_a_free_variant_when_taken(shell, session, llm):
+    task = session.delegate("something")
+    task.collect(WAIT)
+    shell.user_ns.update(result_t1=41, result_t1_2="mine")
+    comm = open_comm(shell)
+    reply = comm.request("collect", task=task.id, variable="result_t1", free=True)
+    assert reply["ok"] is True and "stored in `result_t1_3`" in reply["message"]
+    assert shell.user_ns["result_t1"] == 41 and shell.user_ns["result_t1_2"] == "mine"
+    assert shell.user_ns["result_t1_3"].id == "t1"
+
+
+def test_a_value_assigned_while_the_task_runs_is_not_replaced_at_its_end(shell, session,
+                                                                        long_task):
+    comm = open_comm(shell)
+    assert comm.request("collect", task=long_task.id, variable="later")["ok"] is True
+    shell.user_ns["later"] = "the user's own value"
+    long_task.cancel()
+    long_task.collect(WAIT)
+    assert shell.user_ns["later"] == "the user's own value"
 
 
 def test_the_panel_never_builds_a_session_and_follows_the_one_a_cell_builds(session, llm):
@@ -316,7 +375,8 @@ def test_the_panel_never_builds_a_session_and_follows_the_one_a_cell_builds(sess
         find_task=lambda ref: session.task(ref),
     ))
     comm = open_comm(ip)
-    assert comm.sent == [{"type": "snapshot", "protocol": 1, "seq": 1, "tasks": [], "totals": {}}]
+    assert comm.sent == [{"type": "snapshot", "protocol": 1, "seq": 1, "tasks": [], "totals": {},
+                          "ops": list(hcomm.OPS), "states": hcomm.STATES, "history": []}]
     llm.default = Reply(text="done")
     # A cell builds the kernel's session and delegates: after the cell, the comm follows it.
     live[0] = session
@@ -443,3 +503,40 @@ def test_kernel_comm_end_to_end(peer, kernel_llm):
     seqs = [m["content"]["data"]["seq"] for m in peer.log
             if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == "hermes-comm-1"]
     assert seqs == list(range(1, len(seqs) + 1)), "IOPub delivers in seq order"
+
+
+# ---- tasks of earlier kernels -----------------------------------------------------------
+
+def test_snapshot_lists_tasks_of_earlier_kernels_from_the_journal(llm, tmp_path):
+    """With a journal, the panel shows what earlier kernels ran; interrupted ones marked."""
+    def journaled() -> hj.Session:
+        return hj.Session(model="m", base_url=llm.base_url, api_keys=["k"],
+                          workspace=tmp_path, journal=True)
+
+    llm.default = Reply(text="done before")
+    with journaled() as first:
+        first.delegate("from the first kernel", name="old").collect(WAIT)
+    # a kernel that dies with a task running: the next journal says interrupted
+    llm.default = Reply(text="never ends " * 1000, chunk_size=5, delay=0.01)
+    with journaled() as second:
+        seen = threading.Event()
+        second.subscribe(lambda _event: seen.set())  # runs after the journal's subscriber
+        second.delegate("cut short", name="victim")
+        assert seen.wait(WAIT)
+        assert second.journal is not None
+        second.journal.flush()
+        second.journal.close()  # records nothing more, as if the process died here
+    llm.default = Reply(text="done before")
+    ip = fake_shell()
+    with journaled() as third:
+        hcomm.register(ip, hcomm.session_tasks(third))
+        third.delegate("now").collect(WAIT)
+        comm = open_comm(ip)
+        snapshot = comm.sent[0]
+        assert [t["id"] for t in snapshot["tasks"]] == ["t1"]  # the live session's own
+        old, victim = snapshot["history"]
+        assert (old["id"], old["name"], old["state"], old["terminal"]) == (
+            "t1", "old", "succeeded", True)
+        assert old["summary"] == "done before" and old["session"] != victim["session"]
+        assert (victim["name"], victim["state"], victim["exit_reason"]) == (
+            "victim", "interrupted", "interrupted")

@@ -10,6 +10,7 @@ import itertools
 import logging
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -305,6 +306,24 @@ def test_collect_creates_the_variable_now_or_when_the_task_ends(session, llm, da
     assert namespace[f"result_{long_task.id}"].state is hj.TaskState.CANCELLED
 
 
+def test_collect_never_replaces_a_variable_without_confirmation(session, llm, dash, namespace):
+    task = session.delegate("review it", name="review")
+    namespace["review"] = task
+    namespace["result_t1"] = "the user's"
+    task.collect(WAIT)
+    comm = comm_of(dash)
+    refused = comm.click(action="collect", task=task.id, variable="review")
+    assert refused["ok"] is False and refused["code"] == "variable_exists"
+    assert refused["variable"] == "review" and refused["suggestion"] == "result_t1_2"
+    assert namespace["review"] is task and namespace["result_t1"] == "the user's"
+    # the offered name, left as it was, becomes a free variant
+    offered = comm.click(action="collect", task=task.id, variable="result_t1", free=True)
+    assert offered["ok"] and offered["text"].endswith("stored in `result_t1_2`.")
+    assert namespace["result_t1"] == "the user's"
+    confirmed = comm.click(action="collect", task=task.id, variable="review", overwrite=True)
+    assert confirmed["ok"] and namespace["review"] is task.result
+
+
 def test_bad_requests_answer_one_line_errors(session, dash):
     comm = comm_of(dash)
     session.delegate("anything").collect(WAIT)
@@ -429,6 +448,33 @@ def test_mimebundle_has_a_static_table_for_frontends_without_widgets(session, ll
     text = data["text/plain"]
     assert text.splitlines()[0].startswith("Hermes tasks: 0 running · 0 queued · 1 succeeded")
     assert "t1 'audit'" in text and "Found <b>three</b> issues." in text
+
+
+def test_the_static_table_is_labelled_a_snapshot_with_its_time(session, llm, dash):
+    """A saved notebook shows it long after: "running" means running then, not now."""
+    llm.default = Reply(text="slow " * 400, chunk_size=2, delay=0.01)
+    task = session.delegate("still going", name="slow")
+    llm.wait_for_chunks(1)
+    comm_of(dash).wait_for(lambda m: has_card(m, "t1", "running"))
+    data, _ = dash._repr_mimebundle_()
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    for kind in ("text/html", "text/plain"):
+        assert f"Snapshot of {stamp}" in data[kind], kind
+        assert "not live: run %hermes_dashboard (or hj.dashboard()) for a live one" in data[kind]
+        assert "running then" in data[kind]
+    task.cancel()
+
+
+def test_a_view_learns_the_dashboard_is_live_from_a_ping(session, dash):
+    """A reopened notebook's view pings; only a kernel that still has the dashboard answers."""
+    comm = comm_of(dash)
+    comm.frontend({"method": "custom", "content": {"type": "ping"}})
+    assert comm.customs("pong") == [{"type": "pong", "req": None}]
+    state = dash.get_state()
+    assert abs(state["_totals"]["at"] - time.time()) < 60  # saved with the widget state
+    dash.close()
+    comm.frontend({"method": "custom", "content": {"type": "ping"}})
+    assert len(comm.customs("pong")) == 1  # a closed dashboard is not live
 
 
 def test_each_cell_end_flushes_what_changed(session, llm, monkeypatch):

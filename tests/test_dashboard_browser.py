@@ -79,6 +79,11 @@ def test_dashboard_live_steer_cancel_collect(page, lab_llm):
     expect(quick.locator(".hj-badge")).to_have_text("succeeded")
     expect(quick).not_to_have_attribute("open", "")
     expect(quick.locator(".hj-activity")).to_have_text("Checked 14 files.")
+    # Opened, a finished card says its summary once (not in its head, tail and body).
+    quick.locator("summary").click()
+    expect(quick.locator(".hj-summary")).to_contain_text("Two in the CLI.")
+    assert quick.inner_text().count("Checked 14 files.") == 1
+    quick.locator("summary").click()
     run_cell(page, "s.delegate('dash-big: read the whole 2 GB log', name='big').collect(30)")
     failed = card(page, "t2")
     expect(failed.locator(".hj-badge")).to_have_text("failed")
@@ -112,7 +117,8 @@ def test_dashboard_live_steer_cancel_collect(page, lab_llm):
     expect(busy.locator(".jp-InputArea-prompt")).to_have_text("[*]:")
     logs.locator(".hj-cancel").click()
     expect(logs.locator(".hj-badge")).to_have_text("cancelled", timeout=2_000)
-    expect(logs.locator(".hj-reply")).to_have_text("Cancelling t3…")
+    # "Cancelling t3…" described a running task: it goes when the state changes
+    expect(logs.locator(".hj-reply")).to_have_text("")
     expect(busy.locator(".jp-OutputArea-output")).to_contain_text("collected cancelled")
     expect(dash.locator(".hj-count[data-state=cancelled]")).to_have_text("1 cancelled")
     expect(logs.locator(".hj-cancel")).to_be_disabled()
@@ -123,6 +129,19 @@ def test_dashboard_live_steer_cancel_collect(page, lab_llm):
     expect(logs.locator(".hj-reply")).to_have_text("t3 cancelled: result stored in `result_t3`.")
     out = run_cell(page, "print(type(result_t3).__name__, result_t3.state.value, r is result_t3)")
     expect(out.locator(".jp-OutputArea-output")).to_contain_text("TaskResult cancelled True")
+
+    # A taken name is not replaced without a confirmation: `t` holds the Task.
+    logs.locator(".hj-collect-var").fill("t")
+    logs.locator(".hj-collect").click()
+    expect(logs.locator(".hj-reply")).to_contain_text("`t` already holds a value of type Task")
+    expect(logs.locator(".hj-collect-var")).to_have_value("result_t3_2")  # a free name
+    screenshot(page, "dashboard-replace")
+    out = run_cell(page, "print(type(t).__name__)")
+    expect(out.locator(".jp-OutputArea-output")).to_have_text("Task")
+    logs.locator(".hj-replace").click()
+    expect(logs.locator(".hj-reply")).to_have_text("t3 cancelled: result stored in `t`.")
+    out = run_cell(page, "print(type(t).__name__)")
+    expect(out.locator(".jp-OutputArea-output")).to_have_text("TaskResult")
 
     # A bad variable name is a one-line error on the card.
     logs.locator(".hj-collect-var").fill("not a name")

@@ -22,12 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import HermesError
-from ..core.models import TaskStatus
+from ..core.errors import HermesError, UnknownTaskError
+from ..core.models import TaskState, TaskStatus
 from ..engine.refresher import get_refresher, session_totals
-from .binding import collect_into
+from .binding import VariableExistsError, collect_into, free_variable
 
 if TYPE_CHECKING:
+    from ..engine.journal import JournalRecord
     from ..engine.session import Session
     from ..engine.task import Task
 
@@ -38,8 +39,18 @@ __all__ = [
 
 TARGET = "hermes_jupyter"
 PROTOCOL_VERSION = 1
+"""Stays 1: every change is additive (docs/comm-protocol.md, "Growing the protocol")."""
 OUTPUT_TAIL = 10
 """Lines of recent output sent per task; the panel shows the last few."""
+OPS = ("steer", "cancel", "collect", "snapshot")
+"""Requests this kernel answers; sent in every snapshot so a panel offers only these."""
+HISTORY_LIMIT = 50
+"""Tasks of earlier kernels (from the journal) sent in a snapshot, newest last."""
+STATES = {
+    "live": [s.value for s in TaskState if not s.terminal],
+    "terminal": [s.value for s in TaskState if s.terminal],
+}
+"""Every task state, from `core.models.TaskState`: the panel learns new ones from here."""
 
 _CLIP = {"goal": 500, "summary": 2000, "error": 500, "activity": 200}
 _CLIP_LINE = 300  # output lines keep their last 300 characters, steering messages their first
@@ -107,14 +118,8 @@ class _Target:
 
     def open(self, comm: Any, open_msg: dict[str, Any]) -> None:
         data = open_msg.get("content", {}).get("data") or {}
-        protocol = data.get("protocol")
-        if protocol != PROTOCOL_VERSION:
-            comm.close(data={
-                "reason": "protocol",
-                "error": f"This kernel's hermes_jupyter speaks comm protocol {PROTOCOL_VERSION}, "
-                         f"the frontend {protocol!r}: install matching versions of both.",
-            })
-            return
+        # Every protocol change is additive: a frontend of any version is served, and each
+        # side ignores the fields it does not know (docs/comm-protocol.md).
         client_id = str(data.get("client_id") or f"anon-{id(comm)}")
         link = FrontendLink(comm, self.source, self.namespace, on_close=self._forget(client_id))
         with self._lock:
@@ -216,18 +221,27 @@ class FrontendLink:
             return
         try:
             message = self._handle(op, data)
+        except _Refusal as err:
+            self._reply(request_id, ok=False, error=_one_line(err), code=err.code)
+        except VariableExistsError as err:
+            self._reply(request_id, ok=False, error=_one_line(err), code="variable_exists",
+                        variable=err.variable, suggestion=err.suggestion)
+        except UnknownTaskError as err:
+            self._reply(request_id, ok=False, error=_one_line(err), code="unknown_task")
         except HermesError as err:
-            self._reply(request_id, ok=False, error=_one_line(err))
+            self._reply(request_id, ok=False, error=_one_line(err), code="refused")
         except Exception as err:  # a bug must not kill the comm: answer it, log it
             _log.exception("hermes_jupyter comm request %r failed", op)
-            self._reply(request_id, ok=False, error=_one_line(f"{type(err).__name__}: {err}"))
+            self._reply(request_id, ok=False, error=_one_line(f"{type(err).__name__}: {err}"),
+                        code="error")
         else:
             self._reply(request_id, ok=True, message=message)
 
     def _handle(self, op: Any, data: dict[str, Any]) -> str:
         ref = data.get("task")
-        if op not in ("steer", "cancel", "collect"):
-            raise HermesError(f"Unknown request {op!r}: use steer, cancel, collect or snapshot.")
+        if op not in OPS:
+            raise _Refusal("unknown_op",
+                           f"Unknown request {op!r}: this kernel answers {', '.join(OPS)}.")
         if not isinstance(ref, str) or not ref.strip():
             raise HermesError(f"The {op} request names no task: send its id, like 't1'.")
         task = self._source.find_task(ref.strip())
@@ -240,8 +254,12 @@ class FrontendLink:
             raise HermesError(
                 f"Task {ref} has already ended ({task.state.value}): nothing to cancel."
             )
-        variable = str(data.get("variable") or "")
-        return collect_into(self._namespace, task, variable)
+        variable = str(data.get("variable") or "").strip()
+        if data.get("free") is True and variable.isidentifier():
+            # The user kept the offered name: take a free variant rather than replace a value.
+            variable = free_variable(self._namespace, variable)
+        overwrite = data.get("overwrite") is True
+        return collect_into(self._namespace, task, variable, overwrite=overwrite)
 
     def _on_comm_close(self, msg: dict[str, Any]) -> None:
         self._detach()
@@ -282,20 +300,53 @@ class FrontendLink:
         statuses = self._source.statuses()
         self._sent_versions = {s.id: s.version for s in statuses}
         totals = session_totals(self._attached) if self._attached is not None else {}
-        self._send_locked("snapshot", tasks=[task_json(s) for s in statuses], totals=totals)
+        self._send_locked("snapshot", tasks=[task_json(s) for s in statuses], totals=totals,
+                          ops=list(OPS), states=STATES, history=self._history())
+
+    def _history(self) -> list[dict[str, Any]]:
+        """Tasks of earlier kernels kept in the live session's journal ([] without one)."""
+        session = self._attached
+        if session is None or session.journal is None:
+            return []
+        try:
+            records = session.history(limit=HISTORY_LIMIT)
+        except HermesError:
+            return []
+        return [history_json(r) for r in records]
 
     def _send_locked(self, kind: str, **fields: Any) -> None:
         self._seq += 1
         self._comm.send({"type": kind, "protocol": PROTOCOL_VERSION, "seq": self._seq, **fields})
 
 
+class _Refusal(HermesError):
+    """A request refused with a machine-readable `code` for the reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def _frontend_subshell(data: Any, default: str | None) -> str | None:
     return default
+
+
+def history_json(record: JournalRecord) -> dict[str, Any]:
+    """One task of an earlier kernel for the wire: read-only, keyed by `session` and `id`."""
+    return {
+        "session": record.session, "id": record.id, "name": record.name,
+        "goal": _clip(record.goal, _CLIP["goal"]), "model": record.model,
+        "state": record.state.value, "terminal": record.state.terminal,
+        "created_at": record.created_at, "ended_at": record.ended_at,
+        "exit_reason": record.exit_reason, "error": _clip(record.error, _CLIP["error"]),
+        "summary": _clip(record.summary, _CLIP["summary"]),
+    }
 
 
 def task_json(status: TaskStatus) -> dict[str, Any]:
     """`TaskStatus.to_dict` with the output tail and long strings clipped for the wire."""
     d = status.to_dict(tail=OUTPUT_TAIL)
+    d["terminal"] = status.state.terminal  # so a panel never needs its own list of states
     for key, limit in _CLIP.items():
         d[key] = _clip(d[key], limit)
     # An output line is still growing at its end: keep the end.

@@ -3,30 +3,44 @@
  * kernel with success or a one-line error.
  */
 
-import { InputDialog } from '@jupyterlab/apputils';
+import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
 
 import { KernelLink } from './link';
 import { suggestedVariable, taskLabel } from './model';
-import { ITask } from './protocol';
+import { IReplyMsg, IRequestFields, ITask } from './protocol';
 
 export interface IOutcome {
   ok: boolean;
   text: string;
 }
 
-async function ask(
+async function send(
   link: KernelLink,
   op: 'steer' | 'cancel' | 'collect',
-  fields: { task: string; message?: string; variable?: string }
-): Promise<IOutcome> {
+  fields: IRequestFields
+): Promise<IReplyMsg | IOutcome> {
   try {
-    const reply = await link.request(op, fields);
-    return reply.ok
-      ? { ok: true, text: reply.message ?? 'Done.' }
-      : { ok: false, text: reply.error ?? 'The kernel refused.' };
+    return await link.request(op, fields);
   } catch (err) {
     return { ok: false, text: String((err as Error).message ?? err) };
   }
+}
+
+function outcome(reply: IReplyMsg | IOutcome): IOutcome {
+  if ('text' in reply) {
+    return reply;
+  }
+  return reply.ok
+    ? { ok: true, text: reply.message ?? 'Done.' }
+    : { ok: false, text: reply.error ?? 'The kernel refused.' };
+}
+
+async function ask(
+  link: KernelLink,
+  op: 'steer' | 'cancel' | 'collect',
+  fields: IRequestFields
+): Promise<IOutcome> {
+  return outcome(await send(link, op, fields));
 }
 
 export function steerTask(link: KernelLink, task: ITask, message: string): Promise<IOutcome> {
@@ -37,20 +51,60 @@ export function cancelTask(link: KernelLink, task: ITask): Promise<IOutcome> {
   return ask(link, 'cancel', { task: task.id });
 }
 
-/** Ask for a variable name, then have the kernel bind the task's result to it. */
+/**
+ * Ask for a variable name, then have the kernel bind the task's result to it.
+ *
+ * Offers `result_<id>`; kept as offered, the kernel binds a free variant if it is taken. A
+ * name the user typed that already holds something is replaced only after a confirmation.
+ */
 export async function collectIntoVariable(
   link: KernelLink,
   task: ITask
 ): Promise<IOutcome | null> {
+  const offered = suggestedVariable(task);
   const answer = await InputDialog.getText({
     title: `Collect ${taskLabel(task)} into a variable`,
     label: 'Python variable name',
-    text: suggestedVariable(task),
+    text: offered,
     okLabel: 'Collect'
   });
   const variable = (answer.value ?? '').trim();
   if (!answer.button.accept || !variable) {
     return null;
   }
-  return ask(link, 'collect', { task: task.id, variable });
+  const fields = { task: task.id, variable, free: variable === offered };
+  const reply = await send(link, 'collect', fields);
+  if ('text' in reply || reply.ok || reply.code !== 'variable_exists') {
+    return outcome(reply);
+  }
+  const choice = await confirmReplace(reply);
+  if (choice === null) {
+    return { ok: false, text: `Nothing collected: \`${variable}\` is unchanged.` };
+  }
+  return ask(
+    link,
+    'collect',
+    choice === 'replace'
+      ? { ...fields, free: false, overwrite: true }
+      : { ...fields, variable: choice, free: true }
+  );
+}
+
+/** "`review` already holds a Task": replace it, use the free name, or leave it. */
+async function confirmReplace(reply: IReplyMsg): Promise<'replace' | string | null> {
+  const suggestion = reply.suggestion ?? '';
+  const buttons = [
+    Dialog.cancelButton(),
+    ...(suggestion ? [Dialog.okButton({ label: `Use ${suggestion}` })] : []),
+    Dialog.warnButton({ label: 'Replace' })
+  ];
+  const result = await showDialog({
+    title: 'Replace a variable?',
+    body: reply.error ?? `\`${reply.variable}\` already holds a value.`,
+    buttons
+  });
+  if (!result.button.accept) {
+    return null;
+  }
+  return result.button.displayType === 'warn' ? 'replace' : suggestion;
 }

@@ -6,9 +6,14 @@
  * the list, a dropped websocket re-syncs from a fresh snapshot, and a kernel
  * without the target is retried after the user runs code that mentions hermes
  * (for example `%load_ext hermes_jupyter`).
+ *
+ * Subshells: where the kernel supports them (ipykernel ≥ 7: "kernel subshells" in the
+ * kernel_info reply's `supported_features`), the link creates its own subshell and opens
+ * and talks to the comm on it, so the panel connects and acts while a cell runs. Elsewhere
+ * the comm waits behind the running cell, and the panel says so.
  */
 
-import { Kernel, KernelMessage } from '@jupyterlab/services';
+import { CommsOverSubshells, Kernel, KernelMessage } from '@jupyterlab/services';
 import { JSONObject } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
@@ -20,14 +25,22 @@ import {
   IOpenData,
   IReplyMsg,
   IRequest,
+  IRequestFields,
   ITask,
   PROTOCOL_VERSION,
   RequestOp,
   parseKernelMessage
 } from './protocol';
+import { learnStates } from './states';
 
 /** How long a request may wait for its reply (a busy kernel without subshells queues comms). */
 const REQUEST_TIMEOUT_MS = 60_000;
+
+/** How long to wait for the kernel's supported features before opening without a subshell. */
+const FEATURES_TIMEOUT_MS = 5_000;
+
+/** While a cell that mentions hermes runs, retry the open this often (over a subshell only). */
+const RETRY_WHILE_BUSY_MS = 1_000;
 
 /** Code that may have made the comm target appear: worth another open attempt. */
 const RETRY_TRIGGER = /hermes|delegate/i;
@@ -61,10 +74,7 @@ export class KernelLink implements IDisposable {
   }
 
   /** Send one command; resolves with the kernel's reply (ok or a one-line error). */
-  request(
-    op: RequestOp,
-    fields: { task?: string; message?: string; variable?: string } = {}
-  ): Promise<IReplyMsg> {
+  request(op: RequestOp, fields: IRequestFields = {}): Promise<IReplyMsg> {
     const comm = this._comm;
     if (comm === null || this._state.connection !== 'connected') {
       return Promise.reject(new Error('Not connected to hermes_jupyter in this kernel.'));
@@ -77,8 +87,13 @@ export class KernelLink implements IDisposable {
         reject(new Error(`The kernel did not answer "${op}" within 60 s.`));
       }, REQUEST_TIMEOUT_MS);
       this._pending.set(id, { resolve, reject, timer });
-      comm.send(request as unknown as JSONObject);
+      this._send(comm, 'comm_msg', request as unknown as JSONObject);
     });
+  }
+
+  /** The subshell the comm lives on, or null (main shell); undefined until known. */
+  get subshellId(): string | null | undefined {
+    return this._subshellId;
   }
 
   /** Try to open the comm again now (the panel's Reconnect button). */
@@ -93,7 +108,16 @@ export class KernelLink implements IDisposable {
       return;
     }
     this._isDisposed = true;
+    this._stopRetrying();
     this._closeComm();
+    const subshell = this._subshellId;
+    if (typeof subshell === 'string' && !this.kernel.isDisposed && this.kernel.supportsSubshells) {
+      try {
+        this.kernel.requestDeleteSubshell({ subshell_id: subshell }, true);
+      } catch {
+        // The kernel is going away: its subshells go with it.
+      }
+    }
     Signal.clearData(this);
   }
 
@@ -111,9 +135,27 @@ export class KernelLink implements IDisposable {
       return;
     }
     this._openWhenReady = false;
+    const attempt = ++this._attempt;
+    if (this._state.connection !== 'unavailable') {
+      this._dispatch({ type: 'connecting' });
+    }
+    void this._subshell().then(
+      subshell => this._open(attempt, subshell),
+      () => this._open(attempt, null)
+    );
+  }
+
+  private _open(attempt: number, subshell: string | null): void {
+    const kernel = this.kernel;
+    if (this._isDisposed || kernel.isDisposed || attempt !== this._attempt) {
+      return; // a restart or a newer attempt took over meanwhile
+    }
+    this._closeComm();
     let comm: Kernel.IComm;
     try {
       comm = kernel.createComm(COMM_TARGET);
+      // We route this comm ourselves: keep services from adding a subshell of its own.
+      comm.commsOverSubshells = CommsOverSubshells.Disabled;
     } catch (err) {
       // Comms disabled on this connection, or the kernel went away meanwhile.
       this._dispatch({ type: 'error', error: String((err as Error).message ?? err) });
@@ -123,13 +165,139 @@ export class KernelLink implements IDisposable {
     this._gotSnapshot = false;
     comm.onMsg = msg => this._onCommMsg(comm, msg);
     comm.onClose = msg => this._onCommClose(comm, msg);
-    this._dispatch({ type: 'connecting' });
     const data: IOpenData = { protocol: PROTOCOL_VERSION, client_id: clientId() };
     try {
-      comm.open(data as unknown as JSONObject);
+      this._send(comm, 'comm_open', data as unknown as JSONObject);
     } catch (err) {
       this._comm = null;
       this._dispatch({ type: 'error', error: String((err as Error).message ?? err) });
+      return;
+    }
+    if (subshell === null && kernel.status === 'busy' && this._state.connection !== 'connected') {
+      this._dispatch({ type: 'waiting', waiting: true });
+    }
+  }
+
+  /**
+   * Our own subshell when the kernel has them ("kernel subshells" in `supported_features`),
+   * else null. Created once per kernel process; a restart forgets it.
+   */
+  private async _subshell(): Promise<string | null> {
+    if (this._subshellId !== undefined) {
+      return this._subshellId;
+    }
+    const features = await this._supportedFeatures();
+    if (features === null) {
+      return null; // no answer yet (ask again at the next attempt)
+    }
+    if (!features.includes('kernel subshells')) {
+      this._subshellId = null;
+      return null;
+    }
+    const kernel = this.kernel;
+    const future = kernel.supportsSubshells
+      ? kernel.requestCreateSubshell({}, true)
+      : // The kernel_info reply on the shell channel is stuck behind a busy cell, so
+        // services does not know yet: the same request, built by hand.
+        kernel.sendControlMessage(
+          KernelMessage.createMessage({
+            msgType: 'create_subshell_request',
+            channel: 'control',
+            username: kernel.username,
+            session: kernel.clientId,
+            content: {}
+          }),
+          true,
+          true
+        );
+    const reply = (await future.done) as KernelMessage.ICreateSubshellReplyMsg;
+    const content = reply.content as { status?: string; subshell_id?: unknown };
+    const id =
+      content.status !== 'error' && typeof content.subshell_id === 'string'
+        ? content.subshell_id
+        : null;
+    this._subshellId = id;
+    return id;
+  }
+
+  /**
+   * The kernel's `supported_features`: from the kernel_info reply services already has, or
+   * from one asked on the control channel (answered even while a cell runs); null if neither
+   * came within FEATURES_TIMEOUT_MS.
+   */
+  private _supportedFeatures(): Promise<string[] | null> {
+    const kernel = this.kernel;
+    const features = (info: unknown): string[] => {
+      const list = (info as { supported_features?: unknown } | undefined)?.supported_features;
+      return Array.isArray(list) ? list.filter(f => typeof f === 'string') : [];
+    };
+    const fromShell = kernel.info.then(features);
+    const infoRequest = KernelMessage.createMessage({
+      msgType: 'kernel_info_request',
+      channel: 'shell',
+      username: kernel.username,
+      session: kernel.clientId,
+      content: {}
+    });
+    const fromControl = kernel
+      .sendControlMessage(
+        // kernel_info on the control channel (the protocol allows every shell request
+        // there): the control thread answers even while the main shell runs a cell.
+        { ...infoRequest, channel: 'control' } as unknown as KernelMessage.IControlMessage,
+        true,
+        true
+      )
+      .done.then(reply => features(reply.content));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<null>(resolve => {
+      timer = setTimeout(() => resolve(null), FEATURES_TIMEOUT_MS);
+    });
+    const answer = Promise.race([fromShell, fromControl.catch(() => fromShell), timeout]);
+    return answer.finally(() => clearTimeout(timer));
+  }
+
+  /** Send one comm message, on our subshell when we have one. */
+  private _send(
+    comm: Kernel.IComm,
+    msgType: 'comm_open' | 'comm_msg' | 'comm_close',
+    data: JSONObject
+  ): void {
+    const kernel = this.kernel;
+    const subshellId = typeof this._subshellId === 'string' ? this._subshellId : null;
+    const base = {
+      channel: 'shell' as const,
+      username: kernel.username,
+      session: kernel.clientId,
+      subshellId
+    };
+    const msg =
+      msgType === 'comm_open'
+        ? KernelMessage.createMessage({
+            ...base,
+            msgType,
+            content: { comm_id: comm.commId, target_name: COMM_TARGET, data }
+          })
+        : msgType === 'comm_msg'
+          ? KernelMessage.createMessage({ ...base, msgType, content: { comm_id: comm.commId, data } })
+          : KernelMessage.createMessage({ ...base, msgType, content: { comm_id: comm.commId, data } });
+    kernel.sendShellMessage(msg, false, true);
+  }
+
+  private _startRetrying(): void {
+    if (this._retryTimer === null && typeof this._subshellId === 'string') {
+      this._retryTimer = setInterval(() => {
+        if (this._state.connection === 'unavailable' && this._comm === null) {
+          this._openWhenReady = true;
+          this._maybeOpen();
+        }
+      }, RETRY_WHILE_BUSY_MS);
+    }
+  }
+
+  private _stopRetrying(): void {
+    if (this._retryTimer !== null) {
+      clearInterval(this._retryTimer);
+      this._retryTimer = null;
     }
   }
 
@@ -139,10 +307,11 @@ export class KernelLink implements IDisposable {
     this._rejectPending('The link to the kernel closed.');
     if (comm !== null && !comm.isDisposed) {
       try {
-        comm.close();
+        this._send(comm, 'comm_close', {});
       } catch {
         // The kernel is already gone; nothing to tell it.
       }
+      comm.dispose();
     }
   }
 
@@ -161,6 +330,8 @@ export class KernelLink implements IDisposable {
     switch (parsed.type) {
       case 'snapshot':
         this._gotSnapshot = true;
+        this._stopRetrying();
+        learnStates(parsed.states);
         this._dispatch({ type: 'snapshot', msg: parsed, now });
         break;
       case 'delta':
@@ -203,12 +374,18 @@ export class KernelLink implements IDisposable {
 
   private _onStatus(_: Kernel.IKernelConnection, status: KernelMessage.Status): void {
     if (['restarting', 'autorestarting', 'dead', 'terminating'].includes(status)) {
-      // The kernel's comms died with it (and services disposed ours): forget every task.
+      // The kernel's comms and subshells died with it: forget every task.
       this._comm = null;
+      this._subshellId = undefined;
+      this._attempt += 1;
+      this._stopRetrying();
       this._rejectPending('The kernel restarted.');
       this._dispatch({ type: 'reset', connection: status === 'dead' ? 'no-kernel' : 'connecting' });
       this._openWhenReady = status !== 'dead' && status !== 'terminating';
       return;
+    }
+    if (status === 'idle' && this._state.waiting && this._state.connection === 'connecting') {
+      this._dispatch({ type: 'waiting', waiting: false });
     }
     this._maybeOpen();
   }
@@ -234,6 +411,12 @@ export class KernelLink implements IDisposable {
     }
     if (KernelMessage.isExecuteInputMsg(msg) && RETRY_TRIGGER.test(msg.content.code)) {
       this._retryAfter.add(msg.parent_header.msg_id as string);
+      // Over a subshell, the target can be reached as soon as the cell registers it;
+      // without one, every attempt would wait behind the cell anyway.
+      this._startRetrying();
+      if (this._subshellId === null) {
+        this._dispatch({ type: 'waiting', waiting: true });
+      }
     } else if (
       KernelMessage.isStatusMsg(msg) &&
       msg.content.execution_state === 'idle' &&
@@ -241,6 +424,7 @@ export class KernelLink implements IDisposable {
     ) {
       // That code has finished: the target may be registered now.
       this._retryAfter.clear();
+      this._stopRetrying();
       this._openWhenReady = true;
       this._maybeOpen();
     }
@@ -265,6 +449,9 @@ export class KernelLink implements IDisposable {
 
   private _state: IState = initialState('connecting');
   private _comm: Kernel.IComm | null = null;
+  private _subshellId: string | null | undefined = undefined;
+  private _attempt = 0;
+  private _retryTimer: ReturnType<typeof setInterval> | null = null;
   private _gotSnapshot = false;
   private _openWhenReady = false;
   private _isDisposed = false;

@@ -5,14 +5,13 @@
  * No JupyterLab or DOM imports: tested with node's test runner (test/model.test.ts).
  */
 
-import {
-  IDeltaMsg,
-  ISnapshotMsg,
-  ITask,
-  TaskState,
-  Totals,
-  isTerminal
-} from './protocol';
+import { IDeltaMsg, IHistoryTask, ISnapshotMsg, ITask, Totals } from './protocol';
+import { isTerminal, stateRank } from './states';
+
+/** Whether the task has ended, by its own `terminal` flag or (older kernels) its state. */
+export function taskEnded(task: { state: string; terminal?: boolean }): boolean {
+  return isTerminal(task.state, task.terminal);
+}
 
 /** Where the link to the active kernel stands. */
 export type ConnectionState =
@@ -35,6 +34,11 @@ export interface ITaskEntry {
 
 export interface IState {
   readonly connection: ConnectionState;
+  /**
+   * The kernel cannot answer the panel until its running cell ends (no subshells):
+   * the comm is queued behind the cell (connecting), or the cell may load hermes (unavailable).
+   */
+  readonly waiting: boolean;
   readonly error: string | null;
   /** Highest message sequence number applied on the current comm. */
   readonly seq: number;
@@ -42,7 +46,14 @@ export interface IState {
   readonly totals: Totals;
   /** Ids of tasks already seen terminal: each one notifies at most once. */
   readonly seenTerminal: ReadonlySet<string>;
+  /** Tasks of earlier kernels (journal), oldest first: read-only. */
+  readonly history: readonly IHistoryTask[];
+  /** Requests the kernel answers. */
+  readonly ops: ReadonlySet<string>;
 }
+
+/** What a kernel of the first release answers (its snapshot has no `ops`). */
+const FIRST_OPS = ['steer', 'cancel', 'collect', 'snapshot'];
 
 export type Action =
   | { type: 'connecting' }
@@ -50,6 +61,7 @@ export type Action =
   | { type: 'delta'; msg: IDeltaMsg; now: number }
   | { type: 'unavailable' }
   | { type: 'error'; error: string }
+  | { type: 'waiting'; waiting: boolean }
   /** Kernel restarted, died, or the notebook switched kernels: forget every task. */
   | { type: 'reset'; connection: ConnectionState };
 
@@ -62,11 +74,14 @@ export interface IReduction {
 export function initialState(connection: ConnectionState = 'no-kernel'): IState {
   return {
     connection,
+    waiting: false,
     error: null,
     seq: 0,
     tasks: new Map(),
     totals: {},
-    seenTerminal: new Set()
+    seenTerminal: new Set(),
+    history: [],
+    ops: new Set(FIRST_OPS)
   };
 }
 
@@ -83,7 +98,11 @@ export function reduce(state: IState, action: Action): IReduction {
     case 'unavailable':
       return unchanged({ ...initialState('unavailable') });
     case 'error':
-      return unchanged({ ...state, connection: 'error', error: action.error });
+      return unchanged({ ...state, connection: 'error', waiting: false, error: action.error });
+    case 'waiting':
+      return unchanged(
+        state.connection === 'connected' ? state : { ...state, waiting: action.waiting }
+      );
     case 'reset':
       return unchanged(initialState(action.connection));
   }
@@ -108,18 +127,21 @@ function applySnapshot(state: IState, msg: ISnapshotMsg, now: number): IReductio
     // Unknown tasks already finished before we connected (page reload): no notification.
     if (prev !== undefined) {
       noteFinished(prev, entry.task, seen, finished);
-    } else if (isTerminal(entry.task.state)) {
+    } else if (taskEnded(entry.task)) {
       seen.add(task.id);
     }
   }
   return {
     state: {
       connection: 'connected',
+      waiting: false,
       error: null,
       seq: msg.seq,
       tasks,
       totals: msg.totals,
-      seenTerminal: seen
+      seenTerminal: seen,
+      history: msg.history ?? [],
+      ops: new Set(Array.isArray(msg.ops) ? msg.ops : FIRST_OPS)
     },
     finished
   };
@@ -163,11 +185,11 @@ function noteFinished(
   seen: Set<string>,
   finished: ITask[]
 ): void {
-  if (!isTerminal(task.state) || seen.has(task.id)) {
+  if (!taskEnded(task) || seen.has(task.id)) {
     return;
   }
   seen.add(task.id);
-  if (prev === undefined || !isTerminal(prev.task.state)) {
+  if (prev === undefined || !taskEnded(prev.task)) {
     finished.push(task);
   }
 }
@@ -177,44 +199,41 @@ function noteFinished(
 export interface ICounts {
   running: number;
   queued: number;
+  /** Live in a state this frontend does not know by name (a newer kernel's). */
+  otherLive: number;
   finished: number;
   total: number;
 }
 
 export function counts(state: IState): ICounts {
-  const c: ICounts = { running: 0, queued: 0, finished: 0, total: 0 };
+  const c: ICounts = { running: 0, queued: 0, otherLive: 0, finished: 0, total: 0 };
   for (const { task } of state.tasks.values()) {
     c.total += 1;
-    if (task.state === 'running') {
+    if (taskEnded(task)) {
+      c.finished += 1;
+    } else if (task.state === 'running') {
       c.running += 1;
     } else if (task.state === 'queued') {
       c.queued += 1;
     } else {
-      c.finished += 1;
+      c.otherLive += 1;
     }
   }
   return c;
 }
 
-/** The status-bar text: "2 running · 1 queued". */
+/** The status-bar text: "2 running · 1 queued" (· "1 other live" when a newer kernel says so). */
 export function statusText(c: ICounts): string {
-  return `${c.running} running · ${c.queued} queued`;
+  const other = c.otherLive > 0 ? ` · ${c.otherLive} other live` : '';
+  return `${c.running} running · ${c.queued} queued${other}`;
 }
 
-const STATE_RANK: Record<TaskState, number> = {
-  running: 0,
-  queued: 1,
-  failed: 2,
-  interrupted: 2,
-  succeeded: 2,
-  cancelled: 2
-};
-
-/** Display order: running, then queued, then finished; newest first within each. */
+/** Display order: running, then other live states, then finished; newest first within each. */
 export function orderedTasks(state: IState): ITaskEntry[] {
+  const rank = (t: ITask) => stateRank(t.state, t.terminal);
   return [...state.tasks.values()].sort(
     (a, b) =>
-      STATE_RANK[a.task.state] - STATE_RANK[b.task.state] ||
+      rank(a.task) - rank(b.task) ||
       b.task.created_at - a.task.created_at ||
       (a.task.id < b.task.id ? -1 : a.task.id > b.task.id ? 1 : 0)
   );
@@ -223,7 +242,7 @@ export function orderedTasks(state: IState): ITaskEntry[] {
 /** Elapsed seconds now: a running task keeps ticking between deltas. */
 export function elapsedNow(entry: ITaskEntry, now: number): number {
   const { task } = entry;
-  if (task.state !== 'running') {
+  if (task.state !== 'running' || taskEnded(task)) {
     return task.elapsed_s;
   }
   return task.elapsed_s + Math.max(0, now - entry.receivedAt) / 1000;
@@ -275,15 +294,27 @@ export function finishNotice(task: ITask): { kind: NotificationKind; message: st
   }
 }
 
-const PY_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** A Python variable name to offer when collecting a task: its name if usable, else `result_<id>`. */
+/**
+ * The variable name offered when collecting a task: `result_<id>`, never the task's name
+ * (in `review = %delegate -n review ...` that name holds the Task). Sent with `free: true`
+ * when the user keeps it, so the kernel takes a free variant if the name is taken.
+ */
 export function suggestedVariable(task: ITask): string {
-  const fromName = (task.name ?? '').trim().replace(/[^A-Za-z0-9_]+/g, '_');
-  if (fromName && PY_IDENTIFIER.test(fromName)) {
-    return fromName;
-  }
   return `result_${task.id.replace(/[^A-Za-z0-9_]+/g, '_')}`;
+}
+
+/** One line for a task of an earlier kernel: "t3 'review' · interrupted (kernel stopped)". */
+export function historyLine(task: IHistoryTask): string {
+  const label = task.name ? `${task.id} '${task.name}'` : task.id;
+  const why =
+    task.state === 'interrupted'
+      ? ' — its kernel stopped before it ended'
+      : task.error
+        ? ` — ${firstLine(task.error)}`
+        : task.summary
+          ? ` — ${firstLine(task.summary)}`
+          : '';
+  return `${label} · ${task.state}${why}`;
 }
 
 function firstLine(text: string | null): string {

@@ -20,10 +20,12 @@ import {
   elapsedNow,
   formatElapsed,
   formatTokens,
+  historyLine,
   orderedTasks,
-  statusText
+  statusText,
+  taskEnded
 } from './model';
-import { ITask, isTerminal } from './protocol';
+import { IHistoryTask, ITask } from './protocol';
 
 /** Output lines shown per task (the kernel sends a few more). */
 const OUTPUT_LINES = 6;
@@ -50,7 +52,11 @@ export class HermesPanel extends Widget {
       this._controller.activeLink?.reconnect()
     );
     this._list = el('ul', 'jp-HermesPanel-list');
-    this.node.append(header, this._notice, this._reconnect, this._list);
+    this._history = el('details', 'jp-HermesPanel-history');
+    this._historyTitle = el('summary', 'jp-HermesPanel-historyTitle');
+    this._historyList = el('ul', 'jp-HermesPanel-historyList');
+    this._history.append(this._historyTitle, this._historyList);
+    this.node.append(header, this._notice, this._reconnect, this._list, this._history);
 
     _controller.activeChanged.connect(this._render, this);
     this._render();
@@ -87,6 +93,7 @@ export class HermesPanel extends Widget {
       this._rows.clear();
       this._rowsLink = link;
     }
+    this._renderHistory(link === null ? [] : state.history);
     if (link === null) {
       return;
     }
@@ -133,6 +140,28 @@ export class HermesPanel extends Widget {
     }
   }
 
+  /** Tasks of earlier kernels (journal): read-only lines, interrupted ones marked. */
+  private _renderHistory(history: readonly IHistoryTask[]): void {
+    this._history.hidden = history.length === 0;
+    const key = history.map(t => `${t.session}/${t.id}/${t.state}`).join(',');
+    if (key === this._historyKey) {
+      return;
+    }
+    this._historyKey = key;
+    const interrupted = history.filter(t => t.state === 'interrupted').length;
+    this._historyTitle.textContent =
+      `Earlier kernels: ${history.length} task${history.length === 1 ? '' : 's'}` +
+      (interrupted ? ` (${interrupted} interrupted)` : '');
+    this._historyList.replaceChildren(
+      ...[...history].reverse().map(t => {
+        const li = el('li', 'jp-HermesPanel-historyItem', historyLine(t));
+        li.dataset.state = t.state;
+        li.title = t.goal;
+        return li;
+      })
+    );
+  }
+
   private _startTicking(): void {
     if (this._ticker === null) {
       this._ticker = setInterval(() => this._tick(), 1000);
@@ -161,6 +190,10 @@ export class HermesPanel extends Widget {
   private _notice: HTMLElement;
   private _reconnect: HTMLButtonElement;
   private _list: HTMLElement;
+  private _history: HTMLDetailsElement;
+  private _historyTitle: HTMLElement;
+  private _historyList: HTMLElement;
+  private _historyKey = '';
   private _rows = new Map<string, TaskRow>();
   private _rowsLink: KernelLink | null = null;
   private _ticker: ReturnType<typeof setInterval> | null = null;
@@ -171,9 +204,15 @@ function noticeText(state: IState, total: number): string {
     case 'no-kernel':
       return 'Open a notebook with a running kernel to see its Hermes tasks.';
     case 'connecting':
-      return 'Connecting to the kernel…';
+      return state.waiting
+        ? 'Waiting for the kernel: it is running a cell and cannot answer the panel until ' +
+            'the cell ends (this kernel has no subshells; ipykernel 7 has them).'
+        : 'Connecting to the kernel…';
     case 'unavailable':
-      return 'Hermes is not loaded in this kernel. Run %load_ext hermes_jupyter in a cell.';
+      return state.waiting
+        ? 'Waiting for the kernel: the running cell may load Hermes; the panel connects ' +
+            'when it ends (this kernel has no subshells; ipykernel 7 has them).'
+        : 'Hermes is not loaded in this kernel. Run %load_ext hermes_jupyter in a cell.';
     case 'error':
       return `Hermes link error: ${state.error ?? 'unknown'}`;
     case 'connected':
@@ -191,7 +230,7 @@ class TaskRow {
     const form = el('form', 'jp-HermesTask-steerForm');
     this._input.type = 'text';
     this._input.className = 'jp-HermesTask-steerInput jp-mod-styled';
-    this._input.placeholder = 'Steer: tell the agent something…';
+    this._input.placeholder = 'Steer the agent…';
     this._input.setAttribute('aria-label', 'Steering message');
     form.append(this._input, this._steerButton);
     form.addEventListener('submit', ev => {
@@ -216,8 +255,13 @@ class TaskRow {
 
   update(entry: ITaskEntry, now: number): void {
     const task = entry.task;
+    if (this._task !== null && this._task.state !== task.state) {
+      // "Cancelling t6…" or "…stored in result_t5 when it ends" described the old state.
+      this._feedback.hidden = true;
+      this._feedback.textContent = '';
+    }
     this._task = task;
-    const done = isTerminal(task.state);
+    const done = taskEnded(task);
     this.node.dataset.taskId = task.id;
     this.node.dataset.state = task.state;
     this._badge.textContent = task.state;
@@ -285,8 +329,14 @@ class TaskRow {
 
   private _run(pending: Promise<IOutcome | null>, after?: (ok: boolean) => void): void {
     this._feedback.hidden = true;
+    const askedIn = this._task?.state;
     void pending.then(outcome => {
       if (outcome === null) {
+        return;
+      }
+      if (outcome.ok && this._task !== null && this._task.state !== askedIn) {
+        // The state moved on before the reply came: the reply is already out of date.
+        after?.(outcome.ok);
         return;
       }
       this._feedback.textContent = outcome.text;

@@ -7,27 +7,14 @@
 /** Comm target registered in the kernel by `hermes_jupyter.comm.register`. */
 export const COMM_TARGET = 'hermes_jupyter';
 
-/** Protocol version this frontend speaks; the kernel refuses any other. */
+/**
+ * Protocol version this frontend speaks. It stays 1: every change is additive, each side
+ * ignores fields it does not know, and neither side closes on another number.
+ */
 export const PROTOCOL_VERSION = 1;
 
-export type TaskState =
-  | 'queued'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'cancelled'
-  | 'interrupted';
-
-export const TERMINAL_STATES: ReadonlySet<TaskState> = new Set<TaskState>([
-  'succeeded',
-  'failed',
-  'cancelled',
-  'interrupted'
-]);
-
-export function isTerminal(state: TaskState): boolean {
-  return TERMINAL_STATES.has(state);
-}
+export { TaskState, isTerminal } from './states';
+import { TaskState } from './states';
 
 export interface ISteerRecord {
   message: string;
@@ -56,6 +43,24 @@ export interface ITask {
   error: string | null;
   summary: string | null;
   version: number;
+  /** Whether `state` is an end (kernels from this release on send it; else known states decide). */
+  terminal?: boolean;
+}
+
+/** A task of an earlier kernel, from the live session's journal: read-only. */
+export interface IHistoryTask {
+  session: string;
+  id: string;
+  name: string | null;
+  goal: string;
+  model: string;
+  state: TaskState;
+  terminal?: boolean;
+  created_at: number;
+  ended_at: number | null;
+  exit_reason: string | null;
+  error: string | null;
+  summary: string | null;
 }
 
 /** Session-wide counters, passed through from the kernel's refresher. */
@@ -68,6 +73,12 @@ export interface ISnapshotMsg {
   seq: number;
   tasks: ITask[];
   totals: Totals;
+  /** Requests the kernel answers (absent: the four of the first release). */
+  ops?: string[];
+  /** Every task state the kernel has, live and terminal. */
+  states?: { live?: string[]; terminal?: string[] };
+  /** Tasks of earlier kernels (with a journal), oldest first. */
+  history?: IHistoryTask[];
 }
 
 /** Coalesced changes (≤ 10 per second); only tasks that changed since the last message. */
@@ -89,6 +100,11 @@ export interface IReplyMsg {
   ok: boolean;
   message?: string;
   error?: string;
+  /** Why a request was refused: `variable_exists`, `unknown_op`, `unknown_task`, ... */
+  code?: string;
+  /** With `variable_exists`: the taken name, and a free one the kernel suggests. */
+  variable?: string;
+  suggestion?: string;
 }
 
 /** A problem not tied to a request (for example a protocol mismatch before closing). */
@@ -103,13 +119,21 @@ export type KernelMessage = ISnapshotMsg | IDeltaMsg | IReplyMsg | IErrorMsg;
 
 export type RequestOp = 'steer' | 'cancel' | 'collect' | 'snapshot';
 
-export interface IRequest {
-  type: 'request';
-  id: string;
-  op: RequestOp;
+/** Fields a request may carry; a kernel ignores the ones it does not know. */
+export interface IRequestFields {
   task?: string;
   message?: string;
   variable?: string;
+  /** collect: `variable` is the offered name, so bind a free variant if it is taken. */
+  free?: boolean;
+  /** collect: the user confirmed replacing what `variable` holds. */
+  overwrite?: boolean;
+}
+
+export interface IRequest extends IRequestFields {
+  type: 'request';
+  id: string;
+  op: RequestOp;
 }
 
 /** Data of the frontend's `comm_open`. */
@@ -137,11 +161,22 @@ function isTask(value: unknown): value is ITask {
   );
 }
 
+function isHistoryTask(value: unknown): value is IHistoryTask {
+  return (
+    isObject(value) &&
+    typeof value.id === 'string' &&
+    typeof value.session === 'string' &&
+    typeof value.state === 'string'
+  );
+}
+
 /**
  * Validate a comm message's data; null for anything this frontend cannot use.
  *
  * Checks the envelope and the fields the state logic relies on; display fields
- * are trusted to be what the kernel documents.
+ * are trusted to be what the kernel documents. Fields it does not know are kept and
+ * ignored, the `protocol` number is not checked (changes are additive), and a message
+ * type it does not know is dropped (null).
  */
 export function parseKernelMessage(data: unknown): KernelMessage | null {
   if (!isObject(data) || typeof data.seq !== 'number') {
@@ -158,7 +193,10 @@ export function parseKernelMessage(data: unknown): KernelMessage | null {
       }
       return {
         ...(data as unknown as ISnapshotMsg | IDeltaMsg),
-        totals: isObject(data.totals) ? data.totals : {}
+        totals: isObject(data.totals) ? data.totals : {},
+        ...(data.type === 'snapshot'
+          ? { history: Array.isArray(data.history) ? data.history.filter(isHistoryTask) : [] }
+          : {})
       };
     case 'reply':
       return typeof data.id === 'string' && typeof data.ok === 'boolean'

@@ -16,6 +16,7 @@ import {
   initialState,
   orderedTasks,
   reduce,
+  historyLine,
   statusText,
   suggestedVariable
 } from '../src/model';
@@ -121,7 +122,7 @@ describe('delta', () => {
       { type: 'delta', msg: delta(2, [task('t2', 'running', 2), task('t3', 'queued')]), now }
     );
     assert.equal(state.tasks.get('t2')?.task.state, 'running');
-    assert.deepEqual(counts(state), { running: 2, queued: 1, finished: 0, total: 3 });
+    assert.deepEqual(counts(state), { running: 2, queued: 1, otherLive: 0, finished: 0, total: 3 });
     assert.deepEqual(state.totals, { n: 2 });
   });
 
@@ -193,7 +194,7 @@ describe('kernel life cycle', () => {
       { type: 'reset', connection: 'connecting' }
     );
     assert.equal(state.tasks.size, 0);
-    assert.deepEqual(counts(state), { running: 0, queued: 0, finished: 0, total: 0 });
+    assert.deepEqual(counts(state), { running: 0, queued: 0, otherLive: 0, finished: 0, total: 0 });
     assert.equal(state.connection, 'connecting');
   });
 
@@ -233,7 +234,7 @@ describe('derived views', () => {
   });
 
   it('status text', () => {
-    assert.equal(statusText({ running: 2, queued: 1, finished: 4, total: 7 }), '2 running · 1 queued');
+    assert.equal(statusText({ running: 2, queued: 1, otherLive: 0, finished: 4, total: 7 }), '2 running · 1 queued');
   });
 
   it('running tasks tick between deltas; finished ones do not', () => {
@@ -264,10 +265,67 @@ describe('derived views', () => {
     assert.equal(finishNotice(task('t3', 'cancelled')).kind, 'warning');
   });
 
-  it('suggests a Python variable name', () => {
-    assert.equal(suggestedVariable(task('t1', 'succeeded', 1, { name: 'lit review' })), 'lit_review');
-    assert.equal(suggestedVariable(task('t1', 'succeeded', 1, { name: '2nd' })), 'result_t1');
+  it('offers result_<id>, never the task name (which may hold the Task)', () => {
+    // the quickstart: review = %delegate -n review ...
+    assert.equal(suggestedVariable(task('t2', 'succeeded', 1, { name: 'review' })), 'result_t2');
+    assert.equal(suggestedVariable(task('t1', 'succeeded', 1, { name: 'lit review' })), 'result_t1');
     assert.equal(suggestedVariable(task('t-7', 'succeeded')), 'result_t_7');
+  });
+
+  it('shows a state it does not know as live, and follows the kernel\'s terminal flag', () => {
+    const { state, finished } = run(
+      { type: 'snapshot', msg: snapshot(1, [task('t1', 'running'), task('t2', 'queued')]), now: 0 },
+      {
+        type: 'delta',
+        msg: delta(2, [
+          task('t1', 'awaiting_approval', 2),
+          task('t2', 'skipped', 2, { terminal: true })
+        ]),
+        now: 0
+      }
+    );
+    assert.deepEqual(counts(state), { running: 0, queued: 0, otherLive: 1, finished: 1, total: 2 });
+    assert.deepEqual(finished, ['t2']);
+    assert.deepEqual(orderedTasks(state).map(e => e.task.id), ['t1', 't2']);
+    assert.equal(statusText(counts(state)), '0 running · 0 queued · 1 other live');
+    const waiting = { task: task('t1', 'awaiting_approval', 1, { elapsed_s: 3 }), receivedAt: 0 };
+    assert.equal(elapsedNow(waiting, 1000), 3); // only running ticks
+  });
+
+  it('keeps fields it does not know, ignores the protocol number, lists history', () => {
+    const msg = parseKernelMessage({
+      ...snapshot(1, [{ ...task('t1', 'running'), cost: 0.12, parent: 't0' } as ITask]),
+      protocol: 7,
+      ops: ['steer', 'approve'],
+      history: [
+        { session: 's1', id: 't1', state: 'interrupted', name: 'old', goal: 'g' },
+        { bogus: true }
+      ]
+    });
+    assert.ok(msg !== null && msg.type === 'snapshot');
+    const { state } = run({ type: 'snapshot', msg: msg as ISnapshotMsg, now: 0 });
+    assert.equal(state.connection, 'connected');
+    assert.equal((state.tasks.get('t1')?.task as unknown as { cost: number }).cost, 0.12);
+    assert.deepEqual([...state.ops], ['steer', 'approve']);
+    assert.equal(state.history.length, 1);
+    assert.equal(
+      historyLine(state.history[0]),
+      "t1 'old' · interrupted — its kernel stopped before it ended"
+    );
+    // a first-release kernel sends no ops: it answers the original four
+    const old = run({ type: 'snapshot', msg: snapshot(1, []), now: 0 });
+    assert.deepEqual([...old.state.ops], ['steer', 'cancel', 'collect', 'snapshot']);
+  });
+
+  it('says it waits for a busy kernel, until the snapshot comes', () => {
+    const waiting = run({ type: 'connecting' }, { type: 'waiting', waiting: true });
+    assert.equal(waiting.state.waiting, true);
+    const connected = run(
+      { type: 'connecting' },
+      { type: 'waiting', waiting: true },
+      { type: 'snapshot', msg: snapshot(1, []), now: 0 }
+    );
+    assert.equal(connected.state.waiting, false);
   });
 });
 

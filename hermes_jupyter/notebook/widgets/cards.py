@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...core.models import TaskStatus
+from ...core.models import TaskState, TaskStatus
 
 __all__ = [
     "FINISHED_TAIL_LINES",
@@ -27,7 +27,10 @@ TAIL_LINES = 10
 FINISHED_TAIL_LINES = 5
 """Lines kept on a finished task's card (it shows its summary or error instead)."""
 SUMMARY_LINES = 6
-STATES = ("running", "queued", "succeeded", "failed", "cancelled", "interrupted")
+STATES = tuple(s.value for s in sorted(
+    TaskState, key=lambda s: (s.terminal, s is not TaskState.RUNNING)))
+"""Every state, from `core.models.TaskState` (running first, live before ended): the header
+counts, the filter and the static table follow it; dashboard.js reads it from `_totals`."""
 _LINE = 300
 _TEXT = 800
 

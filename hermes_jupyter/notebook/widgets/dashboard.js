@@ -6,8 +6,16 @@
 // is always whole. Views re-render only the cards whose version changed. Clicks go to the
 // kernel as "action" custom messages; each gets a "reply" custom message.
 
-const STATES = ["running", "queued", "succeeded", "failed", "cancelled", "interrupted"];
-const LIVE = new Set(["running", "queued"]);
+// Task states come from Python (core.models.TaskState), never from a list here: the filter
+// and the counts use the keys of `_totals.counts`, and a card is live unless its `terminal`
+// flag says it ended, so a state added later (awaiting_approval) shows as live.
+function statesOf(totals) {
+  return Object.keys((totals && totals.counts) || {});
+}
+
+function isLive(data) {
+  return !data.terminal;
+}
 
 function render({ model, el }) {
   const view = new DashboardView(model, el);
@@ -25,10 +33,15 @@ class DashboardView {
 
     this.root = h("div", "hj-dash");
     this.header = this.buildHeader();
+    // Shown until the kernel answers our ping: a reopened notebook's saved state is a
+    // snapshot, and its "running" tasks were running then, not now.
+    this.snapshotNote = h("div", "hj-snapshot");
+    this.snapshotNote.hidden = true;
     this.empty = h("div", "hj-empty", "No tasks yet: delegate one and it appears here.");
     this.list = h("div", "hj-cards");
-    this.root.append(this.header, this.empty, this.list);
+    this.root.append(this.header, this.snapshotNote, this.empty, this.list);
     el.append(this.root);
+    this.live = false;
 
     this.onChange = () => this.schedule();
     this.onMsg = (msg) => this.onReply(msg);
@@ -37,10 +50,33 @@ class DashboardView {
     this.timer = setInterval(() => this.tickClock(), 1000);
     this.update();
     this.renderTotals();
+    this.ping();
+  }
+
+  ping() {
+    try {
+      this.model.send({ type: "ping" });
+    } catch (err) {
+      // no kernel behind this model (a saved notebook opened without one)
+    }
+    // The kernel answers at once (over a subshell even while a cell runs); until it does,
+    // say what this is. A kernel busy without subshells answers after its cell.
+    this.pingTimer = setTimeout(() => { if (!this.live) this.showSnapshot(); }, 2000);
+  }
+
+  showSnapshot() {
+    const at = (this.model.get("_totals") || {}).at;
+    const when = at ? new Date(at * 1000).toLocaleString() : "an earlier run";
+    this.snapshotNote.textContent = `Snapshot of ${when}, not live: this kernel does not ` +
+      "have this dashboard (any more). Run %hermes_dashboard (or hj.dashboard()) for a live one.";
+    this.snapshotNote.hidden = false;
+    this.root.dataset.snapshot = "true";
+    for (const card of this.cards.values()) card.renderStats(Date.now());
   }
 
   dispose() {
     clearInterval(this.timer);
+    clearTimeout(this.pingTimer);
     this.model.off("change", this.onChange);
     this.model.off("msg:custom", this.onMsg);
   }
@@ -62,11 +98,7 @@ class DashboardView {
     this.usage = h("span", "hj-usage");
     this.select = h("select", "hj-filter");
     this.select.title = "Show tasks in this state";
-    for (const value of ["all", ...STATES]) {
-      const option = h("option", null, value === "all" ? "all states" : value);
-      option.value = value;
-      this.select.append(option);
-    }
+    this.stateKey = null;
     this.select.addEventListener("change", () => {
       this.filter = this.select.value;
       for (const card of this.cards.values()) this.applyFilter(card);
@@ -82,8 +114,23 @@ class DashboardView {
   renderTotals() {
     const totals = this.model.get("_totals") || {};
     const counts = totals.counts || {};
+    const states = statesOf(totals);
+    if (states.join() !== this.stateKey) {
+      this.stateKey = states.join();
+      this.select.replaceChildren(...["all", ...states].map((value) => {
+        const option = h("option", null, value === "all" ? "all states" : value);
+        option.value = value;
+        return option;
+      }));
+      this.select.value = states.includes(this.filter) ? this.filter : "all";
+    }
+    const live = this.liveCount();
+    if (live !== this.lastLive) {
+      if (this.lastLive !== undefined) show(this.headerReply, "", null); // "Asked 2 tasks to stop."
+      this.lastLive = live;
+    }
     this.counts.replaceChildren(
-      ...STATES.filter((s) => s !== "interrupted" || counts[s]).map((s) => {
+      ...states.filter((s) => s !== "interrupted" || counts[s]).map((s) => {
         const chip = h("span", "hj-count", `${counts[s] || 0} ${s}`);
         chip.dataset.state = s;
         return chip;
@@ -91,7 +138,13 @@ class DashboardView {
     );
     this.usage.textContent =
       `${fmt(totals.tokens || 0)} tokens · ${plural(totals.api_calls || 0, "call")}`;
-    this.cancelAll.disabled = !(counts.running || counts.queued);
+    this.cancelAll.disabled = this.liveCount() === 0;
+  }
+
+  liveCount() {
+    let n = 0;
+    for (const card of this.cards.values()) if (isLive(card.data)) n += 1;
+    return n;
   }
 
   update() {
@@ -129,6 +182,7 @@ class DashboardView {
   }
 
   tickClock() {
+    if (!this.live) return; // a snapshot's clocks stand still
     const now = Date.now();
     for (const card of this.cards.values()) {
       if (card.data.state === "running") card.renderStats(now);
@@ -137,18 +191,31 @@ class DashboardView {
 
   request(fields, replyEl, onOk) {
     const card = this.cards.get(fields.task);
-    if (card) card.pinned = true; // keep the answer in sight when the task ends
     const req = `${this.viewId}-${++this.counter}`;
+    if (card) {
+      card.pinned = true; // keep the answer in sight when the task ends
+      card.askedIn[req] = card.data.state;
+    }
     this.pending.set(req, onOk || null);
     show(replyEl, "…", null);
     this.model.send(Object.assign({ type: "action", req }, fields));
   }
 
   onReply(msg) {
+    if (msg && msg.type === "pong") {
+      this.live = true;
+      this.snapshotNote.hidden = true;
+      delete this.root.dataset.snapshot;
+      return;
+    }
     if (!msg || msg.type !== "reply") return;
-    const target = msg.action === "cancel_all" ? this.headerReply
-      : (this.cards.get(msg.task) || {}).reply;
-    if (target) show(target, msg.text, msg.ok);
+    const card = this.cards.get(msg.task);
+    const target = msg.action === "cancel_all" ? this.headerReply : (card || {}).reply;
+    if (target && card && msg.ok && card.askedIn[msg.req] !== undefined &&
+        card.askedIn[msg.req] !== card.data.state) {
+      // the task changed state before the answer came: "Cancelling t6…" is already stale
+    } else if (target) show(target, msg.text, msg.ok);
+    if (card && msg.code === "variable_exists") card.offerReplace(msg);
     if (this.pending.has(msg.req)) {
       const onOk = this.pending.get(msg.req);
       this.pending.delete(msg.req);
@@ -164,6 +231,7 @@ class Card {
     this.num = number(data.id);
     this.pinned = false; // the user opened/closed it or clicked in it: we stop collapsing it
     this.receivedAt = Date.now();
+    this.askedIn = {}; // request id -> the task's state when it was asked
 
     const el = (this.el = h("details", "hj-card"));
     el.dataset.taskId = data.id;
@@ -206,13 +274,18 @@ class Card {
     this.steerBtn.addEventListener("click", steer);
     this.steerInput.addEventListener("keydown", (e) => { if (e.key === "Enter") steer(); });
 
+    // The offered name: kept as is, the kernel takes a free variant if it is taken; a name
+    // the user typed that holds something is replaced only after "Replace" is clicked.
+    const offered = `result_${id}`;
     this.varInput = h("input", "hj-collect-var");
-    this.varInput.value = `result_${id}`;
+    this.varInput.value = offered;
     this.varInput.title = "Notebook variable that receives the TaskResult";
     this.collectBtn = h("button", "hj-btn hj-collect", "Collect");
-    this.collectBtn.addEventListener("click", () =>
-      this.view.request({ action: "collect", task: id, variable: this.varInput.value.trim() },
-        this.reply));
+    this.collectBtn.addEventListener("click", () => {
+      const variable = this.varInput.value.trim();
+      this.view.request({ action: "collect", task: id, variable, free: variable === offered },
+        this.reply);
+    });
 
     this.cancelBtn = h("button", "hj-btn hj-danger hj-cancel", "Cancel");
     this.cancelBtn.addEventListener("click", () =>
@@ -226,11 +299,27 @@ class Card {
     return row;
   }
 
+  /** After "`x` already holds a …": a button to replace it, and the free name in the box. */
+  offerReplace(msg) {
+    const replace = h("button", "hj-btn hj-danger hj-replace", `Replace ${msg.variable}`);
+    replace.addEventListener("click", () =>
+      this.view.request({ action: "collect", task: this.data.id, variable: msg.variable,
+        overwrite: true }, this.reply));
+    this.reply.append(" ", replace);
+    if (msg.suggestion) this.varInput.value = msg.suggestion;
+  }
+
   set(data, now) {
+    if (this.data.state !== data.state) {
+      // reply lines ("Cancelling t6…", "…stored in result_t5 when it ends") described the
+      // old state: they go with it
+      show(this.reply, "", null);
+    }
     this.data = data;
     this.receivedAt = now;
-    const live = LIVE.has(data.state);
+    const live = isLive(data);
     this.el.dataset.state = data.state;
+    this.el.dataset.ended = String(!live); // open, an ended card's head hides its summary line
     this.badge.textContent = data.state;
     this.badge.dataset.state = data.state;
     this.title.replaceChildren(
@@ -251,17 +340,23 @@ class Card {
   renderStats(now) {
     const d = this.data;
     let seconds = d.elapsed_s;
-    if (d.state === "running") seconds += Math.max(0, (now - this.receivedAt) / 1000);
-    this.stats.textContent =
-      `${d.model} · ${elapsed(seconds)} · ${plural(d.api_calls, "call")} · ${fmt(d.tokens)} tokens`;
+    const snapshot = !this.view.live && this.view.root.dataset.snapshot === "true";
+    if (d.state === "running" && !snapshot) {
+      seconds += Math.max(0, (now - this.receivedAt) / 1000);
+    }
+    const then = snapshot && isLive(d) ? " (then)" : "";
+    this.stats.textContent = `${d.model} · ${elapsed(seconds)}${then} · ` +
+      `${plural(d.api_calls, "call")} · ${fmt(d.tokens)} tokens`;
   }
 
   renderBody() {
     const d = this.data;
     this.stale = false;
     this.goal.textContent = d.goal;
-    this.tail.textContent = d.tail.join("\n");
-    this.tail.hidden = d.tail.length === 0;
+    // A finished card shows its summary (or error) once: not again as output lines.
+    const ended = !isLive(d) && Boolean(d.summary || d.error);
+    this.tail.textContent = ended ? "" : d.tail.join("\n");
+    this.tail.hidden = ended || d.tail.length === 0;
     this.tail.scrollTop = this.tail.scrollHeight;
     this.steering.replaceChildren(...d.steering.map((s) => {
       const item = h("li", "hj-steer-item");

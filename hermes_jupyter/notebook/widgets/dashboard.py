@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,7 @@ import anywidget
 from ...core.errors import HermesError
 from ...core.models import TaskStatus
 from ...engine.refresher import get_refresher, session_totals
-from ..binding import collect_into, default_variable
+from ..binding import VariableExistsError, collect_into, default_variable, free_variable
 from .cards import card, newest_first, totals_card
 from .static_view import render_html, render_text
 
@@ -80,6 +81,7 @@ class Dashboard(anywidget.AnyWidget):
         self._cards: dict[str, dict[str, Any]] = {}
         self._ids: list[str] = []  # every task id in creation order
         self._header: dict[str, Any] = {}
+        self._changed_at = time.time()  # the state's time, saved with it (`_totals.at`)
         self._opened = False  # a comm exists: deltas may be sent
         self._closing = False
         # The sink first: a change landing before the comm opens is stored, then is part of
@@ -168,7 +170,7 @@ class Dashboard(anywidget.AnyWidget):
                 if name == "_ids":
                     state[name] = list(self._ids)
                 elif name == "_totals":
-                    state[name] = dict(self._header)
+                    state[name] = {**self._header, "at": self._changed_at}
                 elif name.startswith(_KEY) and name[len(_KEY):] in self._cards:
                     state[name] = self._cards[name[len(_KEY):]]
         return state
@@ -185,8 +187,9 @@ class Dashboard(anywidget.AnyWidget):
         data, metadata = bundle
         with self._lock:
             cards, header = newest_first(self._cards), dict(self._header)
-        data = {**data, "text/plain": render_text(cards, header),
-                "text/html": render_html(cards, header)}
+        now = time.time()
+        data = {**data, "text/plain": render_text(cards, header, now),
+                "text/html": render_html(cards, header, now)}
         return data, metadata
 
     # ---- refresher thread ----------------------------------------------------------------
@@ -204,6 +207,10 @@ class Dashboard(anywidget.AnyWidget):
             if header != self._header:
                 self._header = header
                 keys.append("_totals")
+            if keys:
+                self._changed_at = time.time()
+                if "_totals" not in keys:
+                    keys.append("_totals")  # carries `at`: a saved notebook says when it was
             if keys and self._opened:
                 self.send_state(keys)  # one comm message: only these keys
 
@@ -215,6 +222,12 @@ class Dashboard(anywidget.AnyWidget):
             _log.exception("hermes_jupyter dashboard sync after a cell failed")
 
     def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            # A view asks whether this kernel still has the dashboard: yes, it is live.
+            with self._lock:
+                if self._opened:
+                    self.send({"type": "pong", "req": content.get("req")})
+            return
         if not isinstance(content, dict) or content.get("type") != "action":
             return
         reply = self.act(content)
@@ -225,15 +238,20 @@ class Dashboard(anywidget.AnyWidget):
     def act(self, request: dict[str, Any]) -> dict[str, Any]:
         """Carry out one button's request; the reply says success or a one-line error."""
         action = request.get("action")
+        extra: dict[str, Any] = {}
         try:
             text, ok = self._dispatch(action, request), True
+        except VariableExistsError as err:
+            text, ok = _one_line(err), False
+            extra = {"code": "variable_exists", "variable": err.variable,
+                     "suggestion": err.suggestion}
         except HermesError as err:
             text, ok = _one_line(err), False
         except Exception as err:  # a bug must not kill the widget: answer it, log it
             _log.exception("hermes_jupyter dashboard action %r failed", action)
             text, ok = _one_line(f"{type(err).__name__}: {err}"), False
         return {"type": "reply", "req": request.get("req"), "action": action,
-                "task": request.get("task"), "ok": ok, "text": text}
+                "task": request.get("task"), "ok": ok, "text": text, **extra}
 
     def _dispatch(self, action: Any, request: dict[str, Any]) -> str:
         session = self.session
@@ -255,8 +273,12 @@ class Dashboard(anywidget.AnyWidget):
                 return f"Cancelling {task.id}…"
             raise HermesError(f"Task {task.id} has already ended ({task.state.value}): "
                               "nothing to cancel.")
-        variable = str(request.get("variable") or "").strip() or default_variable(task.id)
-        return collect_into(self._user_namespace(), task, variable)
+        namespace = self._user_namespace()
+        variable = str(request.get("variable") or "").strip()
+        if not variable or (request.get("free") is True and variable.isidentifier()):
+            # The offered name, untouched by the user: a free variant, never a replacement.
+            variable = free_variable(namespace, variable or default_variable(task.id))
+        return collect_into(namespace, task, variable, overwrite=request.get("overwrite") is True)
 
     def _user_namespace(self) -> dict[str, Any]:
         if self._namespace is not None:

@@ -8,13 +8,16 @@ from the same cards as the live view, as they were when the cell displayed the d
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from ...core.text import plural
 from .cards import STATES
 
-__all__ = ["header_line", "render_html", "render_text"]
+__all__ = ["header_line", "render_html", "render_text", "snapshot_note"]
+
+LIVE_HINT = "run %hermes_dashboard (or hj.dashboard()) for a live one"
 
 _COLORS = {
     "running": "#1a73e8", "queued": "#757575", "succeeded": "#188038",
@@ -34,13 +37,22 @@ def header_line(totals: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def render_text(cards: Sequence[dict[str, Any]], totals: dict[str, Any]) -> str:
-    """A fixed-width table for terminals and `text/plain` readers."""
-    lines = [f"Hermes tasks: {header_line(totals)}"]
-    rows = [(_label(c), c["state"], c["model"], _elapsed(c["elapsed_s"]),
+def snapshot_note(at: float) -> str:
+    """`Snapshot of 2026-11-30 12:03:04 UTC, not live: run %hermes_dashboard ... for a live one`."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+    return f"Snapshot of {stamp}, not live: {LIVE_HINT}."
+
+
+def render_text(cards: Sequence[dict[str, Any]], totals: dict[str, Any],
+                at: float | None = None) -> str:
+    """A fixed-width table for terminals and `text/plain` readers, taken at `at` (epoch s)."""
+    at = time.time() if at is None else at
+    lines = [f"Hermes tasks: {header_line(totals)}", snapshot_note(at)]
+    rows = [(_label(c), c["state"] if c.get("terminal", True) else f"{c['state']} then",
+             c["model"], _elapsed(c["elapsed_s"]),
              plural(c["api_calls"], "call"), f"{c['tokens']:,} tok", _now(c)) for c in cards]
     if not rows:
-        return lines[0] + "\n(no tasks yet)"
+        return "\n".join(lines) + "\n(no tasks yet)"
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for row in rows:
         cols = [v.ljust(w) for v, w in zip(row[:6], widths, strict=True)]
@@ -48,8 +60,14 @@ def render_text(cards: Sequence[dict[str, Any]], totals: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_html(cards: Sequence[dict[str, Any]], totals: dict[str, Any]) -> str:
-    """A self-contained HTML table (inline styles only: no scripts, no classes needed)."""
+def render_html(cards: Sequence[dict[str, Any]], totals: dict[str, Any],
+                at: float | None = None) -> str:
+    """A self-contained HTML table (inline styles only: no scripts, no classes needed).
+
+    Labelled as a snapshot taken at `at` (epoch seconds, default now): a saved notebook shows
+    it long after, and a task "running" in it was running then, not now.
+    """
+    at = time.time() if at is None else at
     head = "".join(
         f'<th style="{_CELL}">{h}</th>'
         for h in ("task", "state", "model", "elapsed", "calls", "tokens", "now / result")
@@ -59,7 +77,8 @@ def render_html(cards: Sequence[dict[str, Any]], totals: dict[str, Any]) -> str:
     )
     return (
         '<div class="hermes-dashboard-static">'
-        f"<p><b>Hermes tasks</b>: {html.escape(header_line(totals))}</p>"
+        f"<p><b>Hermes tasks</b>: {html.escape(header_line(totals))}<br>"
+        f'<i style="opacity:0.75">{html.escape(snapshot_note(at))}</i></p>'
         f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
         "</div>"
     )
@@ -67,8 +86,9 @@ def render_html(cards: Sequence[dict[str, Any]], totals: dict[str, Any]) -> str:
 
 def _row(c: dict[str, Any]) -> str:
     color = _COLORS.get(c["state"], "#757575")
+    state = c["state"] if c.get("terminal", True) else f"{c['state']} then"
     badge = (f'<span style="color:#fff;background:{color};border-radius:3px;padding:0 5px">'
-             f"{html.escape(c['state'])}</span>")
+             f"{html.escape(state)}</span>")
     cells = (
         f"<b>{html.escape(c['name'] or '')}</b> <code>{html.escape(c['id'])}</code>",
         badge,
