@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -516,16 +519,20 @@ def test_snapshot_lists_tasks_of_earlier_kernels_from_the_journal(llm, tmp_path)
     llm.default = Reply(text="done before")
     with journaled() as first:
         first.delegate("from the first kernel", name="old").collect(WAIT)
-    # a kernel that dies with a task running: the next journal says interrupted
+    # a kernel (a real process) that dies with a task running: the next journal says
+    # interrupted, since the row's owner is gone
     llm.default = Reply(text="never ends " * 1000, chunk_size=5, delay=0.01)
-    with journaled() as second:
-        seen = threading.Event()
-        second.subscribe(lambda _event: seen.set())  # runs after the journal's subscriber
-        second.delegate("cut short", name="victim")
-        assert seen.wait(WAIT)
-        assert second.journal is not None
-        second.journal.flush()
-        second.journal.close()  # records nothing more, as if the process died here
+    kernel = textwrap.dedent(f"""
+        import os, sys, hermes_jupyter as hj
+        s = hj.Session(model="m", base_url={llm.base_url!r}, api_keys=["k"],
+                       workspace={str(tmp_path)!r}, journal=True)
+        s.delegate("cut short", name="victim")
+        sys.stdin.readline()
+        os._exit(0)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", kernel], stdin=subprocess.PIPE, text=True)
+    llm.wait_for_chunks(2)
+    proc.communicate("die\n", timeout=30)
     llm.default = Reply(text="done before")
     ip = fake_shell()
     with journaled() as third:

@@ -227,6 +227,19 @@ def test_collect_into_a_variable(live, llm, capsys):
     assert result._repr_markdown_().startswith("*t1: succeeded · parent-model · ")
 
 
+def test_collect_into_a_taken_variable_needs_replace(live, llm, capsys):
+    llm.default = Reply(text="forty-two")
+    cell(live, "review = %delegate -n review answer", capsys)
+    task = live.user_ns["review"]
+    task.collect(10)
+    failed = live.run_cell("%collect_task t1 -o review")
+    _, err = capsys.readouterr()
+    assert not failed.success and live.user_ns["review"] is task  # the Task is kept
+    assert "add --replace" in err and "-o result_t1" in err and "Traceback" not in err
+    result, _, _ = cell(live, "%collect_task t1 -o review --replace", capsys)
+    assert live.user_ns["review"] is result
+
+
 def test_collect_timeout_says_the_task_goes_on_and_stores_the_result_later(live, llm, capsys):
     entered, release, hold = held_tool()
     live.user_ns["hold"] = hold

@@ -32,7 +32,7 @@ from ..core.models import TaskResult
 from ..core.text import plural
 from ..engine.task import Task
 from . import kernel
-from .binding import check_variable_name, collect_into
+from .binding import VariableExistsError, check_variable_name, collect_into
 from .context import context_text
 from .goal import expand
 from .magic_args import (
@@ -196,7 +196,9 @@ class HermesMagics(Magics):
     @_timeout_option
     @argument("-o", "--output", metavar="VAR",
               help="also store the result in notebook variable VAR (later, if you stop "
-                   "waiting)")
+                   "waiting); a VAR that holds another value is refused without --replace")
+    @argument("--replace", action="store_true",
+              help="with -o: replace what VAR holds now")
     def collect_task(self, line: str) -> TaskResult | None:
         """Wait for a task and return its TaskResult: r = %collect_task t1.
 
@@ -210,7 +212,12 @@ class HermesMagics(Magics):
             if later:
                 print(f"{later} Collect it later with %collect_task {task.id}.")
             return result
-        stored = collect_into(self._ns, task, variable)
+        try:
+            stored = collect_into(self._ns, task, variable, overwrite=args.replace)
+        except VariableExistsError as err:
+            raise UsageError(f"%collect_task: `{err.variable}` already holds a value of type "
+                             f"{err.held}: use -o {err.suggestion} (free), or add --replace "
+                             "to replace it.") from None
         if later:
             print(f"{later} {stored}")
         return result
