@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from .models import ExitReason
+
 __all__ = [
     "CollectTimeout",
     "ConfigurationError",
     "HermesError",
     "TaskFinishedError",
+    "ToolsetError",
     "UnknownTaskError",
 ]
 
@@ -33,6 +36,12 @@ class TaskFinishedError(HermesError):
 
 class ConfigurationError(HermesError, ValueError):
     """A setting is missing or wrong; the message names it and how to set it."""
+
+
+class ToolsetError(HermesError):
+    """A toolset could not be loaded for a task (an MCP server did not start)."""
+
+    exit_reason = ExitReason.TOOL_ERROR
 
 
 class CollectTimeout(HermesError, TimeoutError):

@@ -16,14 +16,15 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
 from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, Usage
-from ..tools import build_registry
+from ..core.secrets import Secrets
+from ..tools import McpServerInfo, McpServers, build_registry
 from .credentials import CredentialPool, redact
 from .events import EventBus, Subscriber
 from .journal import Journal, JournalRecord
@@ -45,6 +46,8 @@ class Session:
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys come from
     `api_keys` (list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base
     URL from `base_url`, else OPENAI_BASE_URL, else the openai default.
+    `mcp_servers`: MCP servers as in MCP config files (README "MCP servers as tools"); a task
+    with `toolsets=["mcp:name"]` gets that server's tools.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Session:
         retry: RetryPolicy | None = None,
         journal: str | os.PathLike[str] | bool | None = None,
         first_id: int = 1,
+        mcp_servers: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model or os.environ.get("HERMES_MODEL") or ""
         if not self.model:
@@ -78,9 +82,11 @@ class Session:
         self.task_timeout = task_timeout
         self.workspace = Path(workspace or os.getcwd()).resolve()
         self.toolsets = tuple(toolsets or ())
-        build_registry(None, self.toolsets, self.workspace)  # fail now on unknown names
         self.system_prompt = system_prompt
         self._pool = CredentialPool(_resolve_keys(api_keys, self.base_url))
+        self._secrets = Secrets(self._pool.secrets)  # MCP env/header values join it
+        self._mcp = McpServers(mcp_servers, self._secrets, self.workspace)
+        build_registry(None, self.toolsets, self.workspace, self._mcp)  # fail now on bad names
         self._provider = Provider(self._pool, self.base_url, retry)
         self._bus = EventBus()
         self.journal: Journal | None = None
@@ -132,7 +138,7 @@ class Session:
             raise HermesError(f"Bad task name {name!r}: use a non-empty name without spaces "
                               "at either end.")
         registry = build_registry(
-            tools, self.toolsets if toolsets is None else toolsets, self.workspace
+            tools, self.toolsets if toolsets is None else toolsets, self.workspace, self._mcp
         )
         with self._lock:
             if self._closed:
@@ -241,6 +247,14 @@ class Session:
             total = total + task.control_for(self).usage
         return total
 
+    def mcp_status(self, *, connect: bool = False, timeout: float = 60.0) -> list[McpServerInfo]:
+        """The MCP servers, their state and tool names (never env or header values);
+        `connect=True` first starts those not running (waiting up to `timeout` s)."""
+        if connect and self._mcp and not self._closed:
+            with contextlib.suppress(TimeoutError):
+                self._engine.run(self._mcp.start_all(), timeout=timeout)
+        return self._mcp.status()
+
     @property
     def key_count(self) -> int:
         """How many API keys the pool holds (never the keys themselves)."""
@@ -263,6 +277,9 @@ class Session:
         if self._engine._loop is not None:
             with contextlib.suppress(Exception):
                 self._engine.run(self._provider.aclose(), timeout=1.0)
+            if self._mcp:
+                with contextlib.suppress(Exception):
+                    self._engine.run(self._mcp.aclose(), timeout=6.0)
         self._engine.close()
         self._tool_threads.shutdown(wait=False, cancel_futures=True)
         for attachment in self._attachments.values():
@@ -361,6 +378,7 @@ class Session:
             timer = loop.call_later(task.timeout, self._time_out, control)
         transcript: list[dict[str, Any]] = []
         try:
+            await task.tools.prepare()  # e.g. start an MCP server and list its tools
             summary = await run_agent(
                 control, self._provider, self._tool_threads, self.system_prompt, transcript
             )
@@ -377,8 +395,9 @@ class Session:
         except LimitReached as err:
             control.settle(err.reason, error=str(err), transcript=transcript)
         except (ProviderError, HermesError) as err:
+            reason = getattr(err, "exit_reason", ExitReason.ERROR)  # ToolsetError: tool_error
             control.settle(ExitReason.PROVIDER_ERROR if isinstance(err, ProviderError)
-                           else ExitReason.ERROR, error=str(err), transcript=transcript)
+                           else reason, error=str(err), transcript=transcript)
         except Exception as err:  # a bug of ours or of a library: keep it as a result
             message = redact(f"{type(err).__name__}: {err}", self._pool.secrets)
             control.settle(ExitReason.ERROR, error=message[:500], transcript=transcript)

@@ -28,7 +28,7 @@ from . import kernel
 from .binding import check_variable_name, collect_into
 from .magic_args import comma_list, context_text, split_options
 from .settings import resolve
-from .views import SettingsView, TaskReport, TaskTable, elapsed
+from .views import SettingsView, TaskReport, TaskTable, elapsed, mcp_status_of
 
 __all__ = ["HermesMagics", "load_ipython_extension"]
 
@@ -222,18 +222,24 @@ class HermesMagics(Magics):
     @line_magic
     @_one_line_errors("hermes_config")
     @magic_arguments()
+    @argument("--connect", action="store_true",
+              help="start the MCP servers not running yet, to list their tools")
     def hermes_config(self, line: str) -> SettingsView | None:
-        """The effective settings and where each comes from; keys only as a count."""
-        parse_argstring(HermesMagics.hermes_config, line)
+        """The effective settings and where each comes from; keys only as a count, MCP
+        servers with their tools but never their env or headers."""
+        args = parse_argstring(HermesMagics.hermes_config, line)
         settings = resolve(kernel.get_config())
-        session = kernel.peek_session()
+        session = kernel.get_session() if args.connect else kernel.peek_session()
+        servers = (session.mcp_status(connect=args.connect) if session is not None
+                   else mcp_status_of(settings.mcp_servers))
         if session is None:
             state = "session: not started yet (it starts with the first task)"
         else:
             counts = ", ".join(f"{n} {s}" for s, n in session.counts().items() if n)
             state = f"session: running on {session.model} · {counts or 'no tasks'}"
         pending = kernel.pending_change()
-        return SettingsView(settings.rows(), f"{state}; {pending}" if pending else state)
+        return SettingsView(settings.rows(), f"{state}; {pending}" if pending else state,
+                            servers)
 
     @line_magic
     @_one_line_errors("hermes_dashboard")

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from ..core.errors import ConfigurationError
 from ..tools import TOOLSETS
+from ..tools.mcp import parse_servers
 
 __all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "HermesJupyter", "Settings", "resolve"]
 
@@ -47,6 +49,19 @@ class KeyList(List):  # type: ignore[type-arg]
 
     klass = MaskedKeys
     _cast_types = (list, tuple)
+
+
+class MaskedServers(dict):  # type: ignore[type-arg]
+    """MCP server settings whose repr names the servers, never their env or headers (which
+    hold tokens): `%config HermesJupyter` prints every trait's value with `repr`."""
+
+    def __repr__(self) -> str:
+        return f"<MCP servers: {', '.join(self) or 'none'}>"
+
+    __str__ = __repr__
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
 
 
 class HermesJupyter(Configurable):
@@ -89,8 +104,16 @@ class HermesJupyter(Configurable):
     ).tag(config=True)
     toolsets = List(
         Unicode(), default_value=[],
-        help=f"Built-in toolsets every task gets unless --toolsets says otherwise: "
-             f"{', '.join(TOOLSETS)}.",
+        help=f"Toolsets every task gets unless --toolsets says otherwise: "
+             f"{', '.join(TOOLSETS)}, or mcp:NAME for a server of mcp_servers.",
+    ).tag(config=True)
+    mcp_servers = Dict(
+        default_value={},
+        help="""MCP servers whose tools tasks can use with --toolsets mcp:NAME (or
+        mcp:NAME/tool1+tool2), in the shape of MCP config files: {"name": {"command": ...,
+        "args": [...], "env": {...}}} for stdio servers, {"name": {"url": ..., "headers":
+        {...}}} for streamable HTTP; optional "timeout" (seconds per call). Env and header
+        values are never shown. A change applies to the next session.""",
     ).tag(config=True)
     journal = Bool(
         False, help="Keep tasks in .hermes/tasks.sqlite under the workspace, so results "
@@ -134,9 +157,17 @@ class HermesJupyter(Configurable):
                              f"got {value}.")
         return value
 
+    @validate("mcp_servers")
+    def _check_servers(self, proposal: Any) -> MaskedServers:
+        try:
+            parse_servers(proposal["value"])
+        except ConfigurationError as err:
+            raise TraitError(f"HermesJupyter.mcp_servers: {err}") from None
+        return MaskedServers(proposal["value"])
+
     @validate("toolsets")
     def _known_toolsets(self, proposal: Any) -> list[str]:
-        unknown = [t for t in proposal["value"] if t not in TOOLSETS]
+        unknown = [t for t in proposal["value"] if t not in TOOLSETS and not t.startswith("mcp:")]
         if unknown:
             raise TraitError(f"Unknown toolset {unknown[0]!r}: choose from "
                              f"{', '.join(TOOLSETS)}.")
@@ -161,6 +192,7 @@ class Settings:
     task_timeout: float | None
     workspace: str
     toolsets: tuple[str, ...]
+    mcp_servers: Mapping[str, Any] = field(repr=False)
     journal: bool
     context_limit: int
     wait_notice_after: float
@@ -173,9 +205,9 @@ class Settings:
         return self.demo_reason is not None
 
     @property
-    def endpoint(self) -> tuple[bool, str | None, tuple[str, ...]]:
+    def endpoint(self) -> tuple[bool, str | None, tuple[str, ...], Mapping[str, Any]]:
         """What a running session cannot change: a change here needs a new session."""
-        return (self.demo, self.base_url, self.api_keys)
+        return (self.demo, self.base_url, self.api_keys, self.mcp_servers)
 
     def session_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `Session` (or, without model and keys, `demo_session`)."""
@@ -186,6 +218,7 @@ class Settings:
             "workspace": self.workspace or None,
             "toolsets": self.toolsets,
             "journal": self.journal,
+            "mcp_servers": dict(self.mcp_servers),
         }
         if self.demo:
             return {"pace": self.demo_pace, **common}
@@ -205,6 +238,7 @@ class Settings:
             ("task_timeout", "none" if self.task_timeout is None else f"{self.task_timeout:g}s"),
             ("workspace", self.workspace or "(kernel working directory)"),
             ("toolsets", ", ".join(self.toolsets) or "none"),
+            ("mcp_servers", ", ".join(self.mcp_servers) or "none"),
             ("journal", ".hermes/tasks.sqlite" if self.journal else "off"),
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
@@ -238,7 +272,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         raw_keys = raw_keys.split(",")
     keys = tuple(dict.fromkeys(k.strip() for k in raw_keys or () if k.strip()))
     for name in ("max_concurrent", "max_iterations", "task_timeout", "workspace", "toolsets",
-                 "journal", "context_limit", "wait_notice_after", "demo_pace"):
+                 "mcp_servers", "journal", "context_limit", "wait_notice_after", "demo_pace"):
         if getattr(config, name) != config.trait_defaults(name):
             sources[name] = "config"
     demo_reason = _demo_reason(model, base_url, keys)
@@ -254,6 +288,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         task_timeout=config.task_timeout,
         workspace=config.workspace,
         toolsets=tuple(config.toolsets),
+        mcp_servers=MaskedServers(config.mcp_servers),
         journal=config.journal,
         context_limit=config.context_limit,
         wait_notice_after=config.wait_notice_after,

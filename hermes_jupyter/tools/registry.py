@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +28,25 @@ class ToolOutcome:
 class ToolRegistry:
     """Name → callable. Sync tools run on the session's tool threads, async ones on the loop."""
 
-    def __init__(self, functions: list[Callable[..., Any]]) -> None:
+    def __init__(
+        self,
+        functions: list[Callable[..., Any]],
+        loaders: Iterable[Callable[[], Awaitable[list[Callable[..., Any]]]]] = (),
+    ) -> None:
         self._functions: dict[str, Callable[..., Any]] = {}
         for fn in functions:
             self._functions[tool_name(fn)] = fn
+        self._loaders = list(loaders)  # tools known only at run time (an MCP server's)
 
     def __bool__(self) -> bool:
-        return bool(self._functions)
+        return bool(self._functions) or bool(self._loaders)
+
+    async def prepare(self) -> None:
+        """Load the tools known only at run time, once (engine loop, before the first model
+        call); a loader's `ToolsetError` says which toolset could not be loaded."""
+        while self._loaders:
+            for fn in await self._loaders.pop(0)():
+                self._functions[tool_name(fn)] = fn
 
     @property
     def names(self) -> list[str]:

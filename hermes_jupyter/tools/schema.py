@@ -26,7 +26,11 @@ def tool_name(fn: Callable[..., Any]) -> str:
 
 
 def function_schema(fn: Callable[..., Any]) -> dict[str, Any]:
-    """The OpenAI `tools` entry for `fn` (cached)."""
+    """The OpenAI `tools` entry for `fn` (cached). A callable that carries its own entry as
+    `__tool_schema__` (an MCP server's tool) gets that entry as given."""
+    given = getattr(fn, "__tool_schema__", None)
+    if isinstance(given, dict):
+        return given
     key = getattr(fn, "__func__", fn), getattr(fn, "__self__", None)
     try:
         return _cache[key]

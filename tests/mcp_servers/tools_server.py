@@ -1,0 +1,69 @@
+"""A small MCP server for the tests, written with the SDK's own server API (MCPServer).
+
+Run as `python tools_server.py` for stdio, or `python tools_server.py http PORT_FILE` for
+streamable HTTP on a free loopback port (the port is written to PORT_FILE once listening).
+`PID_FILE` in the environment: the server writes its pid there at start.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+server = MCPServer("test-tools")
+_release = anyio.Event()
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@server.tool()
+def echo_env(name: str) -> str:
+    """The value of an environment variable of the server process (tests of secrets)."""
+    return os.environ.get(name, "")
+
+
+@server.tool()
+def fail(message: str) -> str:
+    """Always fail with `message` (the error the model should read)."""
+    raise ToolError(message)
+
+
+@server.tool()
+def pid() -> int:
+    """The server's process id."""
+    return os.getpid()
+
+
+@server.tool()
+async def wait_forever(marker: str) -> str:
+    """Write `marker` to the file MARKER_FILE names, then block until the process ends."""
+    path = os.environ.get("MARKER_FILE")
+    if path:
+        with open(path, "a") as f:
+            f.write(marker + "\n")
+    await _release.wait()
+    return "released"
+
+
+@server.tool()
+def crash() -> str:
+    """Exit the server process at once, as a crash would."""
+    os._exit(3)
+
+
+if __name__ == "__main__":
+    if os.environ.get("PID_FILE"):
+        with open(os.environ["PID_FILE"], "w") as f:
+            f.write(str(os.getpid()))
+    if len(sys.argv) > 1 and sys.argv[1] == "http":
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run()
