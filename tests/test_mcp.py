@@ -23,10 +23,12 @@ pytest.importorskip("mcp")
 
 import hermes_jupyter as hj
 from hermes_jupyter.core.models import Event
+from hermes_jupyter.notebook import kernel as current
 from hermes_jupyter.testing import FakeLLM, Reply, ToolCall
 from hermes_jupyter.tools.mcp import mcp_tool_name, parse_servers, sanitize_schema
 
 from .conftest import FAST_RETRY, SECRET
+from .test_magics import cell, ip, live  # noqa: F401 - the shell fixtures
 
 SERVER = Path(__file__).parent / "mcp_servers" / "tools_server.py"
 ENV_SECRET = "env-SECRET-value-7f3a9c2e"
@@ -318,3 +320,32 @@ def test_env_and_header_secrets_appear_on_no_surface(llm, tmp_path, http_url):
         assert ENV_SECRET not in text and HEADER_SECRET not in text
     assert "env: API_TOKEN, MARKER_FILE, PID_FILE" in status[0].where
     assert "headers: Authorization, X-Api-Key" in status[1].where
+
+
+# ---- the notebook face ------------------------------------------------------------------------
+def test_hermes_config_lists_servers_and_tools_and_no_secret(
+        live, capsys, tmp_path, http_url):  # noqa: F811 - the fixture
+    live.user_ns["servers"] = {
+        "tools": stdio_server(tmp_path),
+        "web": {"url": http_url, "headers": {"Authorization": f"Bearer {HEADER_SECRET}"}}}
+    cell(live, "%config HermesJupyter.mcp_servers = servers", capsys)
+    before, _, _ = cell(live, "%hermes_config", capsys)
+    assert "mcp_servers        tools, web  [config]" in repr(before)
+    assert "mcp:tools  stdio: " in repr(before) and "(env: API_TOKEN, MARKER_FILE, PID_FILE)" \
+        in repr(before)
+    assert "not started · tools: listed once it starts" in repr(before)
+    after, _, _ = cell(live, "%hermes_config --connect", capsys)
+    text = repr(after)
+    assert "· running · tools: add, echo_env, fail, pid, wait_forever, crash" in text
+    assert f"mcp:web  http: {http_url} (headers: Authorization) · running" in text
+    _, shown, _ = cell(live, "%config HermesJupyter", capsys)
+    assert "<MCP servers: tools, web>" in shown
+    for surface in (text, after._repr_html_(), repr(before), shown):
+        assert ENV_SECRET not in surface and HEADER_SECRET not in surface
+
+
+def test_bad_mcp_settings_in_config_are_refused_in_one_line(live, capsys, caplog):  # noqa: F811
+    live.run_cell("%config HermesJupyter.mcp_servers = {'x': {'url': 'nope'}}")
+    assert "HermesJupyter.mcp_servers: MCP server 'x': 'url' must be an http" in caplog.text
+    assert dict(current.get_config().mcp_servers) == {}  # nothing changed
+    cell(live, "%config HermesJupyter.toolsets = ['files', 'mcp:x']", capsys)  # mcp: accepted

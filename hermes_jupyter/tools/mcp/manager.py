@@ -140,7 +140,11 @@ class McpServers:
 
     # ---- helpers -----------------------------------------------------------------------
     def _link(self, name: str) -> Link:
-        from .client import Link  # the SDK loads with the first server
+        try:
+            from .client import Link  # the SDK loads with the first server
+        except ImportError as err:
+            raise ToolsetError(f"MCP servers need the mcp package, version 2 or later: pip "
+                               f"install 'hermes_jupyter[mcp]' ({err}).") from None
 
         link = self._links.get(name)
         if link is not None and (link.usable or self._closed):
