@@ -39,7 +39,13 @@ COLLECT = 30.0  # an upper bound for a stuck test, not a timing goal
 def stdio_server(tmp_path: Path, **extra: Any) -> dict[str, Any]:
     return {"command": sys.executable, "args": [str(SERVER)],
             "env": {"API_TOKEN": ENV_SECRET, "PID_FILE": str(tmp_path / "server.pid"),
+                    "HELPER_PID_FILE": str(tmp_path / "helper.pid"),
                     "MARKER_FILE": str(tmp_path / "marker")}, **extra}
+
+
+def server_pids(tmp_path: Path) -> list[int]:
+    """The stdio server's pid and its helper's (a process the server started)."""
+    return [int((tmp_path / name).read_text()) for name in ("server.pid", "helper.pid")]
 
 
 @pytest.fixture
@@ -159,9 +165,11 @@ def test_cancel_abandons_a_slow_call_at_once_and_the_server_stays_usable(llm, tm
         task = session.delegate("wait", toolsets=["mcp:tools"])
         with open(fifo) as marker:  # opens once the server is inside the tool
             assert marker.readline().strip() == "in"
-        assert session.cancel(task)
-        result = task.collect(COLLECT)
-        assert result.state == "cancelled"
+            assert session.cancel(task)
+            result = task.collect(COLLECT)
+            assert result.state == "cancelled"
+            ready, _, _ = select.select([marker], [], [], COLLECT)
+            assert ready and marker.readline().strip() == "cancelled"  # the server was told
         after = session.delegate("add", toolsets=["mcp:tools"]).collect(COLLECT)
     assert after.state == "succeeded", after.error
     assert tool_results(llm, 2) == ["2"]
@@ -263,9 +271,9 @@ def test_close_stops_the_stdio_server(llm, tmp_path):
     with make_session(llm, tmp_path, {"tools": stdio_server(tmp_path)}) as session:
         [info] = session.mcp_status(connect=True)
         assert info.state == "running" and "add" in (info.tools or ())
-        pid = int((tmp_path / "server.pid").read_text())
-        assert not wait_gone(pid, timeout=0)
-    assert wait_gone(pid)
+        pids = server_pids(tmp_path)
+        assert not any(wait_gone(pid, timeout=0) for pid in pids)
+    assert all(wait_gone(pid) for pid in pids), "a process of the MCP server outlived close()"
 
 
 def test_the_server_dies_with_a_kernel_killed_by_sigkill(tmp_path):
@@ -286,11 +294,11 @@ def test_the_server_dies_with_a_kernel_killed_by_sigkill(tmp_path):
     try:
         assert kernel.stdout is not None
         assert kernel.stdout.readline().strip() == "running"
-        pid = int((tmp_path / "server.pid").read_text())
-        assert not wait_gone(pid, timeout=0)
+        pids = server_pids(tmp_path)
+        assert not any(wait_gone(pid, timeout=0) for pid in pids)
         kernel.send_signal(signal.SIGKILL)
         kernel.wait()
-        assert wait_gone(pid), "the MCP server outlived the process that started it"
+        assert all(wait_gone(pid) for pid in pids), "the MCP server outlived its kernel"
     finally:
         kernel.kill()
         kernel.wait()
@@ -318,7 +326,7 @@ def test_env_and_header_secrets_appear_on_no_surface(llm, tmp_path, http_url):
     assert tool_results(llm, 1) == ["***"] and tool_results(llm, 2)[-1] == "***"
     for text in surfaces:
         assert ENV_SECRET not in text and HEADER_SECRET not in text
-    assert "env: API_TOKEN, MARKER_FILE, PID_FILE" in status[0].where
+    assert "env: API_TOKEN, HELPER_PID_FILE, MARKER_FILE, PID_FILE" in status[0].where
     assert "headers: Authorization, X-Api-Key" in status[1].where
 
 
@@ -331,8 +339,8 @@ def test_hermes_config_lists_servers_and_tools_and_no_secret(
     cell(live, "%config HermesJupyter.mcp_servers = servers", capsys)
     before, _, _ = cell(live, "%hermes_config", capsys)
     assert "mcp_servers        tools, web  [config]" in repr(before)
-    assert "mcp:tools  stdio: " in repr(before) and "(env: API_TOKEN, MARKER_FILE, PID_FILE)" \
-        in repr(before)
+    assert "mcp:tools  stdio: " in repr(before)
+    assert "(env: API_TOKEN, HELPER_PID_FILE, MARKER_FILE, PID_FILE)" in repr(before)
     assert "not started · tools: listed once it starts" in repr(before)
     after, _, _ = cell(live, "%hermes_config --connect", capsys)
     text = repr(after)
@@ -349,3 +357,19 @@ def test_bad_mcp_settings_in_config_are_refused_in_one_line(live, capsys, caplog
     assert "HermesJupyter.mcp_servers: MCP server 'x': 'url' must be an http" in caplog.text
     assert dict(current.get_config().mcp_servers) == {}  # nothing changed
     cell(live, "%config HermesJupyter.toolsets = ['files', 'mcp:x']", capsys)  # mcp: accepted
+
+
+def test_which_settings_values_count_as_secrets():
+    from hermes_jupyter.core.secrets import Secrets
+
+    secrets = Secrets()
+    for spec in parse_servers({
+        "a": {"command": "srv", "env": {"GITHUB_TOKEN": "abcd12", "MODE": "production-eu",
+                                        "ROOT": "/home/me/project", "LEVEL": "info"}},
+        "b": {"url": "https://user:pa55word@h.test/mcp?api_key=k3y-value&page=2",
+              "headers": {"Authorization": "Bearer tok-123456", "Accept": "application/json"}},
+    }).values():
+        spec.register_secrets(secrets)
+    text = ("abcd12 production-eu /home/me/project info pa55word k3y-value tok-123456 "
+            "application/json")
+    assert secrets.redact(text) == "*** *** /home/me/project info *** *** *** application/json"

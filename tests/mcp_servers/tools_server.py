@@ -2,12 +2,14 @@
 
 Run as `python tools_server.py` for stdio, or `python tools_server.py http PORT_FILE` for
 streamable HTTP on a free loopback port (the port is written to PORT_FILE once listening).
-`PID_FILE` in the environment: the server writes its pid there at start.
+`PID_FILE` in the environment: the server writes its pid there at start. `HELPER_PID_FILE`:
+it also starts a helper process that runs until killed and writes the helper's pid there.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import anyio
@@ -44,12 +46,16 @@ def pid() -> int:
 
 @server.tool()
 async def wait_forever(marker: str) -> str:
-    """Write `marker` to the file MARKER_FILE names, then block until the process ends."""
-    path = os.environ.get("MARKER_FILE")
-    if path:
-        with open(path, "a") as f:
-            f.write(marker + "\n")
-    await _release.wait()
+    """Write `marker` to the file (or FIFO) MARKER_FILE names, then block until the process
+    ends; a cancelled call writes "cancelled" there."""
+    with open(os.environ["MARKER_FILE"], "a") as f:
+        f.write(marker + "\n")
+        f.flush()
+        try:
+            await _release.wait()
+        except anyio.get_cancelled_exc_class():
+            f.write("cancelled\n")
+            raise
     return "released"
 
 
@@ -60,6 +66,11 @@ def crash() -> str:
 
 
 if __name__ == "__main__":
+    if os.environ.get("HELPER_PID_FILE"):
+        helper = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        with open(os.environ["HELPER_PID_FILE"], "w") as f:
+            f.write(str(helper.pid))
     if os.environ.get("PID_FILE"):
         with open(os.environ["PID_FILE"], "w") as f:
             f.write(str(os.getpid()))

@@ -38,7 +38,8 @@ _HTTP_KEYS = {"type", "url", "headers", "timeout"}
 _SECRET_KEY = re.compile(r"key|token|secret|passw|pwd|auth|cred|cookie|session|bearer",
                          re.IGNORECASE)
 _PUBLIC_HEADERS = {"accept", "content-type", "user-agent", "accept-language"}
-_LONG_ENOUGH = 8  # env values this long are masked whatever their name says
+_LONG_ENOUGH = 8  # env values this long are masked whatever their name says (but paths)
+_PATH_STARTS = ("/", "./", "../", "~")
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,12 @@ class ServerSpec:
         return f"http: {parts.scheme}://{netloc}{parts.path}{hidden}"
 
     def register_secrets(self, secrets: Secrets) -> None:
-        """Put every value that may be secret into `secrets`, so no surface ever shows it."""
+        """Put every value that may be secret into `secrets`, so no surface ever shows it:
+        every header but a few standard ones, env values whose name says secret, and any
+        other env value of 8+ characters that is not a path."""
         for key, value in self.env.items():
-            if _SECRET_KEY.search(key) or len(value) >= _LONG_ENOUGH:
+            if _SECRET_KEY.search(key) or (len(value) >= _LONG_ENOUGH
+                                           and not value.startswith(_PATH_STARTS)):
                 secrets.add(value)
         for key, value in self.headers.items():
             if key.lower() in _PUBLIC_HEADERS:

@@ -6,7 +6,8 @@ The MCP SDK starts this script in a new process group; it starts COMMAND in the 
 (inheriting stdin, stdout and stderr, so the MCP stream passes straight through) and waits.
 When the parent dies, even by SIGKILL, the whole group is killed: on Linux the kernel sends
 us SIGTERM (PR_SET_PDEATHSIG), elsewhere a watcher thread notices the new parent pid. The
-same happens on SIGTERM or SIGHUP, so the SDK's own shutdown still ends the whole tree.
+same happens on SIGTERM or SIGHUP (the SDK's own shutdown), and when the server exits: what
+it started in the background dies with it.
 Standard library only: it runs with `-I`, before anything of ours could be imported.
 """
 
@@ -42,6 +43,8 @@ def main(argv: list[str]) -> int:
         print(f"cannot start MCP server {command[0]!r}: {err}", file=sys.stderr)
         return 127
     code = _child.wait()
+    sys.stdout.flush()
+    _kill_group(signal.SIGTERM, None)  # the server's own children, then us
     return code if code >= 0 else 128 - code
 
 
