@@ -4,6 +4,7 @@ free loopback port in a subprocess), driven through a Session on FakeLLM."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -99,7 +100,8 @@ def test_stdio_tool_result_reaches_the_next_model_request(llm, tmp_path):
     assert tool_results(llm, 1) == ["42"]
     offered = {t["function"]["name"]: t["function"] for t in llm.requests[0].tools}
     assert set(offered) == {f"mcp_tools__{n}" for n in
-                            ("add", "echo_env", "fail", "pid", "wait_forever", "crash")}
+                            ("add", "echo_env", "header_digest", "fail", "pid",
+                                      "wait_forever", "crash")}
     add = offered["mcp_tools__add"]  # the server's own schema, passed as given
     assert add["description"] == "Add two integers."
     assert add["parameters"]["properties"]["a"]["type"] == "integer"
@@ -107,23 +109,27 @@ def test_stdio_tool_result_reaches_the_next_model_request(llm, tmp_path):
 
 
 def test_http_server_and_the_subset_syntax(llm, tmp_path, http_url):
-    llm.script(Reply(tool_calls=[ToolCall("mcp_web__add", {"a": 1, "b": 2})]), Reply("3"))
-    servers = {"web": {"url": http_url, "headers": {"Authorization": f"Bearer {HEADER_SECRET}"}}}
+    llm.script(Reply(tool_calls=[ToolCall("mcp_web__add", {"a": 1, "b": 2})]),
+               Reply(tool_calls=[ToolCall("mcp_web__header_digest", {"name": "X-Api-Key"})]),
+               Reply("3"))
+    servers = {"web": {"url": http_url, "headers": {"X-Api-Key": HEADER_SECRET}}}
     with make_session(llm, tmp_path, servers) as session:
-        result = session.delegate("add", toolsets=["mcp:web/add+pid"]).collect(COLLECT)
+        result = session.delegate("add", toolsets=["mcp:web/add+header_digest"]).collect(COLLECT)
     assert result.state == "succeeded", result.error
-    assert tool_results(llm, 1) == ["3"]
+    sent = hashlib.sha256(HEADER_SECRET.encode()).hexdigest()
+    assert tool_results(llm, 2) == ["3", sent]  # the configured header reached the server
     assert {t["function"]["name"] for t in llm.requests[0].tools} == {
-        "mcp_web__add", "mcp_web__pid"}
+        "mcp_web__add", "mcp_web__header_digest"}
 
 
-def test_one_server_is_started_once_and_shared_by_tasks(llm, tmp_path):
-    llm.script(Reply(tool_calls=[ToolCall("mcp_tools__pid")]), Reply("a"),
-               Reply(tool_calls=[ToolCall("mcp_tools__pid")]), Reply("b"))
+def test_one_server_is_started_once_and_shared_by_tasks_started_together(llm, tmp_path):
+    llm.responder = lambda r: Reply("done") if r.tool_results else Reply(
+        tool_calls=[ToolCall("mcp_tools__pid")])
     with make_session(llm, tmp_path, {"tools": stdio_server(tmp_path)}) as session:
-        assert session.delegate("one", toolsets=["mcp:tools"]).collect(COLLECT).summary == "a"
-        assert session.delegate("two", toolsets=["mcp:tools"]).collect(COLLECT).summary == "b"
-    assert tool_results(llm, 1) == tool_results(llm, 3)  # the same server process
+        tasks = [session.delegate(f"task {i}", toolsets=["mcp:tools"]) for i in range(4)]
+        assert [t.collect(COLLECT).state for t in tasks] == ["succeeded"] * 4
+    pids = {m["content"] for r in llm.requests for m in r.messages if m["role"] == "tool"}
+    assert len(pids) == 1 and pids == {(tmp_path / "server.pid").read_text()}
 
 
 # ---- errors, cancel, crash, hang ---------------------------------------------------------
@@ -344,7 +350,7 @@ def test_hermes_config_lists_servers_and_tools_and_no_secret(
     assert "not started · tools: listed once it starts" in repr(before)
     after, _, _ = cell(live, "%hermes_config --connect", capsys)
     text = repr(after)
-    assert "· running · tools: add, echo_env, fail, pid, wait_forever, crash" in text
+    assert "· running · tools: add, echo_env, header_digest, fail, pid, wait_forever, crash" in text
     assert f"mcp:web  http: {http_url} (headers: Authorization) · running" in text
     _, shown, _ = cell(live, "%config HermesJupyter", capsys)
     assert "<MCP servers: tools, web>" in shown

@@ -8,12 +8,13 @@ it also starts a helper process that runs until killed and writes the helper's p
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("test-tools")
@@ -30,6 +31,12 @@ def add(a: int, b: int) -> int:
 def echo_env(name: str) -> str:
     """The value of an environment variable of the server process (tests of secrets)."""
     return os.environ.get(name, "")
+
+
+@server.tool()
+def header_digest(name: str, ctx: Context) -> str:
+    """The SHA-256 of one HTTP header of this request (headers are secret: never echo them)."""
+    return hashlib.sha256((ctx.headers or {}).get(name.lower(), "").encode()).hexdigest()
 
 
 @server.tool()
