@@ -16,4 +16,5 @@ FIGURES = (
     "dashboard",
     "memory",
     "credentials",
+    "mcp",
 )

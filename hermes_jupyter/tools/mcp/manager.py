@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ __all__ = ["McpServerInfo", "McpServers", "McpToolError"]
 
 ToolLoader = Callable[[], Awaitable[list[Callable[..., Any]]]]
 _CLOSE_WAIT = 5.0  # seconds close() waits for servers to stop (stdio: stdin closed, then kill)
+# Imported on a worker thread before the first server starts: together about 1-3 s, which on
+# the engine loop would stall every task. `jsonschema` is what the SDK validates results with.
+_SDK_MODULES = ("hermes_jupyter.tools.mcp.client", "hermes_jupyter.tools.mcp.results",
+                "jsonschema", "referencing")
 
 
 class McpToolError(Exception):
@@ -57,6 +62,7 @@ class McpServers:
         self._links: dict[str, Link] = {}  # loop thread only
         self._listed: dict[str, tuple[str, ...]] = {}  # tool names, for status()
         self._closed = False
+        self._imported: asyncio.Future[None] | None = None  # loop thread only
 
     def __bool__(self) -> bool:
         return bool(self.specs)
@@ -69,7 +75,7 @@ class McpServers:
     async def load(self, ref: ToolsetRef) -> list[Callable[..., Any]]:
         """The tools of `ref` as functions for a `ToolRegistry`; `ToolsetError` if the server
         cannot start or lacks a tool the subset names."""
-        link = self._link(ref.server)
+        link = await self._started(ref.server)
         try:
             tools = await asyncio.shield(link.tools)
         except Exception as err:
@@ -92,7 +98,7 @@ class McpServers:
         from .client import ServerLost, ToolCallRefused
         from .results import result_text
 
-        link = self._link(server)
+        link = await self._started(server)
         try:
             await asyncio.shield(link.tools)
             result = await link.call(tool, arguments)
@@ -125,7 +131,7 @@ class McpServers:
 
     async def start_all(self) -> None:
         """Start every server and list its tools (engine loop); failures show in status()."""
-        links = [self._link(name) for name in self.specs]
+        links = [await self._started(name) for name in self.specs]
         await asyncio.gather(*(asyncio.shield(link.tools) for link in links),
                              return_exceptions=True)
 
@@ -139,12 +145,20 @@ class McpServers:
             await asyncio.wait([link.task for link in links], timeout=_CLOSE_WAIT)
 
     # ---- helpers -----------------------------------------------------------------------
-    def _link(self, name: str) -> Link:
+    async def _started(self, name: str) -> Link:
+        """The server's live link, started if needed (loop thread); the SDK is imported on a
+        worker thread the first time."""
+        if self._imported is None:
+            self._imported = asyncio.ensure_future(asyncio.to_thread(_import_sdk))
         try:
-            from .client import Link  # the SDK loads with the first server
+            await asyncio.shield(self._imported)
         except ImportError as err:
             raise ToolsetError(f"MCP servers need the mcp package, version 2 or later: pip "
                                f"install 'hermes_jupyter[mcp]' ({err}).") from None
+        return self._link(name)
+
+    def _link(self, name: str) -> Link:
+        from .client import Link  # imported already by _started
 
         link = self._links.get(name)
         if link is not None and (link.usable or self._closed):
@@ -180,6 +194,11 @@ class McpServers:
 
     def _line(self, text: str) -> str:
         return " ".join(self._secrets.redact(text).split())
+
+
+def _import_sdk() -> None:
+    for module in _SDK_MODULES:
+        importlib.import_module(module)
 
 
 def sanitize_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
