@@ -311,10 +311,12 @@ def test_the_server_dies_with_a_kernel_killed_by_sigkill(tmp_path):
 
 
 # ---- secrets --------------------------------------------------------------------------------
-def test_env_and_header_secrets_appear_on_no_surface(llm, tmp_path, http_url):
+def test_env_and_header_secrets_appear_on_no_surface(llm, tmp_path, http_url, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)  # the kernel's own key stays in the kernel
     events: list[Event] = []
     llm.script(Reply(tool_calls=[ToolCall("mcp_tools__echo_env", {"name": "API_TOKEN"})]),
                Reply(tool_calls=[ToolCall("mcp_web__echo_env", {"name": "API_TOKEN"})]),
+               Reply(tool_calls=[ToolCall("mcp_tools__echo_env", {"name": "OPENAI_API_KEY"})]),
                Reply("done"))
     servers = {"tools": stdio_server(tmp_path),
                "web": {"url": http_url, "headers": {"Authorization": f"Bearer {HEADER_SECRET}",
@@ -330,6 +332,7 @@ def test_env_and_header_secrets_appear_on_no_surface(llm, tmp_path, http_url):
     surfaces += [repr(e) for e in events]
     surfaces += [json.dumps(r.messages) for r in llm.requests]
     assert tool_results(llm, 1) == ["***"] and tool_results(llm, 2)[-1] == "***"
+    assert tool_results(llm, 3)[-1] == "(no output)"  # not in the server's environment
     for text in surfaces:
         assert ENV_SECRET not in text and HEADER_SECRET not in text
     assert "env: API_TOKEN, HELPER_PID_FILE, MARKER_FILE, PID_FILE" in status[0].where

@@ -62,8 +62,8 @@ _delegate_options = _bundle(
     argument("-t", "--tools", action="append", metavar="FUNC",
              help="notebook function the task may call; repeat or use commas"),
     argument("--toolsets", metavar="files,python",
-             help="built-in toolsets for this task ('none' for none; default: "
-                  "HermesJupyter.toolsets)"),
+             help="toolsets for this task: files, python, mcp:SERVER[/tool1+tool2] ('none' "
+                  "for none; default: HermesJupyter.toolsets)"),
     argument("--max-iterations", type=int, metavar="N", help="model calls the task may make"),
     _timeout_option,
     argument("goal", nargs="*", metavar="GOAL",

@@ -37,4 +37,5 @@ def result_text(result: CallToolResult) -> str:
             parts.append(f"[{getattr(block, 'type', 'content')} content, not shown]")
     if not parts and result.structured_content is not None:
         parts.append(json.dumps(result.structured_content, ensure_ascii=False, default=str))
-    return "\n".join(parts) if parts else "(no output)"
+    text = "\n".join(parts)
+    return text if text.strip() else "(no output)"
