@@ -238,11 +238,12 @@ class Settings:
             ("task_timeout", "none" if self.task_timeout is None else f"{self.task_timeout:g}s"),
             ("workspace", self.workspace or "(kernel working directory)"),
             ("toolsets", ", ".join(self.toolsets) or "none"),
-            ("mcp_servers", ", ".join(self.mcp_servers) or "none"),
             ("journal", ".hermes/tasks.sqlite" if self.journal else "off"),
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
         ]
+        if self.mcp_servers:  # names only: their env and headers hold secrets
+            shown.insert(9, ("mcp_servers", ", ".join(self.mcp_servers)))
         if self.demo:
             shown.append(("demo_pace", f"{self.demo_pace:g}"))
         return [(name, value, self.sources.get(name, "default")) for name, value in shown]
