@@ -382,3 +382,16 @@ def test_which_settings_values_count_as_secrets():
     text = ("abcd12 production-eu /home/me/project info pa55word k3y-value tok-123456 "
             "application/json")
     assert secrets.redact(text) == "*** *** /home/me/project info *** *** *** application/json"
+
+
+def test_delegate_magic_takes_an_mcp_subset(live, llm, capsys, tmp_path):  # noqa: F811
+    live.user_ns["servers"] = {"tools": stdio_server(tmp_path)}
+    cell(live, "%config HermesJupyter.mcp_servers = servers", capsys)
+    llm.script(Reply(tool_calls=[ToolCall("mcp_tools__add", {"a": 2, "b": 40})]), Reply("42"))
+    cell(live, "t = %delegate --toolsets files,mcp:tools/add+pid add two numbers", capsys)
+    result, _, _ = cell(live, "t.collect(30)", capsys)
+    assert result.state == "succeeded", result.error
+    assert tool_results(llm, 1) == ["42"]
+    assert {"mcp_tools__add", "mcp_tools__pid", "read_file"} <= set(llm.requests[0].tool_names)
+    assert not any(n.startswith("mcp_tools__") and n not in ("mcp_tools__add", "mcp_tools__pid")
+                   for n in llm.requests[0].tool_names)
