@@ -395,3 +395,19 @@ def test_delegate_magic_takes_an_mcp_subset(live, llm, capsys, tmp_path):  # noq
     assert {"mcp_tools__add", "mcp_tools__pid", "read_file"} <= set(llm.requests[0].tool_names)
     assert not any(n.startswith("mcp_tools__") and n not in ("mcp_tools__add", "mcp_tools__pid")
                    for n in llm.requests[0].tool_names)
+
+
+def test_variables_are_filled_from_the_environment_and_kept_secret(llm, tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_MODE", "blue7")
+    server = stdio_server(tmp_path)
+    server["env"] = {**server["env"], "MODE": "${MY_MODE}", "LEVEL": "${env:MY_LEVEL:-quiet}"}
+    llm.script(Reply(tool_calls=[ToolCall("mcp_tools__echo_env", {"name": "MODE"}),
+                                 ToolCall("mcp_tools__echo_env", {"name": "LEVEL"})]),
+               Reply("done"))
+    with make_session(llm, tmp_path, {"tools": server}) as session:
+        assert session.delegate("env", toolsets=["mcp:tools"]).collect(COLLECT).ok
+    assert tool_results(llm, 1) == ["***", "quiet"]  # filled in; from the environment: secret
+    monkeypatch.delenv("MY_MODE")
+    with pytest.raises(hj.ConfigurationError, match=re.escape(
+            "MCP server 'tools': env 'MODE' uses ${MY_MODE}, which is not set")):
+        make_session(llm, tmp_path, {"tools": server})

@@ -4,6 +4,10 @@
                "env": {"TOKEN": "..."}},
      "search": {"url": "https://example.test/mcp", "headers": {"Authorization": "Bearer ..."}}}
 
+`${NAME}` (also `${env:NAME}`, `${NAME:-default}`) in a command, an argument, an env or header
+value or the URL is filled from the environment when the settings are given, so tokens need
+not be written into a notebook; what came from the environment is treated as secret.
+
 Nothing here imports the `mcp` SDK: settings are checked where they are given, the SDK loads
 only when a server starts.
 """
@@ -11,6 +15,7 @@ only when a server starts.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ _HTTP_KEYS = {"type", "url", "headers", "timeout"}
 _SECRET_KEY = re.compile(r"key|token|secret|passw|pwd|auth|cred|cookie|session|bearer",
                          re.IGNORECASE)
 _PUBLIC_HEADERS = {"accept", "content-type", "user-agent", "accept-language"}
+_VARIABLE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _LONG_ENOUGH = 8  # env values this long are masked whatever their name says (but paths)
 _PATH_STARTS = ("/", "./", "../", "~")
 
@@ -59,6 +65,7 @@ class ServerSpec:
     url: str = field(default="", repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     timeout: float = DEFAULT_CALL_TIMEOUT
+    from_environment: tuple[str, ...] = field(default=(), repr=False)  # `${NAME}` values
 
     def describe(self, secrets: Secrets) -> str:
         """Where the server is, for people: no env or header values, no URL credentials."""
@@ -74,8 +81,10 @@ class ServerSpec:
 
     def register_secrets(self, secrets: Secrets) -> None:
         """Put every value that may be secret into `secrets`, so no surface ever shows it:
-        every header but a few standard ones, env values whose name says secret, and any
-        other env value of 8+ characters that is not a path."""
+        every header but a few standard ones, env values whose name says secret, any other
+        env value of 8+ characters that is not a path, and whatever `${NAME}` filled in."""
+        for value in self.from_environment:
+            secrets.add(value)
         for key, value in self.env.items():
             if _SECRET_KEY.search(key) or (len(value) >= _LONG_ENOUGH
                                            and not value.startswith(_PATH_STARTS)):
@@ -173,6 +182,8 @@ def _parse_server(name: Any, entry: Any) -> ServerSpec:
             f"{', '.join(sorted(allowed))}."
         )
     timeout = _timeout(where, entry.get("timeout", DEFAULT_CALL_TIMEOUT))
+    found: list[str] = []
+    entry = _fill_variables(where, entry, found)
     if kind == "stdio":
         command = entry.get("command")
         if not isinstance(command, str) or not command.strip():
@@ -184,14 +195,48 @@ def _parse_server(name: Any, entry: Any) -> ServerSpec:
         return ServerSpec(name, "stdio", command=command,
                           args=_strings(where, "args", entry.get("args", [])),
                           env=_string_map(where, "env", entry.get("env", {})),
-                          cwd=cwd, timeout=timeout)
+                          cwd=cwd, timeout=timeout, from_environment=tuple(found))
     url = entry.get("url")
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") \
             or not urlsplit(url).hostname:
         raise ConfigurationError(f"{where}: 'url' must be an http:// or https:// URL.")
     return ServerSpec(name, "http", url=url,
                       headers=_string_map(where, "headers", entry.get("headers", {})),
-                      timeout=timeout)
+                      timeout=timeout, from_environment=tuple(found))
+
+
+def _fill_variables(where: str, entry: Mapping[str, Any], found: list[str]) -> dict[str, Any]:
+    """`entry` with `${NAME}` in its strings filled from the environment; values that came
+    from the environment are appended to `found`. Wrong types are left for the checks."""
+
+    def fill(key: str, text: Any) -> Any:
+        if not isinstance(text, str):
+            return text
+
+        def one(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            value = os.environ.get(name)
+            if value is None:
+                if default is None:
+                    raise ConfigurationError(
+                        f"{where}: {key} uses ${{{name}}}, which is not set in the "
+                        "environment: set it, or write ${" + name + ":-default}.")
+                return default
+            found.append(value)
+            return value
+
+        return _VARIABLE.sub(one, text)
+
+    out = dict(entry)
+    for key in ("command", "cwd", "url"):
+        if key in out:
+            out[key] = fill(f"'{key}'", out[key])
+    if isinstance(out.get("args"), (list, tuple)):
+        out["args"] = [fill("'args'", a) for a in out["args"]]
+    for key in ("env", "headers"):
+        if isinstance(out.get(key), Mapping):
+            out[key] = {k: fill(f"{key} {k!r}", v) for k, v in out[key].items()}
+    return out
 
 
 def _strings(where: str, key: str, value: Any) -> tuple[str, ...]:
