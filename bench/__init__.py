@@ -16,5 +16,7 @@ FIGURES = (
     "dashboard",
     "memory",
     "credentials",
+    "context",
+    "fanout",
     "mcp",
 )

@@ -11,7 +11,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["run_agents"]
+__all__ = ["run_agents", "run_agents_limited"]
 
 TOOL = {
     "type": "function",
@@ -26,6 +26,17 @@ TOOL = {
 async def run_agents(base_url: str, n: int, key: str = "sk-raw") -> list[str]:
     """Run `n` simulated agents concurrently; returns their final texts."""
     return list(await asyncio.gather(*(_agent(base_url, i, key) for i in range(n))))
+
+
+async def run_agents_limited(base_url: str, n: int, limit: int, key: str = "sk-raw") -> int:
+    """Run `n` simulated agents, at most `limit` at once; returns how many answered."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(i: int) -> str:
+        async with gate:
+            return await _agent(base_url, i, key)
+
+    return len(await asyncio.gather(*(one(i) for i in range(n))))
 
 
 async def _agent(base_url: str, i: int, key: str) -> str:

@@ -13,6 +13,7 @@ from .core.errors import (
 )
 from .core.models import (
     Event,
+    ExitReason,
     SteerRecord,
     TaskResult,
     TaskState,
@@ -20,21 +21,27 @@ from .core.models import (
     ToolTraceEntry,
     Usage,
 )
+from .engine.agent import Agent, AgentReply, set_default_session_factory
+from .engine.group import GroupStatus, TaskGroup
 from .engine.session import Session
 from .engine.task import Task
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
+    "AgentReply",
     "CollectTimeout",
     "ConfigurationError",
     "Event",
     "ExitReason",
+    "GroupStatus",
     "HermesError",
     "Session",
     "SteerRecord",
     "Task",
     "TaskFinishedError",
+    "TaskGroup",
     "TaskResult",
     "TaskState",
     "TaskStatus",
@@ -43,21 +50,36 @@ __all__ = [
     "Usage",
     "__version__",
     "dashboard",
+    "get_agent",
     "get_session",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """`get_session` and `dashboard` import IPython/traitlets or widgets: only when asked for."""
+    """`get_session`, `get_agent` and `dashboard` import IPython/traitlets or widgets: only when
+    asked for."""
     if name == "get_session":
         from .notebook.kernel import get_session
 
         return get_session
+    if name == "get_agent":
+        from .notebook.agent_magics import get_agent
+
+        return get_agent
     if name == "dashboard":
         from .notebook.widgets.dashboard import dashboard
 
         return dashboard
     raise AttributeError(f"module 'hermes_jupyter' has no attribute {name!r}")
+
+
+def _kernel_session() -> Session:
+    from .notebook.kernel import get_session
+
+    return get_session()
+
+
+set_default_session_factory(_kernel_session)
 
 
 def load_ipython_extension(ip: Any) -> None:

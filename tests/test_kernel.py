@@ -143,13 +143,15 @@ def test_a_background_task_never_prints_into_the_running_cell(kc, server):
     assert text(outputs) == "line one\nline two\n\n"
 
 
-def test_bad_input_is_one_line_without_traceback(kc):
-    for code, line in [("%check_task nope", "%check_task: No task 'nope'."),
-                       ("%delegate", "%delegate: missing GOAL"),
-                       ("%delegate --bogus go", "%delegate: unrecognized arguments: --bogus")]:
+def test_bad_input_is_one_line_without_traceback_and_fails_the_cell(kc):
+    for code, line in [("%check_task nope", "UsageError: %check_task: No task 'nope'."),
+                       ("%delegate", "UsageError: %delegate: missing GOAL"),
+                       ("%delegate --bogus go",
+                        "UsageError: %delegate: unrecognized arguments: --bogus")]:
         reply, outputs = execute(kc, code)
-        assert reply["content"]["status"] == "ok"
-        assert [m["msg_type"] for m in outputs] == ["stream"]
+        assert reply["content"]["status"] == "error"  # Run All stops here
+        assert reply["content"]["ename"] == "UsageError"
+        assert [m["msg_type"] for m in outputs] == ["stream"]  # no `error` output: no traceback
         err = text(outputs, "stderr")
         assert err.startswith(line) and err.count("\n") == 1
 

@@ -174,3 +174,9 @@ def test_engine_stands_alone_without_notebook_libraries(tmp_path):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "succeeded standalone answer []"
+
+
+def test_every_public_name_resolves():
+    """`hj.__all__` is the public API: each name must be there (lazy ones included)."""
+    missing = [name for name in hj.__all__ if not hasattr(hj, name)]
+    assert not missing

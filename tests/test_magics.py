@@ -6,10 +6,10 @@ import atexit
 import sys
 import threading
 import types
-from collections.abc import Iterator
 
 import pytest
 from IPython.core.completer import provisionalcompleter
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
@@ -19,41 +19,6 @@ from hermes_jupyter.testing import Fail, FakeLLM, Reply, ToolCall
 
 from .conftest import SECRET
 
-ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HERMES_MODEL", "HERMES_SUBAGENT_MODEL",
-       "HERMES_API_KEYS")
-
-
-@pytest.fixture
-def ip(monkeypatch, tmp_path) -> Iterator[InteractiveShell]:
-    """A fresh shell with the extension loaded, no keys in the environment, cwd = tmp_path."""
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    current._reset()
-    InteractiveShell.clear_instance()
-    config = Config()
-    config.HistoryManager.enabled = False
-    shell = InteractiveShell.instance(config=config)
-    # Results are checked as objects; their echo on stdout would only blur what was printed.
-    shell.displayhook.write_output_prompt = lambda: None  # type: ignore[method-assign]
-    shell.displayhook.write_format_data = lambda *a, **k: None  # type: ignore[method-assign]
-    shell.run_line_magic("load_ext", "hermes_jupyter")
-    yield shell
-    current._reset()
-    InteractiveShell.clear_instance()
-    # Its exit hook would run a full gc.collect() per shell when pytest ends: seconds each.
-    atexit.unregister(shell.atexit_operations)
-
-
-@pytest.fixture
-def live(ip, llm, capsys) -> InteractiveShell:
-    """The shell's session pointed at the FakeLLM with a secret-looking key."""
-    ip.run_line_magic("config", f'HermesJupyter.base_url = "{llm.base_url}"')
-    ip.run_line_magic("config", f'HermesJupyter.api_keys = ["{SECRET}"]')
-    ip.run_line_magic("config", "HermesJupyter.model = 'parent-model'")
-    capsys.readouterr()
-    return ip
-
 
 def cell(ip: InteractiveShell, code: str, capsys) -> tuple[object, str, str]:
     """Run one cell; (displayed result, stdout, stderr). A raised error fails the test."""
@@ -61,6 +26,17 @@ def cell(ip: InteractiveShell, code: str, capsys) -> tuple[object, str, str]:
     out, err = capsys.readouterr()
     assert result.error_in_exec is None and result.error_before_exec is None, err
     return result.result, out, err
+
+
+def rejected(ip: InteractiveShell, code: str, capsys) -> str:
+    """Run a cell that must be refused: it fails with one `UsageError` line and no traceback,
+    prints nothing on stdout, and returns no value. Returns the message."""
+    result = ip.run_cell(code)
+    out, err = capsys.readouterr()
+    assert not result.success and isinstance(result.error_in_exec, UsageError), (out, err)
+    assert result.result is None and out == "" and "Traceback" not in err
+    assert err.startswith("UsageError: ") and err.count("\n") == 1, err
+    return err[len("UsageError: "):].rstrip("\n")
 
 
 def held_tool() -> tuple[threading.Event, threading.Event, object]:
@@ -336,9 +312,8 @@ def test_hermes_dashboard_displays_the_widget_of_the_session(live, capsys, monke
     _, out, err = cell(live, "%hermes_dashboard", capsys)
     assert out == "<dashboard of parent-model>\n" and err == ""
     monkeypatch.setitem(sys.modules, "hermes_jupyter.notebook.widgets.dashboard", None)
-    _, out, err = cell(live, "%hermes_dashboard", capsys)
-    assert out == "" and err.startswith("%hermes_dashboard: the dashboard is not available")
-    assert len(err.splitlines()) == 1
+    message = rejected(live, "%hermes_dashboard", capsys)
+    assert message.startswith("%hermes_dashboard: the dashboard is not available")
 
 
 # ---- bad input: one line, no traceback, nothing changed -------------------------------------
@@ -348,14 +323,30 @@ BAD_INPUT = [
     ("%delegate --bogus x do it", "%delegate: unrecognized arguments: --bogus"),
     ("%delegate --max-iterations many do it", "%delegate: argument --max-iterations"),
     ("%delegate --max-iterations 0 do it", "%delegate: Bad max_iterations 0"),
-    ("%delegate --timeout -3 do it", "%delegate: Bad timeout -3"),
+    ("%delegate --timeout -3 do it", "%delegate: argument --timeout: expected seconds from 0"),
+    ("%delegate --timeout 0 do it", "%delegate: Bad timeout 0"),
+    ("%delegate --timeout nan do it", "%delegate: argument --timeout: expected seconds from 0"),
+    ("%delegate --timeout inf do it", "%delegate: argument --timeout: expected seconds from 0"),
+    ("%delegate sum {nosuch} now", "%delegate: {nosuch} in the goal cannot be filled in "
+                                   "(NameError: name 'nosuch' is not defined): define it "
+                                   "first, or write {{nosuch}} to keep it as typed"),
+    ("%delegate ask $nosuch now", "%delegate: $nosuch in the goal cannot be filled in"),
+    ("%delegate -n {1/0} go", "%delegate: {1/0} in the options cannot be filled in"),
+    ("%steer_task done use {nosuch}", "%steer_task: {nosuch} in the message cannot be filled"),
+    ("%delegate fix f() { return 1; }", "%delegate: { return 1; } in the goal cannot be"),
+    ("%delegate one } brace", "%delegate: the goal has an unbalanced brace"),
     ("%delegate -c 1x do it", "%delegate: Bad variable name '1x'"),
     ("%delegate -c missing do it", "%delegate: no variable 'missing' in the notebook"),
     ("%delegate -t not_callable do it", "%delegate: 'not_callable' is not a function"),
     ("%delegate --toolsets shell do it", "%delegate: Unknown toolset 'shell'"),
     ("%delegate -n ' x' do it", "%delegate: Bad task name"),
     ("%delegate -n 'open do it", "%delegate: unbalanced ' in the options"),
-    ("%check_task t99", "%check_task: No task 't99'."),
+    ("%check_task t99", "%check_task: No task 't99'. Known tasks: t1 'done'. Use %list_tasks "
+                        "to see them."),
+    ("%check_task 'abc", "%check_task: No closing quotation in \"'abc\": close the quote"),
+    ("%collect_task 'abc", "%collect_task: No closing quotation"),
+    ("%cancel_task \"abc", "%cancel_task: No closing quotation"),
+    ("%steer_task 'abc go", "%steer_task: unbalanced ' in the options"),
     ("%check_task --nope", "%check_task: unrecognized arguments: --nope"),
     ("%steer_task", "%steer_task: the following arguments are required: ID"),
     ("%steer_task t1", "%steer_task: missing MESSAGE"),
@@ -363,12 +354,18 @@ BAD_INPUT = [
     ("%steer_task done go", "%steer_task: Task t1 has already succeeded"),
     ("%collect_task t99", "%collect_task: No task 't99'."),
     ("%collect_task t1 -o 2bad", "%collect_task: Bad variable name '2bad'"),
-    ("%collect_task t1 --timeout -1", "%collect_task: --timeout must be >= 0"),
+    ("%collect_task t1 --timeout -1", "%collect_task: argument --timeout: expected seconds"),
+    ("%collect_task t1 --timeout inf", "%collect_task: argument --timeout: expected seconds"),
+    ("%collect_task t1 --timeout nan", "%collect_task: argument --timeout: expected seconds"),
+    ("%collect_task t1 --timeout 1e308", "%collect_task: argument --timeout: expected seconds"),
+    ("%collect_task no-such-task", "%collect_task: No task 'no-such-task'."),
     ("%cancel_task", "%cancel_task: give a task id or --all"),
     ("%cancel_task t1 --all", "%cancel_task: give a task id or --all"),
     ("%cancel_task t99", "%cancel_task: No task 't99'."),
     ("%list_tasks extra", "%list_tasks: unrecognized arguments: extra"),
     ("%hermes_config extra", "%hermes_config: unrecognized arguments: extra"),
+    ("%hermes_dashboard 'x", "%hermes_dashboard: No closing quotation"),
+    ("%list_tasks --history", "%list_tasks: No journal is kept: %config HermesJupyter.journal"),
 ]
 
 
@@ -377,19 +374,16 @@ def test_bad_input_gives_one_line_and_changes_nothing(live, capsys, code, messag
     cell(live, "not_callable = 3\nt = %delegate -n done finished work\n_ = t.collect(10)",
          capsys)
     before = ([s.to_dict() for s in hj.get_session().list_tasks()], set(live.user_ns))
-    result, out, err = cell(live, code, capsys)
-    assert result is None and out == ""
-    assert err.startswith(message) and err.count("\n") == 1, err
-    assert "Traceback" not in err
+    assert rejected(live, code, capsys).startswith(message)
     after = ([s.to_dict() for s in hj.get_session().list_tasks()], set(live.user_ns))
     assert after == before
 
 
 def test_errors_before_any_task_do_not_start_a_session(ip, capsys):
-    _, _, err = cell(ip, "%delegate --bogus", capsys)
+    err = rejected(ip, "%delegate --bogus", capsys)
     assert err.startswith("%delegate: unrecognized arguments") and current.peek_session() is None
-    _, _, err = cell(ip, "%collect_task", capsys)
-    assert err == "%collect_task: No tasks yet: start one with %delegate GOAL.\n"
+    err = rejected(ip, "%collect_task", capsys)
+    assert err == "%collect_task: No tasks yet: start one with %delegate GOAL."
 
 
 def test_help_is_the_real_argparse_help(ip, capsys):

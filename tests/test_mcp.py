@@ -29,7 +29,7 @@ from hermes_jupyter.testing import FakeLLM, Reply, ToolCall
 from hermes_jupyter.tools.mcp import mcp_tool_name, parse_servers, sanitize_schema
 
 from .conftest import FAST_RETRY, SECRET
-from .test_magics import cell, ip, live  # noqa: F401 - the shell fixtures
+from .test_magics import cell
 
 SERVER = Path(__file__).parent / "mcp_servers" / "tools_server.py"
 ENV_SECRET = "env-SECRET-value-7f3a9c2e"
@@ -341,7 +341,7 @@ def test_env_and_header_secrets_appear_on_no_surface(llm, tmp_path, http_url, mo
 
 # ---- the notebook face ------------------------------------------------------------------------
 def test_hermes_config_lists_servers_and_tools_and_no_secret(
-        live, capsys, tmp_path, http_url):  # noqa: F811 - the fixture
+        live, capsys, tmp_path, http_url):
     live.user_ns["servers"] = {
         "tools": stdio_server(tmp_path),
         "web": {"url": http_url, "headers": {"Authorization": f"Bearer {HEADER_SECRET}"}}}
@@ -361,7 +361,7 @@ def test_hermes_config_lists_servers_and_tools_and_no_secret(
         assert ENV_SECRET not in surface and HEADER_SECRET not in surface
 
 
-def test_bad_mcp_settings_in_config_are_refused_in_one_line(live, capsys, caplog):  # noqa: F811
+def test_bad_mcp_settings_in_config_are_refused_in_one_line(live, capsys, caplog):
     live.run_cell("%config HermesJupyter.mcp_servers = {'x': {'url': 'nope'}}")
     assert "HermesJupyter.mcp_servers: MCP server 'x': 'url' must be an http" in caplog.text
     assert dict(current.get_config().mcp_servers) == {}  # nothing changed
@@ -384,7 +384,7 @@ def test_which_settings_values_count_as_secrets():
     assert secrets.redact(text) == "*** *** /home/me/project info *** *** *** application/json"
 
 
-def test_delegate_magic_takes_an_mcp_subset(live, llm, capsys, tmp_path):  # noqa: F811
+def test_delegate_magic_takes_an_mcp_subset(live, llm, capsys, tmp_path):
     live.user_ns["servers"] = {"tools": stdio_server(tmp_path)}
     cell(live, "%config HermesJupyter.mcp_servers = servers", capsys)
     llm.script(Reply(tool_calls=[ToolCall("mcp_tools__add", {"a": 2, "b": 40})]), Reply("42"))

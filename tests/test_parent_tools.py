@@ -25,7 +25,7 @@ def test_tools_are_plain_typed_documented_functions(session):
         "type": "string", "description": "what the subagent should do, complete and "
                                          "self-contained."}
     timeout = function_schema(tools["collect_task"])["function"]["parameters"]["properties"]
-    assert timeout["timeout"]["type"] == "number" and timeout["timeout"]["default"] == 60
+    assert timeout["timeout"]["type"] == "number" and timeout["timeout"]["default"] == 10
 
 
 def test_a_parent_task_delegates_and_collects_a_child(session, llm):

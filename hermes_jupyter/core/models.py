@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .text import plural
+from .text import plural, short
 
 __all__ = [
     "TERMINAL_STATES",
@@ -64,6 +64,8 @@ class ExitReason(str, enum.Enum):
     AUTH_FAILED = "auth_failed"
     QUOTA_EXHAUSTED = "quota_exhausted"
     RATE_LIMIT_CAP = "rate_limit_cap"
+    BUDGET = "budget"
+    EMPTY_ANSWER = "empty_answer"
     TOOL_ERROR = "tool_error"
     ERROR = "error"
     INTERRUPTED = "interrupted"
@@ -82,6 +84,7 @@ class ExitReason(str, enum.Enum):
 
 _EXIT_STATES = {
     ExitReason.COMPLETED: TaskState.SUCCEEDED,
+    ExitReason.MAX_ITERATIONS: TaskState.SUCCEEDED,
     ExitReason.CANCELLED: TaskState.CANCELLED,
     ExitReason.SESSION_CLOSED: TaskState.CANCELLED,
     ExitReason.INTERRUPTED: TaskState.INTERRUPTED,
@@ -91,11 +94,15 @@ _EXIT_MEANINGS = {
     ExitReason.CANCELLED: "someone cancelled the task",
     ExitReason.SESSION_CLOSED: "the session closed while the task was live",
     ExitReason.TIMEOUT: "the task ran past its timeout",
-    ExitReason.MAX_ITERATIONS: "the task used all its model calls (max_iterations)",
+    ExitReason.MAX_ITERATIONS: "the task used all its model calls (max_iterations) and gave "
+                               "its summary in one last call without tools (truncated)",
     ExitReason.PROVIDER_ERROR: "the endpoint refused or failed the request for good",
     ExitReason.AUTH_FAILED: "every API key was rejected (401/403)",
     ExitReason.QUOTA_EXHAUSTED: "every API key is out of quota or credit (402, insufficient_quota)",
     ExitReason.RATE_LIMIT_CAP: "rate limits lasted longer than the cooldown cap",
+    ExitReason.BUDGET: "the task reached max_total_tokens or max_cost_usd, or the session "
+                       "spent session_budget_usd",
+    ExitReason.EMPTY_ANSWER: "the model answered with nothing twice, even when asked again",
     ExitReason.TOOL_ERROR: "a tool failed in a way the task cannot go on from",
     ExitReason.ERROR: "an unexpected error (a bug of ours or of a library)",
     ExitReason.INTERRUPTED: "the process running the task stopped before it ended",
@@ -109,24 +116,30 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     api_calls: int = 0
+    cost_usd: float | None = None
+    """US dollars: reported by the provider or priced from a price table; None when unknown
+    (see `engine/pricing.py`)."""
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def __add__(self, other: Usage) -> Usage:
+        costs = [c for c in (self.cost_usd, other.cost_usd) if c is not None]
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             self.api_calls + other.api_calls,
+            sum(costs) if costs else None,
         )
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
             "api_calls": self.api_calls,
+            "cost_usd": self.cost_usd,
         }
 
 
@@ -183,6 +196,11 @@ class TaskStatus:
     error: str | None
     summary: str | None
     version: int
+    cost_usd: float | None = None
+    owner: str | None = None
+    """Who started the task: None (the user), an agent's owner id, or a task id."""
+    parent_id: str | None = None
+    depth: int = 1
 
     @property
     def tokens(self) -> int:
@@ -239,32 +257,62 @@ class TaskResult:
         return f"{self.id} {self.name!r}" if self.name else self.id
 
     def headline(self) -> str:
-        """One line: state, model, time, calls, tokens."""
+        """One line: state (and, unless it succeeded, its exit reason when that says more:
+        `failed [timeout]`), model, time, calls, tokens, and whether the summary is truncated."""
+        state, code = self.state.value, self.exit_reason.value
+        if not self.ok and code != state:
+            state = f"{state} [{code}]"
+        cut = " · summary truncated" if self.truncated else ""
         return (
-            f"{self.label}: {self.state.value} · {self.model} · {self.duration_s:.1f}s · "
-            f"{plural(self.api_calls, 'call')} · {self.usage.total_tokens} tokens"
+            f"{self.label}: {state} · {self.model} · {self.duration_s:.1f}s · "
+            f"{plural(self.api_calls, 'call')} · {self.usage.total_tokens} tokens{cut}"
         )
+
+    def reason(self) -> str | None:
+        """One line saying why a task that did not succeed ended; None when it succeeded.
+
+        `failed because the task ran past its timeout (timeout): <error>`.
+        """
+        if self.ok:
+            return None
+        meaning, code = self.exit_reason.meaning, self.exit_reason.value
+        why = f"{self.state.value} because {meaning}"
+        why += "" if code == self.state.value or f"({code})" in meaning else f" ({code})"
+        return f"{why}: {short(self.error, 300)}" if self.error else why
 
     def __repr__(self) -> str:
         return f"<TaskResult {self.label}: {self.state.value}, {len(self.summary)} chars>"
 
     def __str__(self) -> str:
-        return self.summary
+        """The summary; for a task that did not succeed, the reason first (never '')."""
+        reason = self.reason()
+        if reason is None:
+            return self.summary
+        return f"{reason}\n\n{self.summary}" if self.summary else reason
 
     def _repr_markdown_(self) -> str:
         body = self.summary or "_(no summary)_"
-        if self.error:
-            body = f"{body}\n\n**Error:** {self.error}"
-        return f"*{self.headline()}*\n\n{body}"
+        reason = self.reason()
+        if reason is not None:
+            body = f"**{_markdown_escape(reason)}**\n\n{body}"
+        return f"*{_markdown_escape(self.headline())}*\n\n{body}"
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(self.headline())
-        if self.error:
+        reason = self.reason()
+        if reason is not None:
             p.break_()
-            p.text(f"error: {self.error}")
+            p.text(reason)
         if self.summary:
             p.break_()
             p.text(self.summary)
+
+
+def _markdown_escape(text: str) -> str:
+    """`*`, `_` and backticks in a one-line label or reason, shown as typed."""
+    for ch in "\\`*_":
+        text = text.replace(ch, "\\" + ch)
+    return text
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ __all__ = ["plural", "short"]
 
 
 def plural(n: int, word: str) -> str:
-    """`1 call`, `2 calls`, `0 calls`."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    """`1 call`, `2 calls`, `0 calls`, `1,234 calls`: the one wording of every count a user
+    reads (the dashboard's JavaScript has the same rule in its `plural`)."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def short(text: str, limit: int) -> str:

@@ -26,6 +26,7 @@ from ..core.text import short
 from ..engine.session import Session
 from ..engine.task import Task
 from ..testing import FakeLLM, RecordedRequest, Reply, ToolCall
+from .parent import is_parent_request, parent_reply
 from .reading import DRAFT, Call, Conversation, Step, plan
 
 __all__ = ["DEMO_MODEL", "DemoAgent", "DemoSession", "demo_session"]
@@ -49,6 +50,9 @@ class DemoAgent:
 
     def __call__(self, request: RecordedRequest) -> Reply:
         try:
+            if is_parent_request(request):
+                text, calls = parent_reply(request)
+                return self._stream(text, calls, chunk=24)
             return self._reply(Conversation.parse(request))
         except Exception as err:  # a bug in the demo must read as an answer, not a 500 loop
             return Reply(text=f"[demo model] I could not follow this conversation "

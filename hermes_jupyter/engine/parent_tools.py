@@ -1,30 +1,67 @@
 """The six operations as tools for a parent agent, so an agent can orchestrate subagents.
 
-    parent = session.delegate("Split the audit into three parts and merge the results",
-                              tools=session_tools(session))
+    agent_tools = session_tools(session, owner=agent)       # scoped to the agent's children
+    parent = session.delegate("Split the audit in three", tools=session_tools(session))
 
 Each tool is a plain typed, docstringed function (its schema comes from the hints and the
 docstring) that answers in text, because that is what a model reads. Bad input becomes a
-sentence the model can act on, never an exception. Children started this way get no tools
-unless their goal's toolsets say so, so they cannot delegate further.
+sentence the model can act on, never an exception.
+
+Ownership: with `owner=` (an `Agent`, a `Task`, or an owner id string) the tools act only on
+tasks that owner started; any other task is "unknown" to it, and names are scoped to the owner.
+Without it they act as the user does (every task by id, the user's names). Depth: a child gets
+the same tools, scoped to itself, only while its depth is below `max_depth`; otherwise it
+cannot delegate. Capacity: a *task* that delegates holds a concurrency slot while it waits for
+its child, so when no slot is free its `delegate_task` is refused with a clear answer instead
+of queueing a child that could never start (the deadlock of a parent waiting on its own slot).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..core.errors import CollectTimeout, HermesError
 from .session import Session
+from .task import Task
 from .views import TaskReport, TaskTable
 
-__all__ = ["session_tools"]
+__all__ = ["COLLECT_WAIT_MAX", "HasOwnerId", "owner_id_of", "session_tools"]
+
+COLLECT_WAIT_MAX = 60.0  # seconds a parent's collect_task may block, at most
 
 
-def session_tools(session: Session) -> list[Callable[..., str]]:
-    """delegate_task, check_task, steer_task, collect_task, cancel_task and list_tasks,
-    bound to `session`."""
+class HasOwnerId(Protocol):
+    owner_id: str
+
+
+Owner = HasOwnerId | Task | str | None
+
+
+def owner_id_of(owner: Owner) -> str | None:
+    """The owner id of an `Agent` (its `owner_id`), a `Task` (its id), a string, or None."""
+    if owner is None or isinstance(owner, str):
+        return owner
+    if isinstance(owner, Task):
+        return owner.id
+    return owner.owner_id
+
+
+def session_tools(
+    session: Session,
+    owner: Owner | Callable[[], str | None] = None,
+    *,
+    max_depth: int = 1,
+    max_children: int | None = None,
+) -> list[Callable[..., str]]:
+    """delegate_task, check_task, steer_task, collect_task, cancel_task and list_tasks, bound
+    to `session` and scoped to `owner` (see the module docstring).
+
+    `owner` may also be a function returning the owner id, for a task whose id is known only
+    after it was delegated. `max_children`: how many of the owner's tasks may be live at once.
+    """
+    scope = _Scope(session, owner, max_depth, max_children)
 
     def delegate_task(goal: str, context: str = "", name: str | None = None) -> str:
         """Start a background subagent on a goal; returns its task id at once.
@@ -34,8 +71,7 @@ def session_tools(session: Session) -> list[Callable[..., str]]:
             context: facts the subagent needs; it knows nothing else about your work.
             name: optional short name to refer to the task by.
         """
-        task = session.delegate(goal, context, name=name or None)
-        return task.id
+        return scope.delegate(goal, context, name)
 
     def check_task(task_id: str) -> str:
         """Report a task's state, time, model calls, tokens, steering and recent output.
@@ -43,7 +79,7 @@ def session_tools(session: Session) -> list[Callable[..., str]]:
         Args:
             task_id: the id returned by delegate_task, or the task's name.
         """
-        return TaskReport(session.check(task_id)).text()
+        return TaskReport(scope.find(task_id).check()).text()
 
     def steer_task(task_id: str, message: str) -> str:
         """Send a running task an instruction; it reads it before its next model call.
@@ -52,42 +88,106 @@ def session_tools(session: Session) -> list[Callable[..., str]]:
             task_id: the id returned by delegate_task, or the task's name.
             message: what the subagent should do differently.
         """
-        session.steer(task_id, message)
+        session.steer(scope.find(task_id), message)
         return f"Steering message queued for {task_id}."
 
-    def collect_task(task_id: str, timeout: float = 60) -> str:
-        """Wait for a task to end and return its summary (or its status if it is still running).
+    def collect_task(task_id: str, timeout: float = 10) -> str:
+        """Wait briefly for a task to end and return its summary (or its status if it is
+        still running).
 
         Args:
             task_id: the id returned by delegate_task, or the task's name.
-            timeout: seconds to wait at most.
+            timeout: seconds to wait at most (capped at 60).
         """
-        try:
-            result = session.collect(task_id, timeout=max(0.0, float(timeout)))
-        except CollectTimeout:
-            return (f"{task_id} is still running after {timeout:g}s; collect it again later.\n"
-                    + TaskReport(session.check(task_id)).text())
-        if result.ok:
-            return result.summary or "(the task ended without a summary)"
-        return f"{result.headline()}\n{result.error or result.exit_reason}"
+        return scope.collect(task_id, timeout)
 
     def cancel_task(task_id: str) -> str:
-        """Stop a queued or running task.
+        """Stop a queued or running task, and every task it started.
 
         Args:
             task_id: the id returned by delegate_task, or the task's name.
         """
-        if session.cancel(task_id):
+        if session.cancel(scope.find(task_id)):
             return f"{task_id} cancelled."
         return f"{task_id} had already ended; nothing to cancel."
 
     def list_tasks() -> str:
-        """List every task with its state, model, time, calls and tokens."""
-        return TaskTable(session.list_tasks()).text()
+        """List your tasks with their state, model, time, calls and tokens."""
+        return TaskTable([t.check() for t in scope.mine()]).text()
 
     tools: list[Callable[..., str]] = [
         delegate_task, check_task, steer_task, collect_task, cancel_task, list_tasks]
     return [_answering_errors(tool) for tool in tools]
+
+
+class _Scope:
+    """What one owner may see and do."""
+
+    def __init__(self, session: Session, owner: Owner | Callable[[], str | None],
+                 max_depth: int, max_children: int | None) -> None:
+        self.session = session
+        self._owner = owner
+        self.max_depth = max_depth
+        self.max_children = max_children
+
+    @property
+    def owner_id(self) -> str | None:
+        owner = self._owner
+        if callable(owner) and not isinstance(owner, Task):
+            return owner()
+        return owner_id_of(owner)
+
+    @property
+    def everyone(self) -> bool:
+        return self._owner is None
+
+    def find(self, ref: str) -> Task:
+        return self.session.task_of(self.owner_id, ref, everyone=self.everyone)
+
+    def mine(self) -> list[Task]:
+        owner = self.owner_id
+        return [t for t in self.session.tasks() if self.everyone or t.owner == owner]
+
+    def delegate(self, goal: str, context: str, name: str | None) -> str:
+        owner = self.owner_id
+        parent = self.session.task(owner) if owner in self._task_ids() else None
+        depth = parent.depth + 1 if parent is not None else 1
+        if parent is not None and self.session.free_slots() == 0:
+            raise HermesError(
+                f"No free slot: the session runs {self.session.max_concurrent} tasks at once "
+                "and you hold one, so a child would wait for you forever. Do this part "
+                "yourself, or end your turn and let the user raise max_concurrent."
+            )
+        live = [t for t in self.mine() if not t.done()]
+        if self.max_children is not None and len(live) >= self.max_children:
+            raise HermesError(
+                f"You already run {len(live)} tasks (max_children={self.max_children}): "
+                "wait for one to end before you start another."
+            )
+        tools: list[Callable[..., Any]] = []
+        holder: list[str] = []
+        if depth < self.max_depth:
+            tools = session_tools(self.session, lambda: holder[0] if holder else None,
+                                  max_depth=self.max_depth, max_children=self.max_children)
+        task = self.session.delegate(goal, context, name=name or None, tools=tools or None,
+                                     owner=owner)
+        holder.append(task.id)
+        return task.id
+
+    def collect(self, ref: str, timeout: float) -> str:
+        task = self.find(ref)
+        wait = min(COLLECT_WAIT_MAX, max(0.0, float(timeout)))
+        try:
+            result = self.session.collect(task, timeout=wait)
+        except CollectTimeout:
+            return (f"{ref} is still running after {wait:g}s; it goes on in the background. "
+                    "Do other work, or collect it later.\n" + TaskReport(task.check()).text())
+        if result.ok:
+            return result.summary or "(the task ended without a summary)"
+        return f"{result.headline()}\n{result.error or result.exit_reason}"
+
+    def _task_ids(self) -> set[str]:
+        return {t.id for t in self.session.tasks()}
 
 
 def _answering_errors(fn: Callable[..., str]) -> Callable[..., str]:

@@ -16,21 +16,23 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
 from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, Usage
 from ..core.secrets import Secrets
-from ..tools import McpServerInfo, McpServers, build_registry
+from ..tools import McpServerInfo, McpServers, ToolOutcome, ToolRegistry, build_registry
 from .credentials import CredentialPool, redact
 from .events import EventBus, Subscriber
+from .group import TaskGroup, check_items
 from .journal import Journal, JournalRecord
 from .loop import EngineLoop
-from .provider import Provider, ProviderError, RetryPolicy
-from .subagent import DEFAULT_SYSTEM_PROMPT, LimitReached, run_agent
+from .pricing import Pricer
+from .provider import Completion, Provider, ProviderError, RetryPolicy
+from .subagent import DEFAULT_SYSTEM_PROMPT, WRAP_UP, LimitReached, run_agent
 from .task import Task, TaskControl
 
 __all__ = ["Session", "TaskRef"]
@@ -38,6 +40,8 @@ __all__ = ["Session", "TaskRef"]
 TaskRef = Task | str
 _T = TypeVar("_T")
 DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
+_MAP_OPTIONS = frozenset({"model", "tools", "toolsets", "max_iterations", "timeout", "owner",
+                          "max_total_tokens", "max_cost_usd"})
 
 
 class Session:
@@ -66,6 +70,8 @@ class Session:
         retry: RetryPolicy | None = None,
         journal: str | os.PathLike[str] | bool | None = None,
         first_id: int = 1,
+        prices: Mapping[str, tuple[float, float]] | None = None,
+        session_budget_usd: float | None = None,
         mcp_servers: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model or os.environ.get("HERMES_MODEL") or ""
@@ -83,6 +89,10 @@ class Session:
         self.workspace = Path(workspace or os.getcwd()).resolve()
         self.toolsets = tuple(toolsets or ())
         self.system_prompt = system_prompt
+        self._pricer = Pricer(prices)
+        if session_budget_usd is not None:
+            _check_positive("session_budget_usd", session_budget_usd)
+        self.session_budget_usd = session_budget_usd
         self._pool = CredentialPool(_resolve_keys(api_keys, self.base_url))
         self._secrets = Secrets(self._pool.secrets)  # MCP env/header values join it
         self._mcp = McpServers(mcp_servers, self._secrets, self.workspace)
@@ -100,7 +110,7 @@ class Session:
         )
         self._lock = threading.RLock()
         self._tasks: dict[str, Task] = {}
-        self._by_name: dict[str, Task] = {}
+        self._by_name: dict[tuple[str | None, str], Task] = {}  # (owner, name) -> newest
         self._ids = itertools.count(first_id)  # a kernel's later sessions go on counting
         self._closed = False
         self._attachments: dict[str, Any] = {}  # per-session helpers of the faces, by key
@@ -126,10 +136,25 @@ class Session:
         toolsets: Iterable[str] | None = None,
         max_iterations: int | None = None,
         timeout: float | None = None,
+        owner: str | None = None,
+        max_total_tokens: int | None = None,
+        max_cost_usd: float | None = None,
     ) -> Task:
-        """Start a subagent on `goal` and return its handle at once (no network I/O here)."""
+        """Start a subagent on `goal` and return its handle at once (no network I/O here).
+
+        `owner` says who started it: None for the user, an `Agent`'s `owner_id`, or the id of a
+        task that delegates (the new task is then its child, one level deeper). Names are
+        scoped to their owner: a child named "review" never shadows the user's "review".
+        """
         if not isinstance(goal, str) or not goal.strip():
             raise HermesError("The goal is empty: say what the subagent should do.")
+        for label, value in (("max_total_tokens", max_total_tokens),
+                             ("max_cost_usd", max_cost_usd)):
+            if value is not None:
+                _check_positive(label, value)
+        spent = self._budget_spent()
+        if spent:
+            raise HermesError(spent)
         if max_iterations is not None:
             _check_positive("max_iterations", max_iterations)
         if timeout is not None:
@@ -143,6 +168,7 @@ class Session:
         with self._lock:
             if self._closed:
                 raise HermesError("This session is closed: create a new Session.")
+            parent = self._tasks.get(owner) if owner is not None else None
             task_id = f"t{next(self._ids)}"
             task = Task(
                 self, task_id, name, goal.strip(), str(context or ""),
@@ -151,13 +177,50 @@ class Session:
                 timeout if timeout is not None else self.task_timeout,
                 self._emit, self._on_task_text,
             )
+            task.owner = owner
+            task.max_total_tokens = max_total_tokens
+            task.max_cost_usd = max_cost_usd
+            task.parent_id = parent.id if parent is not None else None
+            task.depth = parent.depth + 1 if parent is not None else 1
             self._tasks[task_id] = task
             if name:
-                self._by_name[name] = task
-        self._emit("created", task_id, name=name, model=task.model, goal=task.goal)
+                self._by_name[(owner, name)] = task
+        self._emit("created", task_id, name=name, model=task.model, goal=task.goal,
+                   owner=owner, parent=task.parent_id)
         self._emit("queued", task_id)
         self._schedule(task)
         return task
+
+    def map(
+        self,
+        goal: str,
+        items: Iterable[Any],
+        *,
+        name: str | None = None,
+        context: str = "",
+        max_concurrent: int | None = None,
+        **delegate_options: Any,
+    ) -> TaskGroup:
+        """Fan out: one task per item, the item put in the goal where it says `{item}` (else
+        handed as context). Returns a `TaskGroup` at once. `max_concurrent` caps this group's
+        running tasks within the session's cap; `delegate_options` go to every `delegate`
+        (model, tools, toolsets, max_iterations, timeout). Task names are `name[0]`, ..."""
+        if not isinstance(goal, str) or not goal.strip():
+            raise HermesError("The goal is empty: say what each subagent should do with its "
+                              "{item}.")
+        listed = check_items(items)
+        if max_concurrent is not None:
+            _check_positive("max_concurrent", max_concurrent)
+        unknown = set(delegate_options) - _MAP_OPTIONS
+        if unknown:
+            raise HermesError(f"map() takes no {sorted(unknown)[0]!r}: pass delegate options "
+                              f"({', '.join(sorted(_MAP_OPTIONS))}).")
+
+        def start(item_goal: str, item_context: str, item_name: str | None) -> Task:
+            return self.delegate(item_goal, item_context, name=item_name, **delegate_options)
+
+        limit = int(max_concurrent) if max_concurrent is not None else None
+        return TaskGroup(name, goal.strip(), listed, str(context or ""), start, limit)
 
     def check(self, ref: TaskRef) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""
@@ -187,7 +250,13 @@ class Session:
 
     def cancel(self, ref: TaskRef) -> bool:
         """Stop the task within a second; False when it had ended or was already stopping."""
-        control = self.task(ref).control_for(self)
+        task = self.task(ref)
+        for child in self.descendants(task):  # cancelling a task cancels its descendants
+            self._cancel_one(child)
+        return self._cancel_one(task)
+
+    def _cancel_one(self, task: Task) -> bool:
+        control = task.control_for(self)
         stage = control.request_cancel()
         if stage is None:
             return False
@@ -213,11 +282,19 @@ class Session:
 
     # ---- lookups and totals ------------------------------------------------------------
     def task(self, ref: TaskRef) -> Task:
-        """The task for a handle, an id ("t3") or a name (the newest task of that name)."""
+        """The task for a handle, an id ("t3") or a name (the newest of the user's tasks of
+        that name). Raises `UnknownTaskError`."""
+        return self.task_of(None, ref, everyone=True)
+
+    def task_of(self, owner: str | None, ref: TaskRef, *, everyone: bool = False) -> Task:
+        """The task `ref` as `owner` sees it: its own tasks, by handle, id or name. With
+        `everyone` (the user's view) any task is found by handle or id; names stay scoped to
+        `owner`. Raises `UnknownTaskError` for anything else."""
         if isinstance(ref, Task):
             with self._lock:
-                if self._tasks.get(ref.id) is not ref:
-                    raise UnknownTaskError(ref.id, None)
+                mine = self._tasks.get(ref.id) is ref
+            if not mine or not (everyone or ref.owner == owner):
+                raise UnknownTaskError(ref.id, None)
             return ref
         if not isinstance(ref, str):
             raise HermesError(
@@ -225,10 +302,27 @@ class Session:
             )
         key = ref.strip()
         with self._lock:
-            found = self._tasks.get(key) or self._by_name.get(key)
+            found = self._tasks.get(key)
+            if found is not None and not (everyone or found.owner == owner):
+                found = None
+            found = found or self._by_name.get((owner, key))
             if found is None:
-                raise UnknownTaskError(key, list(self._tasks))
+                known = [t.id for t in self._tasks.values() if everyone or t.owner == owner]
+                raise UnknownTaskError(key, known)
             return found
+
+    def descendants(self, ref: TaskRef) -> list[Task]:
+        """Every task started, directly or not, by the task `ref`, children first."""
+        root = self.task(ref)
+        with self._lock:
+            tasks = list(self._tasks.values())
+        out: list[Task] = []
+        frontier = [root.id]
+        while frontier:
+            children = [t for t in tasks if t.parent_id in frontier]
+            out += children
+            frontier = [t.id for t in children]
+        return out
 
     def tasks(self) -> list[Task]:
         with self._lock:
@@ -239,6 +333,28 @@ class Session:
         for task in self.tasks():
             out[task.state.value] += 1
         return out
+
+    def cost(self) -> tuple[float, int]:
+        """The known cost of every task in USD, and how many tasks made calls whose cost is
+        unknown (no reported cost, no price)."""
+        total, unknown = 0.0, 0
+        for task in self.tasks():
+            usage = task.control_for(self).usage
+            if usage.cost_usd is not None:
+                total += usage.cost_usd
+            elif usage.api_calls:
+                unknown += 1
+        return total, unknown
+
+    def _budget_spent(self) -> str | None:
+        if self.session_budget_usd is None:
+            return None
+        spent, _ = self.cost()
+        if spent < self.session_budget_usd:
+            return None
+        return (f"The session budget is spent (${spent:.4f} of session_budget_usd="
+                f"{self.session_budget_usd:g}): no new task starts; raise the budget or make a "
+                "new Session.")
 
     @property
     def usage(self) -> Usage:
@@ -254,6 +370,37 @@ class Session:
             with contextlib.suppress(TimeoutError):
                 self._engine.run(self._mcp.start_all(), timeout=timeout)
         return self._mcp.status()
+
+    # ---- engine services for the parent Agent ----------------------------------------
+    def submit(self, coro: Coroutine[Any, Any, _T]) -> Future[_T]:
+        """Run `coro` on the engine loop (from any thread but that one); its future."""
+        if self._closed:
+            coro.close()
+            raise HermesError("This session is closed: create a new Session.")
+        return asyncio.run_coroutine_threadsafe(coro, self._engine.loop)
+
+    async def stream_completion(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        on_text: Callable[[str], None],
+    ) -> Completion:
+        """One streamed model turn through the session's keys, retries and dialects
+        (engine loop only)."""
+        return await self._provider.complete(
+            model, messages, tools, on_text=on_text, on_event=lambda kind, data: None,
+            on_request=lambda: None,
+        )
+
+    async def run_tool(self, registry: ToolRegistry, name: str, arguments: str) -> ToolOutcome:
+        """Run one tool call of `registry` on the session's tool threads (engine loop only)."""
+        return await registry.run(name, arguments, self._tool_threads)
+
+    def free_slots(self) -> int:
+        """How many more tasks could start now without waiting (0 when some queue)."""
+        with self._lock:
+            return 0 if self._queue else max(0, self.max_concurrent - self._running)
 
     @property
     def key_count(self) -> int:
@@ -336,7 +483,12 @@ class Session:
 
     def _claim(self, task: Task) -> bool:
         """Mark a task that got a slot as running and start it; False if it was cancelled."""
-        if not task.control_for(self).claim():
+        control = task.control_for(self)
+        spent = self._budget_spent()
+        if spent:
+            control.settle(ExitReason.BUDGET, error=spent)
+            return False
+        if not control.claim():
             return False
         self._emit("started", task.id)
         self._engine.post(functools.partial(self._launch, task))
@@ -373,27 +525,32 @@ class Session:
     async def _run(self, control: TaskControl) -> None:
         task = control.task
         loop = asyncio.get_running_loop()
-        timer = None
+        timers = []
         if task.timeout is not None:
-            timer = loop.call_later(task.timeout, self._time_out, control)
+            timers = [loop.call_later(task.timeout, self._time_out, control),
+                      loop.call_later(_warn_at(task.timeout), _warn_to_wrap_up, control)]
         transcript: list[dict[str, Any]] = []
         try:
             await task.tools.prepare()  # e.g. start an MCP server and list its tools
-            summary = await run_agent(
-                control, self._provider, self._tool_threads, self.system_prompt, transcript
-            )
-            control.settle(ExitReason.COMPLETED, summary=summary, transcript=transcript)
+            end = await run_agent(control, self._provider, self._tool_threads,
+                                  self.system_prompt, transcript, self._pricer)
+            control.settle(end.reason, summary=end.summary, transcript=transcript,
+                           truncated=end.truncated)
         except asyncio.CancelledError:
+            partial = control.partial_answer()  # what was written is kept, marked truncated
             if control.cancel_reason == "timeout":
                 control.settle(
-                    ExitReason.TIMEOUT, transcript=transcript,
+                    ExitReason.TIMEOUT, transcript=transcript, summary=partial,
+                    truncated=bool(partial),
                     error=f"stopped after its {task.timeout:g}s timeout; raise timeout= or "
                           "narrow the goal",
                 )
             else:
-                control.settle(ExitReason.CANCELLED, transcript=transcript)
+                control.settle(ExitReason.CANCELLED, transcript=transcript, summary=partial,
+                               truncated=bool(partial))
         except LimitReached as err:
-            control.settle(err.reason, error=str(err), transcript=transcript)
+            control.settle(err.reason, error=str(err), transcript=transcript,
+                           summary=err.partial, truncated=bool(err.partial))
         except (ProviderError, HermesError) as err:
             reason = getattr(err, "exit_reason", ExitReason.ERROR)  # ToolsetError: tool_error
             control.settle(ExitReason.PROVIDER_ERROR if isinstance(err, ProviderError)
@@ -402,7 +559,7 @@ class Session:
             message = redact(f"{type(err).__name__}: {err}", self._pool.secrets)
             control.settle(ExitReason.ERROR, error=message[:500], transcript=transcript)
         finally:
-            if timer is not None:
+            for timer in timers:
                 timer.cancel()
 
     def _time_out(self, control: TaskControl) -> None:
@@ -446,3 +603,14 @@ def _resolve_keys(api_keys: Iterable[str] | str | None, base_url: str | None) ->
             "pool); for a local server set base_url."
         )
     return list(dict.fromkeys(keys))
+
+
+def _warn_at(timeout: float) -> float:
+    """When to ask a task to wrap up: 30 s before its timeout, or at 80% of a short one."""
+    return max(timeout - 30.0, timeout * 0.8)
+
+
+def _warn_to_wrap_up(control: TaskControl) -> None:
+    """Engine loop: a visible steer asking the child to finish before its timeout."""
+    with contextlib.suppress(HermesError):
+        control.accept_steer(WRAP_UP)

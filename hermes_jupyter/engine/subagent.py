@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
-from ..core.models import ExitReason, ToolTraceEntry
+from ..core.models import ExitReason, ToolTraceEntry, Usage
 from ..core.text import short
-from .provider import Provider
+from .pricing import Pricer
+from .provider import Completion, Provider
 from .task import TaskControl
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "LimitReached", "run_agent", "steer_message"]
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT", "WRAP_UP", "AgentEnd", "LimitReached", "run_agent", "steer_message",
+]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a focused subagent working in the background for a parent agent in a Jupyter "
@@ -23,11 +27,21 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 class LimitReached(Exception):
-    """A task hit one of its limits; `reason` names it (the result's exit_reason)."""
+    """A task hit one of its limits; `reason` names it (the result's exit_reason) and
+    `partial` is the text written so far."""
 
-    def __init__(self, reason: ExitReason, message: str) -> None:
+    def __init__(self, reason: ExitReason, message: str, partial: str = "") -> None:
         super().__init__(message)
         self.reason = reason
+        self.partial = partial
+
+
+FINAL_CALL = (
+    "[budget] You have used all your model calls. Reply now with your final summary of what "
+    "you found and did, without calling any tool."
+)
+EMPTY_NUDGE = "Your last reply was empty. Reply with your final summary of what you found."
+WRAP_UP = "Time is almost up: stop starting new work and reply now with your final summary."
 
 
 def first_message(goal: str, context: str) -> str:
@@ -39,17 +53,28 @@ def steer_message(message: str) -> dict[str, str]:
     return {"role": "user", "content": f"[steer from parent] {message}"}
 
 
+@dataclass(frozen=True)
+class AgentEnd:
+    """How the loop ended well: the summary, why, and whether it is a complete answer."""
+
+    summary: str
+    reason: ExitReason = ExitReason.COMPLETED
+    truncated: bool = False
+
+
 async def run_agent(
     control: TaskControl,
     provider: Provider,
     executor: Executor,
     system_prompt: str,
     transcript: list[dict[str, Any]],
-) -> str:
-    """Run the task to its final answer and return that summary.
+    pricer: Pricer | None = None,
+) -> AgentEnd:
+    """Run the task to its final answer.
 
     `transcript` is filled in place, so whoever settles the task keeps the partial
-    conversation when this coroutine is cancelled or fails.
+    conversation when this coroutine is cancelled or fails. Raises `LimitReached` for a
+    budget or a second empty answer (with the text written so far as `partial`).
     """
     task = control.task
     transcript += [
@@ -57,45 +82,93 @@ async def run_agent(
         {"role": "user", "content": first_message(task.goal, task.context)},
     ]
     schemas = task.tools.schemas() or None
+    nudged = False
     for _ in range(task.max_iterations):
         transcript += [steer_message(m) for m in control.take_steers()]
-        completion = await provider.complete(
-            task.model,
-            transcript,
-            schemas,
-            on_text=control.on_text,
-            on_event=lambda kind, data: control.emit(kind, **data),
-            on_request=control.count_request,
-        )
-        control.add_usage(completion.prompt_tokens, completion.completion_tokens)
-        control.emit(
-            "model_call",
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            finish_reason=completion.finish_reason,
-        )
-        calls = [dict(c, id=c["id"] or f"call_{uuid.uuid4().hex[:12]}")
-                 for c in completion.tool_calls]
-        message: dict[str, Any] = {"role": "assistant", "content": completion.text or None}
-        if calls:
-            message["tool_calls"] = [
-                {"id": c["id"], "type": "function",
-                 "function": {"name": c["name"], "arguments": c["arguments"]}}
-                for c in calls
-            ]
-        transcript.append(message)
+        completion = await _call(control, provider, transcript, schemas, pricer)
+        calls = _with_ids(completion.tool_calls)
+        transcript.append(_assistant(completion.text, calls))
         if calls:
             for call in calls:
                 transcript.append(await _run_tool(control, call, executor))
             continue
+        if not completion.text.strip():
+            if nudged:
+                raise LimitReached(ExitReason.EMPTY_ANSWER,
+                                   "the model answered with nothing twice; try another model "
+                                   "or a clearer goal")
+            nudged = True
+            transcript.append({"role": "user", "content": EMPTY_NUDGE})
+            continue
         if control.try_finish():
-            return completion.text
+            return AgentEnd(completion.text)
         control.set_activity("reading steering")
-    raise LimitReached(
-        ExitReason.MAX_ITERATIONS,
-        f"stopped after {task.max_iterations} model calls (max_iterations); raise the limit "
-        "or narrow the goal",
+    # The iteration budget is spent: one last call without tools asks for the summary.
+    control.set_activity("writing its final summary", "… max_iterations reached: final summary")
+    transcript.append({"role": "user", "content": FINAL_CALL})
+    completion = await _call(control, provider, transcript, None, pricer)
+    transcript.append(_assistant(completion.text, []))
+    if not completion.text.strip():
+        raise LimitReached(ExitReason.EMPTY_ANSWER,
+                           f"used all {task.max_iterations} model calls (max_iterations) and "
+                           "gave no final summary when asked; raise the limit or narrow the goal")
+    control.try_finish()
+    return AgentEnd(completion.text, ExitReason.MAX_ITERATIONS, truncated=True)
+
+
+async def _call(control: TaskControl, provider: Provider, transcript: list[dict[str, Any]],
+                schemas: list[dict[str, Any]] | None, pricer: Pricer | None) -> Completion:
+    """One model call, counted, priced and checked against the task's budgets."""
+    task = control.task
+    completion = await provider.complete(
+        task.model,
+        transcript,
+        schemas,
+        on_text=control.on_text,
+        on_event=lambda kind, data: control.emit(kind, **data),
+        on_request=control.count_request,
     )
+    cost = (pricer.cost(task.model, completion.prompt_tokens, completion.completion_tokens)
+            if pricer is not None else None)
+    usage = control.add_usage(completion.prompt_tokens, completion.completion_tokens, cost)
+    control.emit(
+        "model_call",
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        finish_reason=completion.finish_reason,
+        cost_usd=cost,
+    )
+    over = _over_budget(task, usage)
+    if over:
+        raise LimitReached(ExitReason.BUDGET, over, partial=completion.text)
+    return completion
+
+
+def _over_budget(task: Any, usage: Usage) -> str | None:
+    limit = getattr(task, "max_total_tokens", None)
+    if limit is not None and usage.total_tokens >= limit:
+        return (f"stopped at {usage.total_tokens} tokens (max_total_tokens={limit}); raise "
+                "the budget or narrow the goal")
+    cap = getattr(task, "max_cost_usd", None)
+    if cap is not None and usage.cost_usd is not None and usage.cost_usd >= cap:
+        return (f"stopped at ${usage.cost_usd:.4f} (max_cost_usd={cap:g}); raise the budget "
+                "or narrow the goal")
+    return None
+
+
+def _with_ids(tool_calls: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [dict(c, id=c["id"] or f"call_{uuid.uuid4().hex[:12]}") for c in tool_calls]
+
+
+def _assistant(text: str, calls: list[dict[str, str]]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls
+        ]
+    return message
 
 
 async def _run_tool(

@@ -34,13 +34,13 @@ if TYPE_CHECKING:
 
     from ..tools import ToolRegistry
 
-__all__ = ["Task", "TaskControl", "TaskOwner"]
+__all__ = ["Task", "TaskControl", "TaskHost"]
 
 Emit = Callable[..., None]
 _log = logging.getLogger(__name__)
 
 
-class TaskOwner(Protocol):
+class TaskHost(Protocol):
     """What a `Task` handle asks of the session that made it."""
 
     def steer(self, ref: Task, message: str) -> None: ...
@@ -58,7 +58,7 @@ class Task:
 
     def __init__(
         self,
-        owner: TaskOwner,
+        host: TaskHost,
         task_id: str,
         name: str | None,
         goal: str,
@@ -78,7 +78,12 @@ class Task:
         self.tools = tools
         self.max_iterations = max_iterations
         self.timeout = timeout
-        self._owner = owner
+        self.owner: str | None = None  # who started it: None (the user), an agent, a task id
+        self.parent_id: str | None = None  # the task that started this one, if a task did
+        self.depth = 1  # 1 for the user's and agents' tasks; a task's child is one deeper
+        self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
+        self.max_cost_usd: float | None = None
+        self._host = host
         self._control = TaskControl(self, emit, text_sink)
 
     def check(self) -> TaskStatus:
@@ -86,13 +91,13 @@ class Task:
         return self._control.snapshot()
 
     def steer(self, message: str) -> None:
-        self._owner.steer(self, message)
+        self._host.steer(self, message)
 
     def collect(self, timeout: float | None = None) -> TaskResult:
-        return self._owner.collect(self, timeout=timeout)
+        return self._host.collect(self, timeout=timeout)
 
     def cancel(self) -> bool:
-        return self._owner.cancel(self)
+        return self._host.cancel(self)
 
     def done(self) -> bool:
         return self._control.done()
@@ -115,9 +120,9 @@ class Task:
         """A counter that moves whenever `check()` would answer differently."""
         return self._control.version
 
-    def control_for(self, owner: object) -> TaskControl:
+    def control_for(self, host: object) -> TaskControl:
         """The engine's side of this task, for the session that made it only."""
-        if owner is not self._owner:
+        if host is not self._host:
             raise PermissionError(f"task {self.id} belongs to another session")
         return self._control
 
@@ -142,6 +147,7 @@ class TaskControl:
         self._ended: float | None = None
         self._usage = Usage()
         self._tail = OutputTail()
+        self._answer: list[str] = []  # text of the current model call
         self._activity = "queued"
         self._last_tool: str | None = None
         self._steering: list[SteerRecord] = []
@@ -296,24 +302,28 @@ class TaskControl:
     def on_text(self, text: str) -> None:
         with self._lock:
             self._tail.write(text)
+            self._answer.append(text)
             self._activity = "writing"
             self._version += 1
         self._text_sink(self.task.id, text)
 
-    def add_usage(self, prompt: int, completion: int) -> None:
+    def partial_answer(self) -> str:
+        """The text the model has streamed in the current call (reset at every request,
+        retries included, so nothing shows twice): what a stopped task keeps."""
         with self._lock:
-            self._usage = Usage(
-                self._usage.prompt_tokens + prompt,
-                self._usage.completion_tokens + completion,
-                self._usage.api_calls,
-            )
+            return "".join(self._answer)
+
+    def add_usage(self, prompt: int, completion: int, cost_usd: float | None = None) -> Usage:
+        """Count one call's tokens (and its cost in USD when known); the new totals."""
+        with self._lock:
+            self._usage = self._usage + Usage(prompt, completion, 0, cost_usd)
             self._version += 1
+            return self._usage
 
     def count_request(self) -> None:
         with self._lock:
-            self._usage = Usage(
-                self._usage.prompt_tokens, self._usage.completion_tokens, self._usage.api_calls + 1
-            )
+            self._usage = self._usage + Usage(api_calls=1)
+            self._answer.clear()
             self._activity = "thinking"
             self._version += 1
 
@@ -383,6 +393,7 @@ class TaskControl:
             api_calls=self._usage.api_calls,
             prompt_tokens=self._usage.prompt_tokens,
             completion_tokens=self._usage.completion_tokens,
+            cost_usd=self._usage.cost_usd,
             recent_output=self._tail.lines(),
             activity=self._activity,
             last_tool=self._last_tool,
@@ -390,6 +401,9 @@ class TaskControl:
             error=self._result.error if self._result else None,
             summary=self._result.summary if self._result else None,
             version=self._version,
+            owner=task.owner,
+            parent_id=task.parent_id,
+            depth=task.depth,
         )
 
     def _end_word(self) -> str:

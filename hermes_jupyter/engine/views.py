@@ -7,13 +7,18 @@ Built from `TaskStatus` snapshots only, never from a task's internals.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..core.models import TaskStatus
+from ..core.models import TaskState, TaskStatus
 from ..core.text import plural, short
+from .journal import JournalRecord
 
-__all__ = ["COLUMNS", "TaskReport", "TaskTable", "TextView", "elapsed", "status_headline"]
+__all__ = [
+    "COLUMNS", "HISTORY_COLUMNS", "HistoryTable", "TaskReport", "TaskTable", "TextView",
+    "elapsed", "status_headline",
+]
 
 COLUMNS = ("id", "name", "state", "model", "elapsed", "calls", "tokens", "now / summary")
 
@@ -137,3 +142,56 @@ def _now(s: TaskStatus) -> str:
     if s.summary:
         return short(s.summary, 60)
     return s.activity
+
+
+HISTORY_COLUMNS = ("kernel", "id", "name", "state", "model", "started", "exit", "summary / error")
+
+
+class HistoryTable(TextView, Sequence[JournalRecord]):
+    """Tasks of earlier kernels from the journal, oldest first. A sequence of
+    `JournalRecord`, so `table[0].result()` rebuilds a `TaskResult`. `interrupted` marks a
+    task its kernel left unfinished."""
+
+    def __init__(self, records: list[JournalRecord]) -> None:
+        self.records = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.records[index]
+
+    def __iter__(self) -> Iterator[JournalRecord]:
+        return iter(self.records)
+
+    def cells(self) -> list[tuple[str, ...]]:
+        return [(r.session, r.id, r.name or "", _history_state(r), r.model,
+                 time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at)),
+                 r.exit_reason or "", short(r.error or r.summary or "", 60))
+                for r in self.records]
+
+    def footer(self) -> str:
+        if not self.records:
+            return "No tasks of earlier kernels in the journal."
+        counts: dict[str, int] = {}
+        for r in self.records:
+            counts[r.state.value] = counts.get(r.state.value, 0) + 1
+        by_state = ", ".join(f"{n} {state}" for state, n in counts.items())
+        kernels = len({r.session for r in self.records})
+        return (f"{plural(len(self.records), 'task')} of {plural(kernels, 'earlier kernel')}: "
+                f"{by_state} · table[i].result() gives a TaskResult")
+
+    def text(self) -> str:
+        if not self.records:
+            return self.footer()
+        rows = [HISTORY_COLUMNS, *self.cells()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(HISTORY_COLUMNS) - 1)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
+                 for r in rows]
+        return "\n".join([*(line.rstrip() for line in lines), self.footer()])
+
+
+def _history_state(record: JournalRecord) -> str:
+    if record.state is TaskState.INTERRUPTED:
+        return "interrupted ⚠"
+    return str(record.state.value)

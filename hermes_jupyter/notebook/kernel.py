@@ -22,12 +22,14 @@ from typing import Any
 
 from ..core.errors import HermesError, UnknownTaskError
 from ..core.models import TaskStatus
+from ..core.text import plural
+from ..engine.journal import JournalRecord
 from ..engine.session import Session
 from ..engine.task import Task
 from .settings import HermesJupyter, Settings, resolve, safe_url
 
 __all__ = [
-    "all_statuses", "find_task", "flush_notices", "get_config", "get_session", "install",
+    "all_statuses", "find_task", "flush_notices", "get_config", "get_session", "history", "install",
     "latest_task", "notify", "on_new_session", "peek_session", "pending_change", "session_of",
 ]
 
@@ -147,15 +149,29 @@ def all_statuses() -> list[TaskStatus]:
     return [status for s in sessions if s is not None for status in s.list_tasks()]
 
 
+def history() -> list[JournalRecord]:
+    """Tasks that earlier kernels kept in the journal, oldest first (not this kernel's)."""
+    session = get_session()  # applies a journal switched on since, when nothing runs
+    if session.journal is None:
+        pending = pending_change()
+        raise HermesError(
+            f"No journal is kept, so earlier kernels' tasks are not known ({pending})."
+            if pending else "No journal is kept: %config HermesJupyter.journal = True keeps "
+            "tasks across kernels (from the next task on).")
+    mine = {s.journal.session_id for s in (session, *_state.retired) if s.journal is not None}
+    return [r for r in session.journal.records() if r.session not in mine]
+
+
 def pending_change() -> str | None:
-    """One line when new endpoint settings are waiting for running tasks to end."""
-    if not _state.stale or _state.session is None:
+    """One line when new endpoint or journal settings are waiting for running tasks to end."""
+    if not _state.stale or _state.session is None or _state.config is None:
         return None
+    what = _what_changed(resolve(_state.config))
     live = [t.id for t in _state.session.tasks() if not t.done()]
     if not live:
-        return "new endpoint settings apply at the next task"
-    return (f"new endpoint settings wait until {len(live)} running task"
-            f"{'s' if len(live) != 1 else ''} end ({', '.join(live)})")
+        return f"new {what} settings apply at the next task"
+    return (f"new {what} settings wait for {plural(len(live), 'running task')} to end "
+            f"({', '.join(live)})")
 
 
 def notify(message: str) -> None:
@@ -188,22 +204,40 @@ def _build(settings: Settings, after: list[Session] | None = None) -> Session:
 
 def _maybe_rebuild(old: Session) -> None:
     live = [t.id for t in old.tasks() if not t.done()]
+    settings = resolve(get_config())
+    endpoint = _state.built is None or settings.endpoint != _state.built.endpoint
     if live:
-        if not _state.stale_told:
+        if not _state.stale_told and endpoint:  # a journal change was told at %config
             _state.stale_told = True
             notify(f"hermes_jupyter: the new endpoint settings apply once {', '.join(live)} "
                    "end; until then new tasks use the current endpoint (%cancel_task --all "
                    "switches now).")
         return
-    settings = resolve(get_config())
     new = _build(settings, after=[*_state.retired, old])
     _state.retired.append(old)
     old.close()
     _state.session, _state.built, _state.stale = new, settings, False
-    where = "the offline demo model" if settings.demo else (
-        f"{settings.model} at {safe_url(settings.base_url) or 'api.openai.com'}")
-    notify(f"hermes_jupyter: settings changed; new tasks run on {where}.")
+    if endpoint:
+        where = "the offline demo model" if settings.demo else (
+            f"{settings.model} at {safe_url(settings.base_url) or 'api.openai.com'}")
+        notify(f"hermes_jupyter: settings changed; new tasks run on {where}.")
     _tell_demo(settings)
+
+
+def _what_changed(settings: Settings) -> str:
+    built = _state.built
+    return "endpoint" if built is None or settings.endpoint != built.endpoint else "journal"
+
+
+def _journal_notice(session: Session, on: bool) -> str:
+    """`%config HermesJupyter.journal = ...` after the session began: when it takes effect."""
+    live = [t.id for t in session.tasks() if not t.done()]
+    when = f"once {', '.join(live)} end" if live else "from the next task"
+    if not on:
+        return f"hermes_jupyter: journal off {when}; tasks already kept stay in the journal."
+    return (f"hermes_jupyter: journal on {when}: tasks are kept in .hermes/tasks.sqlite under "
+            "the workspace (tasks started before are not); %list_tasks --history shows those "
+            "of earlier kernels.")
 
 
 def _on_change(change: Any) -> None:
@@ -213,7 +247,9 @@ def _on_change(change: Any) -> None:
         if session is None or built is None or _state.config is None:
             return  # applied when the session is built
         settings = resolve(_state.config)
-        if settings.endpoint != built.endpoint:
+        if change["name"] == "journal" and settings.journal != built.journal:
+            notify(_journal_notice(session, settings.journal))
+        if settings.fixed != built.fixed:
             if not _state.stale:
                 _state.stale, _state.stale_told = True, False
             return

@@ -3,18 +3,23 @@
 Goals and steering messages are sentences ("what's the Q3 total?"), so they must not go
 through shell-style splitting, where one apostrophe breaks the line. The options in front are
 split like shell words and handed to the magic's own argparse parser, so `%delegate?` help,
-types and error messages stay those of `@magic_arguments`.
+types and error messages stay those of `@magic_arguments`. Also here: the `seconds` option
+type (finite, 0 to `threading.TIMEOUT_MAX`), the input transformer that keeps a goal ending
+in `?` a goal, and tab completion of task ids and names.
 """
 
 from __future__ import annotations
 
 import argparse
-import pprint
+import re
+import threading
 from typing import Any
 
 from IPython.core.error import UsageError
 
-__all__ = ["comma_list", "context_text", "split_options"]
+from . import kernel
+
+__all__ = ["comma_list", "complete_task_refs", "keep_question_marks", "seconds", "split_options"]
 
 
 def split_options(
@@ -65,21 +70,54 @@ def comma_list(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
 
-def context_text(name: str, value: Any, limit: int) -> tuple[str, int | None]:
-    """A notebook variable as context text, and its full length when it was cut."""
-    if isinstance(value, str):
-        text = value
-    elif callable(getattr(value, "to_csv", None)) and not isinstance(value, type):
-        text = value.to_csv()  # pandas: every row, unlike its display form
-    elif isinstance(value, (dict, list, tuple, set, frozenset)):
-        text = pprint.pformat(value, width=100, compact=True)
-    else:
-        text = str(value)
-    full = len(text)
-    if full > limit:
-        text = text[:limit] + (f"\n… [cut: showing {limit} of {full} characters of {name}; "
-                               "ask for less or raise HermesJupyter.context_limit]")
-    return f"### {name} ({type(value).__name__})\n{text}", full if full > limit else None
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds from 0 to `threading.TIMEOUT_MAX`."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value <= threading.TIMEOUT_MAX:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"expected seconds from 0 to {threading.TIMEOUT_MAX:.0f}, got {text!r}")
+    return value
+
+
+_PROSE_MAGIC = re.compile(
+    r"^(?P<indent>\s*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%(?P<name>delegate|steer_task|hermes)"
+    r"\s+(?P<rest>.*\S)\s*$"
+)
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """Keep `%delegate what is the total?` a goal: IPython reads a line ending in `word?` as a
+    request for help on `word`. `%delegate?` alone still shows the magic's help."""
+    if next((line for line in lines if line.strip()), "").lstrip().startswith("%%"):
+        return lines  # a cell magic's body is its goal, verbatim
+    out = []
+    for line in lines:
+        match = _PROSE_MAGIC.match(line.rstrip("\n"))
+        if match and match["rest"].endswith("?") and match["rest"] not in ("?", "??"):
+            call = f"get_ipython().run_line_magic({match['name']!r}, {match['rest']!r})"
+            line = f"{match['indent']}{match['assign'] or ''}{call}\n"
+        out.append(line)
+    return out
+
+
+def complete_task_refs(shell: Any, event: Any) -> list[str]:
+    """Task ids and names for the first argument of the task magics."""
+    before = event.text_until_cursor.split()
+    typing_first = len(before) == 1 or (len(before) == 2 and not event.text_until_cursor[-1:]
+                                        .isspace())
+    if not typing_first:
+        return []
+    refs: list[str] = []
+    for status in kernel.all_statuses():
+        refs.append(status.id)
+        if status.name:
+            refs.append(status.name)
+    if before[0] == "%cancel_task":
+        refs.append("--all")
+    return list(dict.fromkeys(refs))
 
 
 def _next_word(line: str, pos: int) -> tuple[str, int]:

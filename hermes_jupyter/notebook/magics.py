@@ -1,8 +1,9 @@
 """The notebook face: `%delegate`, `%check_task`, `%steer_task`, `%collect_task`, ...
 
 Each magic parses its line, calls the kernel-wide Session (`hermes_jupyter.notebook.kernel`) and
-returns something that renders. Bad input costs one line on stderr and changes nothing; no
-magic ever prints from a background thread. `%delegate?` and friends print their real help.
+returns something that renders. Bad input is one `UsageError` line (no traceback) that fails
+the cell and changes nothing; no magic ever prints from a background thread. `%delegate?` and
+friends print their real help.
 """
 
 # IPython's magic decorators are untyped; everything else here is checked.
@@ -11,29 +12,46 @@ from __future__ import annotations
 
 import argparse
 import functools
-import re
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    line_magic,
+    magics_class,
+    needs_local_scope,
+    no_var_expand,
+)
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
 from ..core.errors import CollectTimeout, HermesError, UnknownTaskError
 from ..core.models import TaskResult
+from ..core.text import plural
 from ..engine.task import Task
 from . import kernel
 from .binding import check_variable_name, collect_into
-from .magic_args import comma_list, context_text, split_options
+from .context import context_text
+from .goal import expand
+from .magic_args import (
+    comma_list,
+    complete_task_refs,
+    keep_question_marks,
+    seconds,
+    split_options,
+)
 from .settings import resolve
-from .views import SettingsView, TaskReport, TaskTable, elapsed, mcp_status_of
+from .views import HistoryTable, SettingsView, TaskReport, TaskTable, elapsed, mcp_status_of
 
 __all__ = ["HermesMagics", "load_ipython_extension"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 TASK_MAGICS = ("check_task", "steer_task", "collect_task", "cancel_task")
+# Placeholders of a goal filled by the engine, not the notebook (the later `--each VAR`
+# mode adds "item"); `expand` passes them through as typed.
+ENGINE_PLACEHOLDERS: frozenset[str] = frozenset()
 
 
 def _bundle(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -46,7 +64,7 @@ def _bundle(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 
 
 _timeout_option = argument(
-    "--timeout", type=float, metavar="S", default=None,
+    "--timeout", type=seconds, metavar="S", default=None,
     help="seconds: for %%delegate, the task's time limit; for %%collect_task, how long to wait",
 )
 _task_option = argument(
@@ -73,7 +91,9 @@ _delegate_options = _bundle(
 
 
 def _one_line_errors(name: str) -> Callable[[F], F]:
-    """Turn expected failures into one line on stderr (no traceback), returning None."""
+    """Turn every rejection into one `UsageError` line: IPython prints `UsageError: ...` on
+    stderr with no traceback and the cell fails, so "Run All", nbclient and papermill stop
+    at the cause. Nothing is changed by a rejected line."""
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def magic(self: HermesMagics, *args: Any, **kwargs: Any) -> Any:
@@ -81,10 +101,9 @@ def _one_line_errors(name: str) -> Callable[[F], F]:
             try:
                 return fn(self, *args, **kwargs)
             except UsageError as err:
-                print(f"%{name}: {_flat(err)} (see %{name}?)", file=sys.stderr)
+                raise UsageError(f"%{name}: {_flat(err)} (see %{name}?)") from None
             except HermesError as err:
-                print(f"%{name}: {_flat(err)}", file=sys.stderr)
-            return None
+                raise UsageError(f"%{name}: {_flat(err)}") from None
         return magic  # type: ignore[return-value]
     return wrap
 
@@ -94,35 +113,43 @@ class HermesMagics(Magics):
     """Delegate work to background subagents and collect their results into variables."""
 
     @line_cell_magic
+    @no_var_expand
+    @needs_local_scope
     @_one_line_errors("delegate")
     @magic_arguments()
     @_delegate_options
-    def delegate(self, line: str, cell: str | None = None) -> Task | None:
+    def delegate(self, line: str, cell: str | None = None,
+                 local_ns: dict[str, Any] | None = None) -> Task | None:
         """Start a background subagent on GOAL and return its Task at once.
 
         The notebook stays free: check, steer, collect or cancel the task by id or name.
         Options go before the goal: %delegate -n sizes -c df Summarise the columns of df
+        {expr} and $name in the line are filled in from the notebook ({{ }} and $$ keep them).
         """
         parser = _parser(HermesMagics.delegate)
+        namespace = {**self._ns, **(local_ns or {})}
         words, goal = split_options(parser, line)
-        args = parser.parse_args(words)
+        args = parser.parse_args([expand(word, namespace, what="options") for word in words])
+        goal = expand(goal, namespace, keep=ENGINE_PLACEHOLDERS)
         if cell is not None:
             goal = "\n".join(part for part in (goal, cell.strip()) if part)
         if not goal.strip():
             raise UsageError("missing GOAL: say what the subagent should do")
         limit = kernel.get_config().context_limit
-        context, cut = self._context(comma_list(args.context), limit)
+        context, notes = self._context(comma_list(args.context), limit)
         tools = self._functions(comma_list(args.tools))
         toolsets = None if args.toolsets is None else [
             t for t in comma_list([args.toolsets]) if t.lower() != "none"]
         session = kernel.get_session()
+        earlier = self._named(args.name)
         task = session.delegate(
             goal, context, name=args.name, model=args.model, tools=tools, toolsets=toolsets,
             max_iterations=args.max_iterations, timeout=args.timeout,
         )
-        for var, full in cut:
-            print(f"%delegate: -c {var} was cut to {limit} of {full} characters "
-                  "(HermesJupyter.context_limit).")
+        for note in notes:
+            print(f"%delegate: {note}")
+        if earlier is not None:
+            print(f"%delegate: the name {args.name!r} now means {task.id} (it meant {earlier}).")
         if args.model and getattr(session, "is_demo", False):
             print(f"%delegate: -m {args.model} ignored: tasks run on the demo model until an "
                   "API key or endpoint is set.")
@@ -136,21 +163,26 @@ class HermesMagics(Magics):
               help="lines of recent output to show (default 6)")
     def check_task(self, line: str) -> TaskReport | None:
         """Show a task's state, time, calls, tokens, steering and last lines of output."""
-        args = parse_argstring(HermesMagics.check_task, line)
+        args = _parse(HermesMagics.check_task, line)
         task = self._task(args.task)
         return TaskReport(task.check(), tail=max(0, args.lines))
 
     @line_magic
+    @no_var_expand
+    @needs_local_scope
     @_one_line_errors("steer_task")
     @magic_arguments()
     @argument("task", metavar="ID", help="task id (t3), name, or a variable holding the Task")
     @argument("message", nargs="*", metavar="MESSAGE",
-              help="what the subagent should do differently")
-    def steer_task(self, line: str) -> None:
+              help="what the subagent should do differently; {expr} and $name are filled in "
+                   "from the notebook ({{ }} and $$ keep them)")
+    def steer_task(self, line: str, local_ns: dict[str, Any] | None = None) -> None:
         """Send a running task a message; it reads it before its next model call."""
         parser = _parser(HermesMagics.steer_task)
+        namespace = {**self._ns, **(local_ns or {})}
         words, message = split_options(parser, line, leading=1)
-        args = parser.parse_args(words)
+        args = parser.parse_args([expand(word, namespace, what="options") for word in words])
+        message = expand(message, namespace, what="message")
         if not message:
             raise UsageError("missing MESSAGE: say what the subagent should do differently")
         task = self._task(args.task)
@@ -170,10 +202,8 @@ class HermesMagics(Magics):
 
         Interrupting the kernel stops the waiting, not the task.
         """
-        args = parse_argstring(HermesMagics.collect_task, line)
+        args = _parse(HermesMagics.collect_task, line)
         variable = check_variable_name(args.output) if args.output else None
-        if args.timeout is not None and args.timeout < 0:
-            raise UsageError("--timeout must be >= 0 seconds")
         task = self._task(args.task)
         result, later = self._wait(task, args.timeout)
         if variable is None:
@@ -193,13 +223,13 @@ class HermesMagics(Magics):
     @argument("--all", action="store_true", help="cancel every queued or running task")
     def cancel_task(self, line: str) -> None:
         """Stop a task (within about a second) or, with --all, every live task."""
-        args = parse_argstring(HermesMagics.cancel_task, line)
+        args = _parse(HermesMagics.cancel_task, line)
         if args.all == bool(args.task):
             raise UsageError("give a task id or --all (not both)")
         if args.all:
             session = kernel.peek_session()
             n = session.cancel_all() if session is not None else 0
-            print(f"Cancelled {n} task{'s' if n != 1 else ''}." if n else
+            print(f"Cancelled {plural(n, 'task')}." if n else
                   "No queued or running task to cancel.")
             return
         task = self._task(args.task)
@@ -214,9 +244,17 @@ class HermesMagics(Magics):
     @line_magic
     @_one_line_errors("list_tasks")
     @magic_arguments()
-    def list_tasks(self, line: str) -> TaskTable | None:
-        """A table of every task of this kernel: state, model, time, calls, tokens."""
-        parse_argstring(HermesMagics.list_tasks, line)
+    @argument("--history", action="store_true",
+              help="the tasks of earlier kernels kept in the journal (HermesJupyter.journal)")
+    def list_tasks(self, line: str) -> TaskTable | HistoryTable | None:
+        """A table of every task of this kernel: state, model, time, calls, tokens.
+
+        With --history, the tasks earlier kernels kept in the journal (interrupted ones are
+        those a kernel left unfinished); collect one with hj.get_session().history().
+        """
+        args = _parse(HermesMagics.list_tasks, line)
+        if args.history:
+            return HistoryTable(kernel.history())
         return TaskTable(kernel.all_statuses())
 
     @line_magic
@@ -227,7 +265,7 @@ class HermesMagics(Magics):
     def hermes_config(self, line: str) -> SettingsView | None:
         """The effective settings and where each comes from; keys only as a count, MCP
         servers with their tools but never their env or headers."""
-        args = parse_argstring(HermesMagics.hermes_config, line)
+        args = _parse(HermesMagics.hermes_config, line)
         settings = resolve(kernel.get_config())
         session = kernel.get_session() if args.connect else kernel.peek_session()
         servers = (session.mcp_status(connect=args.connect) if session is not None
@@ -236,7 +274,8 @@ class HermesMagics(Magics):
             state = "session: not started yet (it starts with the first task)"
         else:
             counts = ", ".join(f"{n} {s}" for s, n in session.counts().items() if n)
-            state = f"session: running on {session.model} · {counts or 'no tasks'}"
+            journal = "journal on" if session.journal is not None else "no journal"
+            state = f"session: running on {session.model} · {counts or 'no tasks'} · {journal}"
         pending = kernel.pending_change()
         return SettingsView(settings.rows(), f"{state}; {pending}" if pending else state,
                             servers)
@@ -246,7 +285,7 @@ class HermesMagics(Magics):
     @magic_arguments()
     def hermes_dashboard(self, line: str) -> None:
         """Show the live dashboard of this kernel's tasks."""
-        parse_argstring(HermesMagics.hermes_dashboard, line)
+        _parse(HermesMagics.hermes_dashboard, line)
         try:
             from .widgets.dashboard import dashboard
         except ImportError as err:
@@ -269,19 +308,31 @@ class HermesMagics(Magics):
             held = self._ns.get(ref.strip())
             if isinstance(held, Task):
                 return kernel.find_task(held)
-            raise
+            known = [s.label for s in kernel.all_statuses()][-8:]
+            hint = f" Known tasks: {', '.join(known)}." if known else " No tasks exist yet."
+            raise HermesError(f"No task {ref!r}.{hint} Use %list_tasks to see them.") from None
 
-    def _context(self, names: list[str], limit: int) -> tuple[str, list[tuple[str, int]]]:
-        parts, cut = [], []
+    def _named(self, name: str | None) -> str | None:
+        """The id of the task `name` means now, if any (it will mean the new one)."""
+        if not name:
+            return None
+        try:
+            return kernel.find_task(name).id
+        except UnknownTaskError:
+            return None
+
+    def _context(self, names: list[str], limit: int) -> tuple[str, list[str]]:
+        """The `-c` variables as one text, and one line per variable not sent whole."""
+        parts, notes = [], []
         for name in dict.fromkeys(names):
             check_variable_name(name)
             if name not in self._ns:
                 raise HermesError(f"no variable {name!r} in the notebook for -c.")
-            text, full = context_text(name, self._ns[name], limit)
-            parts.append(text)
-            if full is not None:
-                cut.append((name, full))
-        return "\n\n".join(parts), cut
+            part = context_text(name, self._ns[name], limit)
+            parts.append(part.text)
+            if part.note is not None:
+                notes.append(part.note)
+        return "\n\n".join(parts), notes
 
     def _functions(self, names: list[str]) -> list[Callable[..., Any]]:
         functions = []
@@ -321,56 +372,30 @@ class HermesMagics(Magics):
 def load_ipython_extension(ip: Any) -> None:
     """`%load_ext hermes_jupyter`: register the magics, the settings and tab completion."""
     ip.register_magics(HermesMagics)
+    from . import agent_magics
+
+    agent_magics.load(ip)
     if keep_question_marks not in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.append(keep_question_marks)
     for name in TASK_MAGICS:
-        ip.set_hook("complete_command", _complete_task_refs, str_key=f"%{name}")
+        ip.set_hook("complete_command", complete_task_refs, str_key=f"%{name}")
     kernel.install(ip)
     from . import comm
 
     comm.register(ip)  # silent until a JupyterLab panel opens the comm
 
 
-_PROSE_MAGIC = re.compile(
-    r"^(?P<indent>\s*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%(?P<name>delegate|steer_task)"
-    r"\s+(?P<rest>.*\S)\s*$"
-)
-
-
-def keep_question_marks(lines: list[str]) -> list[str]:
-    """Keep `%delegate what is the total?` a goal: IPython reads a line ending in `word?` as a
-    request for help on `word`. `%delegate?` alone still shows the magic's help."""
-    if next((line for line in lines if line.strip()), "").lstrip().startswith("%%"):
-        return lines  # a cell magic's body is its goal, verbatim
-    out = []
-    for line in lines:
-        match = _PROSE_MAGIC.match(line.rstrip("\n"))
-        if match and match["rest"].endswith("?") and match["rest"] not in ("?", "??"):
-            call = f"get_ipython().run_line_magic({match['name']!r}, {match['rest']!r})"
-            line = f"{match['indent']}{match['assign'] or ''}{call}\n"
-        out.append(line)
-    return out
-
-
-def _complete_task_refs(shell: Any, event: Any) -> list[str]:
-    """Task ids and names for the first argument of the task magics."""
-    before = event.text_until_cursor.split()
-    typing_first = len(before) == 1 or (len(before) == 2 and not event.text_until_cursor[-1:]
-                                        .isspace())
-    if not typing_first:
-        return []
-    refs: list[str] = []
-    for status in kernel.all_statuses():
-        refs.append(status.id)
-        if status.name:
-            refs.append(status.name)
-    if before[0] == "%cancel_task":
-        refs.append("--all")
-    return list(dict.fromkeys(refs))
-
-
 def _flat(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
+
+
+def _parse(magic: Any, line: str) -> argparse.Namespace:
+    """`parse_argstring`, with an unbalanced quote as a usage error, not a traceback."""
+    try:
+        args: argparse.Namespace = parse_argstring(magic, line)
+    except ValueError as err:  # shlex: "No closing quotation"
+        raise UsageError(f"{_flat(err)} in {line.strip()!r}: close the quote") from None
+    return args
 
 
 def _parser(magic: Any) -> argparse.ArgumentParser:

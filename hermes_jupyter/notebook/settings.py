@@ -209,6 +209,12 @@ class Settings:
         """What a running session cannot change: a change here needs a new session."""
         return (self.demo, self.base_url, self.api_keys, self.mcp_servers)
 
+    @property
+    def fixed(self) -> tuple[object, ...]:
+        """Everything a running session cannot change (the endpoint, and whether it keeps a
+        journal): a change here needs a new session."""
+        return (*self.endpoint, self.journal)
+
     def session_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `Session` (or, without model and keys, `demo_session`)."""
         common: dict[str, Any] = {

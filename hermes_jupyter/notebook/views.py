@@ -13,10 +13,10 @@ from typing import Any
 
 from ..core.secrets import Secrets
 from ..engine import views as text_views
-from ..engine.views import COLUMNS, TextView, elapsed, status_headline
+from ..engine.views import COLUMNS, HISTORY_COLUMNS, TextView, elapsed, status_headline
 from ..tools import McpServerInfo, McpServers
 
-__all__ = ["SettingsView", "TaskReport", "TaskTable", "elapsed", "mcp_status_of",
+__all__ = ["HistoryTable", "SettingsView", "TaskReport", "TaskTable", "elapsed", "mcp_status_of",
            "status_headline"]
 
 _STYLE = "border-collapse:collapse;font-size:0.9em"
@@ -43,12 +43,15 @@ class TaskTable(text_views.TaskTable):
     def _repr_html_(self) -> str:
         if not self.statuses:
             return f"<p>{_e(self.footer())}</p>"
-        head = "".join(f"<th style='{_CELL}'>{_e(c)}</th>" for c in COLUMNS)
-        body = "".join(
-            "<tr>" + "".join(f"<td style='{_CELL}'>{_e(c)}</td>" for c in row) + "</tr>"
-            for row in self.cells())
-        return (f"<table style='{_STYLE}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
-                f"</table><p style='font-size:0.85em'>{_e(self.footer())}</p>")
+        return _table(COLUMNS, self.cells(), self.footer())
+
+
+class HistoryTable(text_views.HistoryTable):
+    """`%list_tasks --history`: tasks of earlier kernels, as text and as HTML."""
+
+    def _repr_html_(self) -> str:
+        return _table(HISTORY_COLUMNS, self.cells(), self.footer()) if self.records else \
+            f"<p>{_e(self.footer())}</p>"
 
 
 class SettingsView(TextView):
@@ -95,6 +98,15 @@ class SettingsView(TextView):
 def mcp_status_of(servers: Mapping[str, Any]) -> list[McpServerInfo]:
     """How configured MCP servers look before any session started them (no I/O)."""
     return McpServers(servers, Secrets(), Path.cwd()).status()
+
+
+def _table(columns: tuple[str, ...], cells: list[tuple[str, ...]], footer: str) -> str:
+    head = "".join(f"<th style='{_CELL}'>{_e(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='{_CELL}'>{_e(c)}</td>" for c in row) + "</tr>"
+        for row in cells)
+    return (f"<table style='{_STYLE}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+            f"</table><p style='font-size:0.85em'>{_e(footer)}</p>")
 
 
 def _e(text: str) -> str:

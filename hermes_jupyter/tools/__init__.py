@@ -11,19 +11,22 @@ from .files import WorkspaceFiles
 from .mcp import McpServerInfo, McpServers
 from .python import PythonRunner
 from .registry import ToolOutcome, ToolRegistry
-from .schema import function_schema, tool_name
+from .schema import ToolArgumentsError, ToolSpec, function_schema, tool_name, tool_spec
 
 __all__ = [
     "TOOLSETS",
     "McpServerInfo",
     "McpServers",
     "PythonRunner",
+    "ToolArgumentsError",
     "ToolOutcome",
     "ToolRegistry",
+    "ToolSpec",
     "WorkspaceFiles",
     "build_registry",
     "function_schema",
     "tool_name",
+    "tool_spec",
 ]
 
 TOOLSETS = ("files", "python")

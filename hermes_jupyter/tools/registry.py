@@ -1,4 +1,8 @@
-"""The tools one task may call, and how a call runs: never raising into the agent loop."""
+"""The tools one task may call, and how a call runs: never raising into the agent loop.
+
+Arguments are checked and converted against the tool's signature (`ToolSpec.bind`) before
+the call; wrong ones go back to the model as one line per field, never as a traceback.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import function_schema, tool_name
+from .schema import ToolArgumentsError, ToolSpec, tool_spec
 
 __all__ = ["ToolOutcome", "ToolRegistry"]
 
@@ -33,10 +37,14 @@ class ToolRegistry:
         functions: list[Callable[..., Any]],
         loaders: Iterable[Callable[[], Awaitable[list[Callable[..., Any]]]]] = (),
     ) -> None:
+        """Raises `ConfigurationError` for a function whose parameters have no JSON form.
+        `loaders` give tools known only at run time (an MCP server's): see `prepare`."""
         self._functions: dict[str, Callable[..., Any]] = {}
+        self._specs: dict[str, ToolSpec] = {}
         for fn in functions:
-            self._functions[tool_name(fn)] = fn
-        self._loaders = list(loaders)  # tools known only at run time (an MCP server's)
+            self._add(fn)
+        self._schemas = [spec.schema for spec in self._specs.values()]
+        self._loaders = list(loaders)
 
     def __bool__(self) -> bool:
         return bool(self._functions) or bool(self._loaders)
@@ -46,14 +54,21 @@ class ToolRegistry:
         call); a loader's `ToolsetError` says which toolset could not be loaded."""
         while self._loaders:
             for fn in await self._loaders.pop(0)():
-                self._functions[tool_name(fn)] = fn
+                self._add(fn)
+            self._schemas = [spec.schema for spec in self._specs.values()]
+
+    def _add(self, fn: Callable[..., Any]) -> None:
+        spec = tool_spec(fn)
+        self._functions[spec.name] = fn
+        self._specs[spec.name] = spec
 
     @property
     def names(self) -> list[str]:
         return list(self._functions)
 
     def schemas(self) -> list[dict[str, Any]]:
-        return [function_schema(fn) for fn in self._functions.values()]
+        """The OpenAI `tools` entries, one per tool (built once, shared: do not mutate)."""
+        return list(self._schemas)
 
     async def run(self, name: str, arguments: str, executor: Executor) -> ToolOutcome:
         """Run one tool call; any problem becomes an error text the model can act on."""
@@ -73,15 +88,17 @@ class ToolRegistry:
         if not isinstance(args, dict):
             return self._error(f"the arguments of {name} must be a JSON object", started)
         try:
+            positional, keywords = self._specs[name].bind(args)
+        except ToolArgumentsError as err:
+            return self._error(str(err), started)
+        try:
             if inspect.iscoroutinefunction(fn):
-                value = await fn(**args)
+                value = await fn(*positional, **keywords)
             else:
                 loop = asyncio.get_running_loop()
-                value = await loop.run_in_executor(executor, lambda: fn(**args))
+                value = await loop.run_in_executor(executor, lambda: fn(*positional, **keywords))
         except asyncio.CancelledError:
             raise
-        except TypeError as err:
-            return self._error(f"{name} was called with wrong arguments: {err}", started)
         except Exception as err:
             return self._error(f"{name} raised {type(err).__name__}: {err}", started)
         return ToolOutcome(_as_text(value), True, time.monotonic() - started)

@@ -90,7 +90,7 @@ class DashboardView {
       }),
     );
     this.usage.textContent =
-      `${fmt(totals.tokens || 0)} tokens · ${fmt(totals.api_calls || 0)} API calls`;
+      `${fmt(totals.tokens || 0)} tokens · ${plural(totals.api_calls || 0, "call")}`;
     this.cancelAll.disabled = !(counts.running || counts.queued);
   }
 
@@ -253,7 +253,7 @@ class Card {
     let seconds = d.elapsed_s;
     if (d.state === "running") seconds += Math.max(0, (now - this.receivedAt) / 1000);
     this.stats.textContent =
-      `${d.model} · ${elapsed(seconds)} · ${fmt(d.api_calls)} calls · ${fmt(d.tokens)} tokens`;
+      `${d.model} · ${elapsed(seconds)} · ${plural(d.api_calls, "call")} · ${fmt(d.tokens)} tokens`;
   }
 
   renderBody() {
@@ -306,6 +306,11 @@ function firstLine(d) {
 function number(id) {
   const n = parseInt(String(id).slice(1), 10);
   return Number.isNaN(n) ? -1 : n;
+}
+
+/** `1 call`, `2 calls`: the rule of core/text.py `plural`, for every count shown. */
+function plural(n, word) {
+  return `${fmt(n)} ${word}${n === 1 ? "" : "s"}`;
 }
 
 function fmt(n) {

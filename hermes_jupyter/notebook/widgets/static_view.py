@@ -11,6 +11,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from ...core.text import plural
 from .cards import STATES
 
 __all__ = ["header_line", "render_html", "render_text"]
@@ -24,12 +25,12 @@ _CELL = "padding:2px 8px;text-align:left;vertical-align:top;border-bottom:1px so
 
 
 def header_line(totals: dict[str, Any]) -> str:
-    """`2 running · 1 queued · … · 1,234 tokens · 5 API calls`."""
+    """`2 running · 1 queued · … · 1,234 tokens · 5 calls`."""
     counts = totals.get("counts", {})
     parts = [f"{counts.get(s, 0)} {s}" for s in STATES
              if s != "interrupted" or counts.get(s)]
     parts.append(f"{totals.get('tokens', 0):,} tokens")
-    parts.append(f"{totals.get('api_calls', 0):,} API calls")
+    parts.append(plural(int(totals.get("api_calls", 0)), "call"))
     return " · ".join(parts)
 
 
@@ -37,7 +38,7 @@ def render_text(cards: Sequence[dict[str, Any]], totals: dict[str, Any]) -> str:
     """A fixed-width table for terminals and `text/plain` readers."""
     lines = [f"Hermes tasks: {header_line(totals)}"]
     rows = [(_label(c), c["state"], c["model"], _elapsed(c["elapsed_s"]),
-             f"{c['api_calls']} calls", f"{c['tokens']:,} tok", _now(c)) for c in cards]
+             plural(c["api_calls"], "call"), f"{c['tokens']:,} tok", _now(c)) for c in cards]
     if not rows:
         return lines[0] + "\n(no tasks yet)"
     widths = [max(len(r[i]) for r in rows) for i in range(6)]

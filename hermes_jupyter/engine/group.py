@@ -1,0 +1,215 @@
+"""Fan-out: one task per item of a batch, under one handle (`Session.map` → `TaskGroup`).
+
+Every task of a group runs under the session's concurrency cap, key pool and retries like any
+other; `max_concurrent` on the group caps how many of *its* tasks run at once within that cap
+(the group then delegates the next item when one of its tasks ends, so the rest of the session
+is never starved by one big batch).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import CollectTimeout, HermesError
+from ..core.models import TaskResult, TaskState, Usage
+from ..core.text import plural
+from .task import Task
+
+__all__ = ["ITEM", "GroupStatus", "TaskGroup", "goal_for", "item_text"]
+
+ITEM = "{item}"  # the placeholder in a fan-out goal; every other brace stays as written
+ITEM_TEXT_CAP = 4000  # characters of one item handed to its task
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """Counts by state and totals of a group at one instant."""
+
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def done(self) -> int:
+        return sum(n for state, n in self.counts.items() if TaskState(state).terminal)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get("failed", 0)
+
+    def __repr__(self) -> str:
+        return (f"<GroupStatus {self.done}/{self.total} done, {self.failed} failed, "
+                f"{self.usage.total_tokens} tokens>")
+
+
+Delegate = Callable[[str, str, str | None], Task]
+
+
+class TaskGroup:
+    """The tasks of one fan-out, in item order. Like a `Task`, it returns at once."""
+
+    def __init__(self, name: str | None, goal: str, items: Sequence[Any], context: str,
+                 delegate: Delegate, max_concurrent: int | None) -> None:
+        self.name = name
+        self.goal = goal
+        self.items = list(items)
+        self._context = context
+        self._delegate = delegate
+        self._limit = max_concurrent
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._tasks: list[Task] = []
+        self._cancelled = False
+        self._feed()
+
+    # ---- the handle --------------------------------------------------------------------
+    @property
+    def tasks(self) -> list[Task]:
+        """The tasks started so far, in item order (all of them once the group is fed)."""
+        with self._lock:
+            return list(self._tasks)
+
+    def check(self) -> GroupStatus:
+        tasks = self.tasks
+        counts = {state.value: 0 for state in TaskState}
+        usage = Usage()
+        for task in tasks:
+            status = task.check()
+            counts[status.state.value] += 1
+            usage = usage + Usage(status.prompt_tokens, status.completion_tokens,
+                                  status.api_calls)
+        counts["queued"] += len(self.items) - len(tasks) if not self._cancelled else 0
+        if self._cancelled:
+            counts["cancelled"] += len(self.items) - len(tasks)
+        return GroupStatus(len(self.items), {k: v for k, v in counts.items() if v}, usage)
+
+    def done(self) -> bool:
+        with self._lock:
+            fed = self._cancelled or len(self._tasks) == len(self.items)
+            return fed and all(t.done() for t in self._tasks)
+
+    def collect(self, timeout: float | None = None) -> list[TaskResult]:
+        """Every task's result, in item order, once all have ended. `CollectTimeout` (the
+        group goes on) when `timeout` seconds pass first. Items never started because the
+        group was cancelled have no result and are left out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            ok = self._changed.wait_for(
+                lambda: self._cancelled or len(self._tasks) == len(self.items),
+                None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if not ok:
+            raise CollectTimeout(self._still_running(timeout))
+        results = []
+        for task in self.tasks:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                results.append(task.collect(left))
+            except CollectTimeout:
+                raise CollectTimeout(self._still_running(timeout)) from None
+        return results
+
+    def cancel(self) -> int:
+        """Cancel every live task and every item not yet started; how many were stopped."""
+        with self._lock:
+            skipped = len(self.items) - len(self._tasks) if not self._cancelled else 0
+            self._cancelled = True
+            tasks = list(self._tasks)
+            self._changed.notify_all()
+        return skipped + sum(task.cancel() for task in tasks if not task.done())
+
+    def to_pandas(self) -> Any:
+        """A DataFrame, one row per item started: item, id, state, summary, tokens, error."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise HermesError("to_pandas() needs pandas: pip install pandas.") from None
+        rows = []
+        for item, task in zip(self.items, self.tasks, strict=False):
+            status = task.check()
+            result = task.result
+            rows.append({
+                "item": item, "id": task.id, "state": status.state.value,
+                "summary": result.summary if result else None,
+                "tokens": status.tokens, "api_calls": status.api_calls,
+                "error": status.error,
+            })
+        return pd.DataFrame(rows)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        status = self.check()
+        label = f" {self.name!r}" if self.name else ""
+        failed = f", {status.failed} failed" if status.failed else ""
+        return f"<TaskGroup{label}: {status.done}/{status.total} done{failed}>"
+
+    # ---- feeding -----------------------------------------------------------------------
+    def _feed(self) -> None:
+        """Delegate items until the group's own limit is reached (all of them without one)."""
+        while True:
+            with self._lock:
+                started = len(self._tasks)
+                live = sum(1 for t in self._tasks if not t.done())
+                if (self._cancelled or started == len(self.items)
+                        or (self._limit is not None and live >= self._limit)):
+                    return
+                index = started
+                item = self.items[index]
+                goal, context = goal_for(self.goal, item, self._context)
+                name = f"{self.name}[{index}]" if self.name else None
+                task = self._delegate(goal, context, name)
+                self._tasks.append(task)
+                self._changed.notify_all()
+            task.add_done_callback(self._on_done)
+
+    def _on_done(self, _task: Task) -> None:
+        try:
+            self._feed()
+        except HermesError:  # the session closed, or its budget is spent: stop feeding
+            with self._lock:
+                self._cancelled = True
+                self._changed.notify_all()
+
+    def _still_running(self, timeout: float | None) -> str:
+        status = self.check()
+        return (f"{status.done} of {plural(status.total, 'task')} ended within {timeout:g}s; "
+                "the group goes on: collect it again later or cancel it.")
+
+
+def goal_for(goal: str, item: Any, context: str) -> tuple[str, str]:
+    """The goal and context of one item's task: the item replaces `{item}` in the goal, or,
+    when the goal has no placeholder, is handed as context."""
+    text = item_text(item)
+    if ITEM in goal:
+        return goal.replace(ITEM, text), context
+    extra = f"Item:\n{text}"
+    return goal, f"{context}\n\n{extra}" if context else extra
+
+
+def item_text(item: Any) -> str:
+    """An item as the model reads it: strings as they are, mappings and lists as JSON,
+    anything else by `str`; capped at `ITEM_TEXT_CAP` characters."""
+    if isinstance(item, str):
+        text = item
+    elif isinstance(item, dict | list | tuple):
+        text = json.dumps(item, default=str, ensure_ascii=False)
+    else:
+        text = str(item)
+    return text if len(text) <= ITEM_TEXT_CAP else text[:ITEM_TEXT_CAP] + "…"
+
+
+def check_items(items: Iterable[Any]) -> list[Any]:
+    """The items of a fan-out as a list; one clear line for what cannot be one."""
+    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+        raise HermesError(f"Bad items {type(items).__name__}: pass a list (or any iterable) "
+                          "of items, one task each.")
+    out = list(items)
+    if not out:
+        raise HermesError("No items: pass at least one item to map over.")
+    return out

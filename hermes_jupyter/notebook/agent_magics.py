@@ -1,0 +1,100 @@
+"""`%%hermes` and `%hermes MESSAGE`: talk to the kernel's parent agent.
+
+The cell is the user's turn; the reply streams into the cell's output on the main thread, and
+the cell waits only for the parent's own turn (its children run in the background). `%hermes`
+with no message lets the parent take in the results that arrived (IPython refuses an empty
+`%%hermes` cell). Interrupting the kernel stops
+the turn, never the children, and leaves the conversation valid.
+"""
+
+# IPython's magic decorators are untyped; everything else here is checked.
+# mypy: disable-error-code="untyped-decorator,no-untyped-call"
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+from ..core.errors import HermesError
+from ..core.text import plural
+from ..engine.agent import Agent
+from . import kernel
+
+__all__ = ["AgentMagics", "get_agent", "kernel_agents"]
+
+_lock = threading.Lock()
+_agents: dict[str, Agent] = {}
+_OPTION = re.compile(r"^\s*(?:-a|--agent)(?:\s+|=)(\S+)\s*")
+
+
+def get_agent(name: str = "default") -> Agent:
+    """The kernel's parent agent called `name`, made on first use in the kernel's session
+    (and made again if that session was replaced)."""
+    session = kernel.get_session()
+    with _lock:
+        agent = _agents.get(name)
+        if agent is None or agent.session is not session:
+            if agent is not None:
+                agent.close()
+            agent = _agents[name] = Agent(session, name=name)
+        return agent
+
+
+def kernel_agents() -> list[Agent]:
+    """Every parent agent of this kernel, by name."""
+    with _lock:
+        return [_agents[name] for name in sorted(_agents)]
+
+
+@magics_class
+class AgentMagics(Magics):
+    """`%%hermes [-a NAME]` (cell: the message) and `%hermes [-a NAME] MESSAGE`."""
+
+    @line_cell_magic
+    def hermes(self, line: str, cell: str | None = None) -> None:
+        """Talk to the kernel's parent agent; it delegates work to background subagents.
+
+        Usage: `%hermes [-a NAME] MESSAGE`, or a `%%hermes [-a NAME]` cell whose body is the
+        message. `%hermes` with no message lets the agent take in the results that arrived.
+        """
+        name, rest = _parse(line)
+        message = (cell if cell is not None else rest).strip()
+        if cell is not None and rest:
+            raise UsageError(f"%%hermes takes only -a NAME on its line, not {rest!r}: put the "
+                             "message in the cell.")
+        try:
+            agent = get_agent(name)
+            reply = agent.ask(message or None, on_text=_write)
+        except HermesError as err:
+            raise UsageError(str(err)) from None
+        sys.stdout.write("\n")
+        if reply.children:
+            started = ", ".join(f"{t.id} {t.name!r}" if t.name else t.id for t in reply.children)
+            sys.stdout.write(f"(started {started}: results arrive at your next %%hermes; "
+                             "`%hermes` alone takes them in)\n")
+        if agent.waiting:
+            sys.stdout.write(f"({plural(agent.waiting, 'result')} arrived during this turn: "
+                             "run %hermes with no message to take them in)\n")
+
+
+def _parse(line: str) -> tuple[str, str]:
+    match = _OPTION.match(line)
+    if match is None:
+        if line.strip().startswith("-"):
+            raise UsageError(f"%hermes: unknown option in {line.strip()!r}: use -a NAME.")
+        return "default", line.strip()
+    return match.group(1), line[match.end():].strip()
+
+
+def _write(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
+
+
+def load(ip: Any) -> None:
+    """Register `%hermes` / `%%hermes` in `ip`."""
+    ip.register_magics(AgentMagics)

@@ -1,0 +1,44 @@
+"""A rejected magic fails its cell in a real kernel, so nbclient (and Run All, papermill) stop
+there with one line and no traceback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+pytestmark = pytest.mark.kernel
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HERMES_MODEL", "HERMES_SUBAGENT_MODEL",
+       "HERMES_API_KEYS")
+
+
+def test_a_rejected_magic_stops_run_all_with_one_line(tmp_path, monkeypatch):
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code) for code in (
+        "%load_ext hermes_jupyter\n%config HermesJupyter.demo_pace = 0",
+        "t = %delegate -n first say hello\n_ = t.collect(30)",
+        "r = %collect_task no-such-task",
+        "after = 'this cell must not run'",
+    )]
+    client = NotebookClient(nb, timeout=60, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    with pytest.raises(CellExecutionError) as raised:
+        client.execute()
+    assert raised.value.ename == "UsageError"
+    failed = nb.cells[2]
+    streams = [o for o in failed.outputs if o.output_type == "stream"]
+    assert [o.name for o in streams] == ["stderr"] and len(failed.outputs) == 1
+    assert streams[0].text == ("UsageError: %collect_task: No task 'no-such-task'. Known tasks: "
+                               "t1 'first'. Use %list_tasks to see them.\n")
+    assert "execution_count" not in nb.cells[3] or nb.cells[3].execution_count is None
+    assert nb.cells[3].outputs == []
