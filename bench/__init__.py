@@ -19,4 +19,5 @@ FIGURES = (
     "context",
     "fanout",
     "journal",
+    "mcp",
 )

@@ -94,6 +94,9 @@ SESSION_PARAMS = (
     Param("cooldown_cap", (NONE, ZERO, *NOT_SECONDS)),
     Param("tool_env_allowlist", ("GITHUB_TOKEN", NONE, BYTES, ZERO, THING, [0], [""], [BYTES])),
     Param("tool_memory_limit_mb", (ZERO, NEG, HALF, NAN, INF, HUGE, BYTES, THING, TRUE, "1G")),
+    Param("mcp_servers", (ZERO, "srv", THING, {"": {"command": "x"}}, {"s": 1},
+                          {"s": {"command": 1}}, {"s": {"url": "ftp://x"}}, {"s": {}}),
+          mention="mcp_servers|MCP server"),
 )
 NOT_MONEY = (ZERO, NEG, NAN, INF, BYTES, THING, TRUE, "1")
 
@@ -132,6 +135,10 @@ API: tuple[Api, ...] = (
     Api("Session.descendants", lambda c, kw: c.session.descendants(**kw),
         (Param("ref", NOT_A_REF),)),
     Api("Session.cost", lambda c, kw: c.session.cost(**kw)),
+    Api("Session.mcp_status", lambda c, kw: c.session.mcp_status(**kw), (
+        Param("connect", (NONE, ZERO, 1, "yes", THING)),
+        Param("timeout", (ZERO, *NOT_SECONDS)),
+    )),
     Api("Session.free_slots", lambda c, kw: c.session.free_slots(**kw)),
     Api("Session.check", lambda c, kw: c.session.check(**kw), (Param("ref", NOT_A_REF),)),
     Api("Session.task", lambda c, kw: c.session.task(**kw), (Param("ref", NOT_A_REF),)),

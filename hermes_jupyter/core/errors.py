@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .models import ExitReason
+
 __all__ = [
     "CollectTimeout",
     "ConfigurationError",
@@ -9,6 +11,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidArgumentType",
     "TaskFinishedError",
+    "ToolsetError",
     "UnknownTaskError",
 ]
 
@@ -35,6 +38,12 @@ class TaskFinishedError(HermesError):
 
 class ConfigurationError(HermesError, ValueError):
     """A setting is missing or wrong; the message names it and how to set it."""
+
+
+class ToolsetError(HermesError):
+    """A toolset could not be loaded for a task (an MCP server did not start)."""
+
+    exit_reason = ExitReason.TOOL_ERROR
 
 
 class CollectTimeout(HermesError, TimeoutError):

@@ -34,7 +34,7 @@ from . import lease
 if TYPE_CHECKING:
     from .task import Task
 
-__all__ = ["SCHEMA_VERSION", "Journal", "JournalRecord"]
+__all__ = ["SCHEMA_VERSION", "Journal", "JournalRecord", "history_of"]
 
 SCHEMA_VERSION = 1
 _COLUMNS = ("session, id, name, goal, model, state, created_at, ended_at, exit_reason, error, "
@@ -349,3 +349,11 @@ def _record(row: tuple[Any, ...]) -> JournalRecord:
      summary, result, owner) = row
     return JournalRecord(session, task_id, name, goal, model, TaskState(state), created_at,
                          ended_at, exit_reason, error, summary, result, owner)
+
+
+def history_of(journal: Journal | None, limit: int | None) -> list[JournalRecord]:
+    """Tasks of earlier sessions in `journal`, oldest first (the last `limit` when given)."""
+    if journal is None:
+        raise ConfigurationError("This session keeps no journal: create it with "
+                                 "Session(..., journal=True) to keep tasks across kernels.")
+    return journal.records(limit, exclude_session=journal.session_id)

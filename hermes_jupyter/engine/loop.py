@@ -32,6 +32,11 @@ class EngineLoop:
     def loop(self) -> asyncio.AbstractEventLoop:
         return self._ensure_started()
 
+    @property
+    def started(self) -> bool:
+        """Whether the loop thread was ever started (a session that ran nothing has none)."""
+        return self._loop is not None
+
     def in_loop_thread(self) -> bool:
         return self._thread is not None and threading.current_thread() is self._thread
 

@@ -41,6 +41,7 @@ async def run_task(
                   loop.call_later(_warn_at(task.timeout), _warn_to_wrap_up, control)]
     transcript: list[dict[str, Any]] = []
     try:
+        await task.tools.prepare()  # e.g. start an MCP server and list its tools
         end = await run_agent(control, provider, executor, system_prompt, transcript, pricer)
         control.settle(end.reason, summary=end.summary, transcript=transcript,
                        truncated=end.truncated)
@@ -60,7 +61,8 @@ async def run_task(
         control.settle(err.reason, error=str(err), transcript=transcript,
                        summary=err.partial, truncated=bool(err.partial))
     except (ProviderError, HermesError) as err:
-        reason = err.reason if isinstance(err, ProviderError) else ExitReason.ERROR
+        reason = (err.reason if isinstance(err, ProviderError)  # ToolsetError: tool_error
+                  else getattr(err, "exit_reason", ExitReason.ERROR))
         control.settle(reason, error=str(err), transcript=transcript)
     except Exception as err:  # a bug of ours or of a library: keep it as a result
         message = redact(f"{type(err).__name__}: {err}")

@@ -14,8 +14,9 @@ from concurrent.futures import Executor, Future
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from ..core import validate as check
 from ..core.errors import HermesError
-from ..tools import ProcessPolicy, ToolOutcome, ToolRegistry
+from ..tools import McpServerInfo, McpServers, ProcessPolicy, ToolOutcome, ToolRegistry
 from .loop import EngineLoop
 from .provider import Completion, Provider
 
@@ -63,6 +64,27 @@ class EngineServices:
         its text redacted of the session's secrets, as a task's tool results are."""
         outcome = await registry.run(name, arguments, self._tools)
         return replace(outcome, text=self.processes.secrets.redact(outcome.text))
+
+
+    def shutdown(self, mcp: McpServers) -> None:
+        """Stop MCP servers and HTTP clients on the loop, then the loop itself."""
+        if self._engine.started:
+            if mcp:
+                with contextlib.suppress(Exception):
+                    self._engine.run(mcp.aclose(), timeout=6.0)
+            with contextlib.suppress(Exception):
+                self._engine.run(self._provider.aclose(), timeout=1.0)
+        self._engine.close()
+
+    def mcp_status(self, mcp: McpServers, connect: bool, timeout: float,
+                   closed: bool) -> list[McpServerInfo]:
+        """The servers' states and tool names; `connect` first starts those not running."""
+        connect = check.a_bool("connect", connect)
+        timeout = check.seconds("timeout", timeout)
+        if connect and mcp and not closed:
+            with contextlib.suppress(TimeoutError):
+                self._engine.run(mcp.start_all(), timeout=timeout)
+        return mcp.status()
 
 
 class Attachments:

@@ -8,7 +8,6 @@ subscribers on the event bus's thread. The registry and the slots are guarded by
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import os
 import threading
@@ -21,12 +20,12 @@ from typing import Any, TypeVar
 from ..core import validate as check
 from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
 from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, Usage
-from ..tools import ProcessPolicy, build_registry
+from ..tools import McpServerInfo, McpServers, ProcessPolicy, build_registry
 from .arguments import delegate_args, session_args
 from .credentials import CredentialPool, resolve_keys
 from .events import EventBus, Subscriber, TextBatcher
 from .group import TaskGroup, fan_out
-from .journal import Journal, JournalRecord
+from .journal import Journal, JournalRecord, history_of
 from .loop import EngineLoop
 from .pricing import Pricer, budget_spent, check_prices, total_cost
 from .provider import (
@@ -57,7 +56,8 @@ class Session:
     `api_keys` (list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base
     URL from `base_url`, else OPENAI_BASE_URL, else the openai default. `stall_timeout` and
     `cooldown_cap`: see `Provider`. `keep_finished=N` holds only the newest N ended tasks in
-    memory. A bad parameter raises `InvalidArgument`/`InvalidArgumentType` and changes nothing.
+    memory. `mcp_servers`: as in MCP config files; `toolsets=["mcp:name"]` gives a task that
+    server's tools. A bad parameter raises `InvalidArgument`/`InvalidArgumentType`.
     """
 
     stall_timeout = ProviderSetting(allow_none=True)
@@ -85,6 +85,7 @@ class Session:
         prices: Mapping[str, tuple[float, float]] | None = None,
         session_budget_usd: float | None = None,
         tool_env_allowlist: Iterable[str] = (), tool_memory_limit_mb: int | None = None,
+        mcp_servers: Mapping[str, Any] | None = None,
     ) -> None:
         args = session_args(model, subagent_model, base_url, api_keys, max_concurrent,
                             max_iterations, task_timeout, workspace, toolsets, system_prompt,
@@ -99,7 +100,6 @@ class Session:
         self.task_timeout = args.task_timeout
         self.workspace = (args.workspace or Path(os.getcwd())).resolve()
         self.toolsets = args.toolsets
-        build_registry(None, self.toolsets, self.workspace)  # fail now on unknown names
         self.system_prompt = system_prompt
         self._pricer = Pricer(check_prices({} if prices is None else prices))
         self.session_budget_usd = check.optional(check.amount, "session_budget_usd",
@@ -108,6 +108,8 @@ class Session:
         self._processes = ProcessPolicy.checked(self._pool.secrets, self.base_url,
                                                 tool_env_allowlist, tool_memory_limit_mb)
         self.secrets = self._processes.secrets  # what every kept or sent string is redacted of
+        self._mcp = McpServers(mcp_servers, self.secrets, self.workspace)  # secrets join it
+        build_registry(None, self.toolsets, self.workspace, self._processes, self._mcp)
         self._provider = Provider(self._pool, self.base_url, retry)
         self.stall_timeout, self.cooldown_cap = stall_timeout, cooldown_cap  # checked there
         self._bus = EventBus(self.secrets.redact_data)
@@ -170,7 +172,7 @@ class Session:
         if spent := self._budget_spent():
             raise HermesError(spent)
         registry = build_registry(a.tools, self.toolsets if a.toolsets is None else a.toolsets,
-                                  self.workspace, self._processes)
+                                  self.workspace, self._processes, self._mcp)
         with self._lock:
             if self._closed:
                 raise HermesError("This session is closed: create a new Session.")
@@ -370,23 +372,21 @@ class Session:
             control = task.control_for(self)
             control.wait(max(0.0, deadline - time.monotonic()))
             control.settle(ExitReason.SESSION_CLOSED)
-        if self._engine._loop is not None:
-            with contextlib.suppress(Exception):
-                self._engine.run(self._provider.aclose(), timeout=1.0)
-        self._engine.close()
+        self.services.shutdown(self._mcp)
         self._tool_threads.shutdown(wait=False, cancel_futures=True)
         self.attachments.close()
         self._bus.close()
         if self.journal is not None:
             self.journal.close()
 
+    def mcp_status(self, *, connect: bool = False, timeout: float = 60.0) -> list[McpServerInfo]:
+        """The MCP servers, their state and tool names (never env or header values);
+        `connect=True` first starts those not running (waiting up to `timeout` s)."""
+        return self.services.mcp_status(self._mcp, connect, timeout, self._closed)
+
     def history(self, limit: int | None = None) -> list[JournalRecord]:
         """Tasks of earlier sessions kept in the journal, oldest first (needs `journal=`)."""
-        if self.journal is None:
-            raise ConfigurationError("This session keeps no journal: create it with "
-                                     "Session(..., journal=True) to keep tasks across kernels.")
-        limit = check.optional(check.count, "limit", limit)
-        return self.journal.records(limit, exclude_session=self.journal.session_id)
+        return history_of(self.journal, check.optional(check.count, "limit", limit))
 
     def attachment(self, key: str, make: Callable[[], _T]) -> _T:
         """The session's one helper under `key` (a refresher, a dashboard), made by `make()`

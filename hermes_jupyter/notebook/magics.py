@@ -43,7 +43,7 @@ from .magic_args import (
     split_options,
 )
 from .settings import resolve
-from .views import HistoryTable, SettingsView, TaskReport, TaskTable, elapsed
+from .views import HistoryTable, SettingsView, TaskReport, TaskTable, elapsed, mcp_status_of
 
 __all__ = ["HermesMagics", "load_ipython_extension"]
 
@@ -80,8 +80,8 @@ _delegate_options = _bundle(
     argument("-t", "--tools", action="append", metavar="FUNC",
              help="notebook function the task may call; repeat or use commas"),
     argument("--toolsets", metavar="files,python",
-             help="built-in toolsets for this task ('none' for none; default: "
-                  "HermesJupyter.toolsets)"),
+             help="toolsets for this task: files, python, mcp:SERVER[/tool1+tool2] ('none' "
+                  "for none; default: HermesJupyter.toolsets)"),
     argument("--max-iterations", type=int, metavar="N", help="model calls the task may make"),
     _timeout_option,
     argument("goal", nargs="*", metavar="GOAL",
@@ -267,11 +267,16 @@ class HermesMagics(Magics):
     @line_magic
     @_one_line_errors("hermes_config")
     @magic_arguments()
+    @argument("--connect", action="store_true",
+              help="start the MCP servers not running yet, to list their tools")
     def hermes_config(self, line: str) -> SettingsView | None:
-        """The effective settings and where each comes from; keys only as a count."""
-        _parse(HermesMagics.hermes_config, line)
+        """The effective settings and where each comes from; keys only as a count, MCP
+        servers with their tools but never their env or headers."""
+        args = _parse(HermesMagics.hermes_config, line)
         settings = resolve(kernel.get_config())
-        session = kernel.peek_session()
+        session = kernel.get_session() if args.connect else kernel.peek_session()
+        servers = (session.mcp_status(connect=args.connect) if session is not None
+                   else mcp_status_of(settings.mcp_servers))
         if session is None:
             state = "session: not started yet (it starts with the first task)"
         else:
@@ -279,7 +284,8 @@ class HermesMagics(Magics):
             journal = "journal on" if session.journal is not None else "no journal"
             state = f"session: running on {session.model} · {counts or 'no tasks'} · {journal}"
         pending = kernel.pending_change()
-        return SettingsView(settings.rows(), f"{state}; {pending}" if pending else state)
+        return SettingsView(settings.rows(), f"{state}; {pending}" if pending else state,
+                            servers)
 
     @line_magic
     @_one_line_errors("hermes_dashboard")

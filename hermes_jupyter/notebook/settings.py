@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from ..core.errors import ConfigurationError
 from ..tools import TOOLSETS
+from ..tools.mcp import parse_servers
 
 __all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "HermesJupyter", "Settings", "resolve"]
 
@@ -47,6 +49,19 @@ class KeyList(List):  # type: ignore[type-arg]
 
     klass = MaskedKeys
     _cast_types = (list, tuple)
+
+
+class MaskedServers(dict):  # type: ignore[type-arg]
+    """MCP server settings whose repr names the servers, never their env or headers (which
+    hold tokens): `%config HermesJupyter` prints every trait's value with `repr`."""
+
+    def __repr__(self) -> str:
+        return f"<MCP servers: {', '.join(self) or 'none'}>"
+
+    __str__ = __repr__
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
 
 
 class HermesJupyter(Configurable):
@@ -98,8 +113,16 @@ class HermesJupyter(Configurable):
     ).tag(config=True)
     toolsets = List(
         Unicode(), default_value=[],
-        help=f"Built-in toolsets every task gets unless --toolsets says otherwise: "
-             f"{', '.join(TOOLSETS)}.",
+        help=f"Toolsets every task gets unless --toolsets says otherwise: "
+             f"{', '.join(TOOLSETS)}, or mcp:NAME for a server of mcp_servers.",
+    ).tag(config=True)
+    mcp_servers = Dict(
+        default_value={},
+        help="""MCP servers whose tools tasks can use with --toolsets mcp:NAME (or
+        mcp:NAME/tool1+tool2), in the shape of MCP config files: {"name": {"command": ...,
+        "args": [...], "env": {...}}} for stdio servers, {"name": {"url": ..., "headers":
+        {...}}} for streamable HTTP; optional "timeout" (seconds per call). Env and header
+        values are never shown. A change applies to the next session.""",
     ).tag(config=True)
     journal = Bool(
         False, help="Keep tasks in .hermes/tasks.sqlite under the workspace, so results "
@@ -181,9 +204,17 @@ class HermesJupyter(Configurable):
                              f"got {value}.")
         return value
 
+    @validate("mcp_servers")
+    def _check_servers(self, proposal: Any) -> MaskedServers:
+        try:
+            parse_servers(proposal["value"])
+        except ConfigurationError as err:
+            raise TraitError(f"HermesJupyter.mcp_servers: {err}") from None
+        return MaskedServers(proposal["value"])
+
     @validate("toolsets")
     def _known_toolsets(self, proposal: Any) -> list[str]:
-        unknown = [t for t in proposal["value"] if t not in TOOLSETS]
+        unknown = [t for t in proposal["value"] if t not in TOOLSETS and not t.startswith("mcp:")]
         if unknown:
             raise TraitError(f"Unknown toolset {unknown[0]!r}: choose from "
                              f"{', '.join(TOOLSETS)}.")
@@ -210,6 +241,7 @@ class Settings:
     cooldown_cap: float
     workspace: str
     toolsets: tuple[str, ...]
+    mcp_servers: Mapping[str, Any] = field(repr=False)
     journal: bool
     keep_finished: int | None
     context_limit: int
@@ -228,7 +260,7 @@ class Settings:
     def endpoint(self) -> tuple[object, ...]:
         """What a running session cannot change: a change here needs a new session."""
         return (self.demo, self.base_url, self.api_keys, self.tool_env_allowlist,
-                self.tool_memory_limit_mb)
+                self.tool_memory_limit_mb, self.mcp_servers)
 
     @property
     def fixed(self) -> tuple[object, ...]:
@@ -248,6 +280,7 @@ class Settings:
             "tool_env_allowlist": self.tool_env_allowlist,
             "tool_memory_limit_mb": self.tool_memory_limit_mb,
             "keep_finished": self.keep_finished,
+            "mcp_servers": dict(self.mcp_servers),
         }
         if self.demo:
             return {"pace": self.demo_pace, **common}
@@ -273,6 +306,8 @@ class Settings:
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
         ]
+        if self.mcp_servers:  # names only: their env and headers hold secrets
+            shown.insert(9, ("mcp_servers", ", ".join(self.mcp_servers)))
         if self.keep_finished is not None:  # shown when set (the notebooks' tables stay)
             shown.append(("keep_finished", f"{self.keep_finished} ended tasks in memory"))
         if self.demo:
@@ -308,9 +343,9 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         raw_keys = raw_keys.split(",")
     keys = tuple(dict.fromkeys(k.strip() for k in raw_keys or () if k.strip()))
     for name in ("max_concurrent", "max_iterations", "task_timeout", "stall_timeout",
-                 "cooldown_cap", "workspace", "toolsets", "journal", "keep_finished",
-                 "context_limit", "wait_notice_after", "demo_pace", "tool_env_allowlist",
-                 "tool_memory_limit_mb"):
+                 "cooldown_cap", "workspace", "toolsets", "mcp_servers", "journal",
+                 "keep_finished", "context_limit", "wait_notice_after", "demo_pace",
+                 "tool_env_allowlist", "tool_memory_limit_mb"):
         if getattr(config, name) != config.trait_defaults(name):
             sources[name] = "config"
     demo_reason = _demo_reason(model, base_url, keys)
@@ -328,6 +363,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         cooldown_cap=config.cooldown_cap,
         workspace=config.workspace,
         toolsets=tuple(config.toolsets),
+        mcp_servers=MaskedServers(config.mcp_servers),
         journal=config.journal,
         keep_finished=config.keep_finished,
         context_limit=config.context_limit,

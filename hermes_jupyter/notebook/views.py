@@ -7,11 +7,16 @@ agents read too) plus `_repr_html_` for Jupyter; `SettingsView` is `%hermes_conf
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
+from ..core.secrets import Secrets
 from ..engine import views as text_views
 from ..engine.views import COLUMNS, HISTORY_COLUMNS, TextView, elapsed, status_headline
+from ..tools import McpServerInfo, McpServers
 
-__all__ = ["HistoryTable", "SettingsView", "TaskReport", "TaskTable", "elapsed",
+__all__ = ["HistoryTable", "SettingsView", "TaskReport", "TaskTable", "elapsed", "mcp_status_of",
            "status_headline"]
 
 _STYLE = "border-collapse:collapse;font-size:0.9em"
@@ -52,14 +57,27 @@ class HistoryTable(text_views.HistoryTable):
 class SettingsView(TextView):
     """`%hermes_config`: effective settings and where each came from (never a key's text)."""
 
-    def __init__(self, rows: list[tuple[str, str, str]], session_line: str) -> None:
+    def __init__(self, rows: list[tuple[str, str, str]], session_line: str,
+                 servers: Sequence[McpServerInfo] = ()) -> None:
         self.rows = rows
         self.session_line = session_line
+        self.servers = list(servers)
+
+    def server_lines(self) -> list[str]:
+        """One line per MCP server: where it is, its state, its tools (no env or headers)."""
+        out = []
+        for info in self.servers:
+            tools = ", ".join(info.tools) if info.tools is not None else (
+                "listed once it starts (%hermes_config --connect)")
+            out.append(f"mcp:{info.name}  {info.where} · {info.state} · tools: {tools}")
+        return out
 
     def text(self) -> str:
         width = max(len(name) for name, _, _ in self.rows)
         lines = [f"{name:<{width}}  {value}  [{source}]" for name, value, source in self.rows]
-        return "\n".join([*lines, self.session_line])
+        servers = ["MCP servers:", *(f"  {s}" for s in self.server_lines())] \
+            if self.servers else []
+        return "\n".join([*lines, *servers, self.session_line])
 
     def _repr_html_(self) -> str:
         body = "".join(
@@ -67,8 +85,19 @@ class SettingsView(TextView):
             f"<td style='{_CELL};opacity:0.7'>{_e(s)}</td></tr>" for n, v, s in self.rows)
         return (f"<table style='{_STYLE}'><thead><tr><th style='{_CELL}'>setting</th>"
                 f"<th style='{_CELL}'>value</th><th style='{_CELL}'>from</th></tr></thead>"
-                f"<tbody>{body}</tbody></table><p style='font-size:0.85em'>"
-                f"{_e(self.session_line)}</p>")
+                f"<tbody>{body}</tbody></table>{self._servers_html()}"
+                f"<p style='font-size:0.85em'>{_e(self.session_line)}</p>")
+
+    def _servers_html(self) -> str:
+        if not self.servers:
+            return ""
+        items = "".join(f"<li><code>{_e(line)}</code></li>" for line in self.server_lines())
+        return f"<p style='margin:4px 0'>MCP servers:</p><ul style='margin:0'>{items}</ul>"
+
+
+def mcp_status_of(servers: Mapping[str, Any]) -> list[McpServerInfo]:
+    """How configured MCP servers look before any session started them (no I/O)."""
+    return McpServers(servers, Secrets(), Path.cwd()).status()
 
 
 def _table(columns: tuple[str, ...], cells: list[tuple[str, ...]], footer: str) -> str:

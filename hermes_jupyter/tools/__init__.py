@@ -8,6 +8,7 @@ from typing import Any
 
 from ..core.errors import ConfigurationError
 from .files import WorkspaceFiles
+from .mcp import McpServerInfo, McpServers
 from .process import ProcessGroups, ProcessPolicy
 from .python import ProcessKilled, PythonRunner
 from .registry import ToolOutcome, ToolRegistry
@@ -15,6 +16,8 @@ from .schema import ToolArgumentsError, ToolSpec, function_schema, tool_name, to
 
 __all__ = [
     "TOOLSETS",
+    "McpServerInfo",
+    "McpServers",
     "ProcessGroups",
     "ProcessKilled",
     "ProcessPolicy",
@@ -38,21 +41,31 @@ def build_registry(
     toolsets: Iterable[str] | None,
     workspace: str | os.PathLike[str],
     processes: ProcessPolicy | None = None,
+    mcp: McpServers | None = None,
 ) -> ToolRegistry:
     """The registry for one task; unknown toolset names are a configuration error.
-    `processes` is how tool processes run (the session's env allowlist, caps, registry)."""
+    `processes` is how tool processes run (the session's env allowlist, caps, registry).
+    `mcp:server` (or `mcp:server/tool1+tool2`) names the tools of one of `mcp`'s servers;
+    they are listed when the task starts (`ToolRegistry.prepare`), not here."""
     functions: list[Callable[..., Any]] = []
+    loaders = []
     for name in toolsets or ():
-        if name == "files":
+        if name.startswith("mcp:"):
+            if mcp is None:
+                raise ConfigurationError(f"Toolset {name!r} needs MCP servers: pass "
+                                         "Session(mcp_servers={...}).")
+            loaders.append(mcp.toolset(name))
+        elif name == "files":
             functions += WorkspaceFiles(workspace).tools()
         elif name == "python":
             functions += PythonRunner(workspace, policy=processes).tools()
         else:
             raise ConfigurationError(
-                f"Unknown toolset {name!r}: choose from {', '.join(TOOLSETS)}."
+                f"Unknown toolset {name!r}: choose from {', '.join(TOOLSETS)} or "
+                "mcp:SERVER."
             )
     for fn in tools or ():
         if not callable(fn):
             raise ConfigurationError(f"Tool {fn!r} is not callable: pass functions in tools=[...].")
         functions.append(fn)
-    return ToolRegistry(functions)
+    return ToolRegistry(functions, loaders)

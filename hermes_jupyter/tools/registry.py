@@ -10,7 +10,7 @@ import asyncio
 import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -32,18 +32,35 @@ class ToolOutcome:
 class ToolRegistry:
     """Name → callable. Sync tools run on the session's tool threads, async ones on the loop."""
 
-    def __init__(self, functions: list[Callable[..., Any]]) -> None:
-        """Raises `ConfigurationError` for a function whose parameters have no JSON form."""
+    def __init__(
+        self,
+        functions: list[Callable[..., Any]],
+        loaders: Iterable[Callable[[], Awaitable[list[Callable[..., Any]]]]] = (),
+    ) -> None:
+        """Raises `ConfigurationError` for a function whose parameters have no JSON form.
+        `loaders` give tools known only at run time (an MCP server's): see `prepare`."""
         self._functions: dict[str, Callable[..., Any]] = {}
         self._specs: dict[str, ToolSpec] = {}
         for fn in functions:
-            spec = tool_spec(fn)
-            self._functions[spec.name] = fn
-            self._specs[spec.name] = spec
+            self._add(fn)
         self._schemas = [spec.schema for spec in self._specs.values()]
+        self._loaders = list(loaders)
 
     def __bool__(self) -> bool:
-        return bool(self._functions)
+        return bool(self._functions) or bool(self._loaders)
+
+    async def prepare(self) -> None:
+        """Load the tools known only at run time, once (engine loop, before the first model
+        call); a loader's `ToolsetError` says which toolset could not be loaded."""
+        while self._loaders:
+            for fn in await self._loaders.pop(0)():
+                self._add(fn)
+            self._schemas = [spec.schema for spec in self._specs.values()]
+
+    def _add(self, fn: Callable[..., Any]) -> None:
+        spec = tool_spec(fn)
+        self._functions[spec.name] = fn
+        self._specs[spec.name] = spec
 
     @property
     def names(self) -> list[str]:

@@ -118,7 +118,10 @@ def tool_name(fn: Callable[..., Any]) -> str:
 
 
 def function_schema(fn: Callable[..., Any]) -> dict[str, Any]:
-    """The OpenAI `tools` entry for `fn` (cached). Raises `ConfigurationError` as `tool_spec`."""
+    """The OpenAI `tools` entry for `fn` (cached). Raises `ConfigurationError` as `tool_spec`.
+
+    A callable that carries its own entry as `__tool_schema__` (an MCP server's tool, taking
+    `**arguments`) is shown with that entry; its arguments pass through unchecked."""
     return tool_spec(fn).schema
 
 
@@ -185,6 +188,9 @@ def _build(fn: Callable[..., Any]) -> ToolSpec:
             "parameters": parameters,
         },
     }
+    given = getattr(fn, "__tool_schema__", None)
+    if isinstance(given, dict):  # an MCP server's tool (`**arguments`): its own schema, as given
+        schema = given
     return ToolSpec(name, schema, model, tuple(params), var_keyword)
 
 
