@@ -11,17 +11,36 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["MASK", "Secrets", "StreamRedactor", "redact"]
+__all__ = [
+    "MASK",
+    "SECRET_ENV_NAMES",
+    "SECRET_ENV_SUFFIXES",
+    "Secrets",
+    "StreamRedactor",
+    "redact",
+    "redact_data",
+    "scrub_environ",
+]
 
 MASK = "***"
 MIN_SECRET = 4  # shorter strings are too common to mask without mangling ordinary text
+# Shaped like a provider's key or token: a known prefix, then 16+ characters with a digit
+# (so words such as "key-findings" or "sk-learn" stay readable).
 _KEY_PATTERN = re.compile(
-    r"\b(?:sk|pk|rk|key|nous|or|sess|ghp|gho|xox[abp])-[A-Za-z0-9_\-*.]{6,}"
+    r"\b(?:sk|pk|rk|nous|sess|key|ghp|gho|ghu|ghs|github_pat|glpat|hf|xox[abpr])[-_]"
+    r"(?=[A-Za-z0-9_\-.]*\d)[A-Za-z0-9_\-.]{16,}"
     r"|\bBearer\s+[A-Za-z0-9_\-.=]{12,}"
 )
+
+
+# Environment variables a tool process never gets unless allowlisted by name: these names,
+# and any name ending in one of the suffixes (`MY_API_KEY`, `GITHUB_TOKEN`, `DB_PASSWORD`).
+SECRET_ENV_NAMES = frozenset({"OPENAI_API_KEY", "HERMES_API_KEYS"})
+SECRET_ENV_SUFFIXES = ("_KEY", "_KEYS", "_TOKEN", "_SECRET", "_PASSWORD")
 
 
 class Secrets:
@@ -32,6 +51,19 @@ class Secrets:
         self._values: tuple[str, ...] = ()
         for value in values:
             self.add(value)
+
+    @classmethod
+    def of_endpoint(
+        cls, keys: Iterable[str], base_url: str | None, environ: Mapping[str, str]
+    ) -> Secrets:
+        """A session's registry: its keys, the credentials inside `base_url`, and the keys in
+        `environ` (OPENAI_API_KEY, HERMES_API_KEYS) even when others were passed."""
+        secrets = cls(k for k in keys if k != "no-key-needed")
+        secrets.add_url(base_url)
+        for name in sorted(SECRET_ENV_NAMES):
+            for value in environ.get(name, "").split(","):
+                secrets.add(value.strip())
+        return secrets
 
     def add(self, value: str | None) -> None:
         """Register `value` (and its URL-decoded form); short or empty values are ignored."""
@@ -68,35 +100,78 @@ class Secrets:
         """`text` with every registered secret, and anything shaped like a key, masked."""
         return redact(text, self._values)
 
+    def redact_data(self, value: Any) -> Any:
+        """`value` with every string inside it (dicts, lists, tuples) redacted; a new object
+        when anything changed, else `value` itself."""
+        return redact_data(value, self._values)
+
+    def contains(self, text: str) -> bool:
+        """Whether a registered secret occurs in `text`."""
+        return any(v in text for v in self._values)
+
     def stream(self) -> StreamRedactor:
         """A redactor for text that arrives in pieces (a secret may be split across two)."""
         return StreamRedactor(self)
 
 
 class StreamRedactor:
-    """Redacts streamed text: holds back just enough of the end that a secret split across
-    two pieces is never shown half. `feed` returns what is safe to show; `flush` the rest."""
+    """Redacts streamed text: holds back just the end that could still become a secret (a
+    proper prefix of a registered one, or a trailing run of key characters, since a key
+    shaped like `sk-...` may be cut anywhere). `feed` returns what is safe to show now;
+    `flush` the rest, at the end of the stream."""
 
     def __init__(self, secrets: Secrets) -> None:
         self._secrets = secrets
         self._held = ""
 
     def feed(self, piece: str) -> str:
-        text = self._held + piece
-        keep = max(self._secrets.longest - 1, 0)
-        if keep == 0:
-            self._held = ""
-            return self._secrets.redact(text)
-        cleaned = self._secrets.redact(text)
-        if len(cleaned) <= keep:
-            self._held = cleaned
-            return ""
-        self._held = cleaned[-keep:]
-        return cleaned[:-keep]
+        text = self._held + piece  # held back raw: a key cut short must not match half
+        values = self._secrets.values
+        cut = len(text) - max(_open_prefix(text, values), _open_token(text))
+        cut = _before_matches(text, cut, values)
+        self._held = text[cut:]
+        return self._secrets.redact(text[:cut])
 
     def flush(self) -> str:
         rest, self._held = self._held, ""
         return self._secrets.redact(rest)
+
+
+_TOKEN_TAIL = re.compile(r"(?:Bearer\s*)?[A-Za-z0-9_\-.]*\Z")
+MAX_TOKEN = 256  # a trailing run of key characters longer than this is shown anyway
+
+
+def _open_prefix(text: str, secrets: Iterable[str]) -> int:
+    """Length of the longest end of `text` that is a proper prefix of a secret."""
+    best = 0
+    for secret in secrets:
+        for k in range(min(len(secret) - 1, len(text)), best, -1):
+            if text.endswith(secret[:k]):
+                best = k
+                break
+    return best
+
+
+def _before_matches(text: str, cut: int, secrets: Iterable[str]) -> int:
+    """`cut` moved back to the start of any secret or key-shaped match that spans it."""
+    spans = [(m.start(), m.end()) for m in _KEY_PATTERN.finditer(text)]
+    for secret in secrets:
+        start = text.find(secret)
+        while start != -1:
+            spans.append((start, start + len(secret)))
+            start = text.find(secret, start + 1)
+    for start, end in sorted(spans, reverse=True):
+        if start < cut < end:
+            cut = start
+    return cut
+
+
+def _open_token(text: str) -> int:
+    """Length of the run of key characters (or `Bearer ...`) that `text` ends with."""
+    tail = text[-(MAX_TOKEN + 8):]
+    found = _TOKEN_TAIL.search(tail)
+    n = len(found.group()) if found else 0
+    return n if n <= MAX_TOKEN else 0
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -107,3 +182,38 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         if secret and len(secret) >= MIN_SECRET and secret in text:
             text = text.replace(secret, MASK)
     return _KEY_PATTERN.sub(MASK, text)
+
+
+def redact_data(value: Any, secrets: Iterable[str]) -> Any:
+    """`value` with every string in it (through dicts, lists and tuples) redacted."""
+    values = tuple(secrets)
+    if isinstance(value, str):
+        return redact(value, values)
+    if isinstance(value, dict):
+        return {k: redact_data(v, values) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_data(v, values) for v in value)
+    return value
+
+
+def scrub_environ(
+    environ: Mapping[str, str], secrets: Secrets | None = None, allow: Iterable[str] = ()
+) -> dict[str, str]:
+    """The environment a tool process gets: `environ` less secret-looking variables.
+
+    Dropped: `SECRET_ENV_NAMES`, names ending in `SECRET_ENV_SUFFIXES` (case-insensitive)
+    unless named in `allow`, and, whatever `allow` says, any variable whose value holds a
+    secret registered in `secrets` (a pool key never reaches tool code).
+    """
+    allowed = {name.upper() for name in allow}
+    out: dict[str, str] = {}
+    for name, value in environ.items():
+        upper = name.upper()
+        named = upper in SECRET_ENV_NAMES or upper.endswith(SECRET_ENV_SUFFIXES) or (
+            "_" + upper).endswith(SECRET_ENV_SUFFIXES)
+        if named and upper not in allowed:
+            continue
+        if secrets is not None and secrets.contains(value):
+            continue
+        out[name] = value
+    return out

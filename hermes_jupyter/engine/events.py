@@ -6,12 +6,15 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from ..core.models import Event
 
 __all__ = ["EventBus", "Subscriber"]
 
 Subscriber = Callable[[Event], None]
+Redactor = Callable[[dict[str, Any]], dict[str, Any]]
 _log = logging.getLogger(__name__)
 _STOP = object()
 
@@ -21,9 +24,13 @@ class EventBus:
 
     `emit` only enqueues, so a slow or failing subscriber never slows or breaks a task; the
     dispatcher starts with the first subscriber and events emitted with none are dropped.
+    `redact` (the session's `Secrets.redact_data`) cleans every event's data on the
+    dispatcher thread before any subscriber (journal, refresher, comm, user) sees it: the one
+    choke point of the event path, whoever emits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, redact: Redactor | None = None) -> None:
+        self._redact = redact
         self._subscribers: tuple[Subscriber, ...] = ()
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -69,6 +76,8 @@ class EventBus:
             if item is _STOP:
                 return
             assert isinstance(item, Event)
+            if self._redact is not None and item.data:
+                item = replace(item, data=self._redact(item.data))
             for callback in self._subscribers:
                 try:
                     callback(item)

@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 
 from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
 from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, Usage
-from ..tools import ToolOutcome, ToolRegistry, build_registry
-from .credentials import CredentialPool, redact
+from ..core.secrets import Secrets
+from ..tools import ProcessPolicy, ToolOutcome, ToolRegistry, build_registry
+from .credentials import CredentialPool
 from .events import EventBus, Subscriber
 from .group import TaskGroup, check_items
 from .journal import Journal, JournalRecord
@@ -49,6 +50,10 @@ class Session:
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys come from
     `api_keys` (list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base
     URL from `base_url`, else OPENAI_BASE_URL, else the openai default.
+
+    `secrets`: the registry every string the engine keeps or sends is redacted with (keys,
+    base-URL credentials; add yours with `session.secrets.add(value)`). Tool processes get no
+    secret variable but those named in `tool_env_allowlist`; `tool_memory_limit_mb` caps each.
     """
 
     def __init__(
@@ -69,6 +74,8 @@ class Session:
         first_id: int = 1,
         prices: Mapping[str, tuple[float, float]] | None = None,
         session_budget_usd: float | None = None,
+        tool_env_allowlist: Iterable[str] = (),
+        tool_memory_limit_mb: int | None = None,
     ) -> None:
         self.model = model or os.environ.get("HERMES_MODEL") or ""
         if not self.model:
@@ -84,15 +91,18 @@ class Session:
         self.task_timeout = task_timeout
         self.workspace = Path(workspace or os.getcwd()).resolve()
         self.toolsets = tuple(toolsets or ())
-        build_registry(None, self.toolsets, self.workspace)  # fail now on unknown names
         self.system_prompt = system_prompt
         self._pricer = Pricer(prices)
         if session_budget_usd is not None:
             _check_positive("session_budget_usd", session_budget_usd)
         self.session_budget_usd = session_budget_usd
         self._pool = CredentialPool(_resolve_keys(api_keys, self.base_url))
+        self.secrets = Secrets.of_endpoint(self._pool.secrets, self.base_url, os.environ)
+        self._processes = ProcessPolicy.checked(self.secrets, tool_env_allowlist,
+                                                tool_memory_limit_mb)
+        build_registry(None, self.toolsets, self.workspace)  # fail now on unknown names
         self._provider = Provider(self._pool, self.base_url, retry)
-        self._bus = EventBus()
+        self._bus = EventBus(self.secrets.redact_data)
         self.journal: Journal | None = None
         if journal:
             path = self.workspace / DEFAULT_JOURNAL if journal is True else Path(journal)
@@ -157,7 +167,8 @@ class Session:
             raise HermesError(f"Bad task name {name!r}: use a non-empty name without spaces "
                               "at either end.")
         registry = build_registry(
-            tools, self.toolsets if toolsets is None else toolsets, self.workspace
+            tools, self.toolsets if toolsets is None else toolsets, self.workspace,
+            self._processes,
         )
         with self._lock:
             if self._closed:
@@ -169,7 +180,7 @@ class Session:
                 model or self.subagent_model or self.model, registry,
                 max_iterations or self.max_iterations,
                 timeout if timeout is not None else self.task_timeout,
-                self._emit, self._on_task_text,
+                self._emit, self._on_task_text, self.secrets,
             )
             task.owner = owner
             task.max_total_tokens = max_total_tokens
@@ -407,6 +418,7 @@ class Session:
             control = task.control_for(self)
             control.wait(max(0.0, deadline - time.monotonic()))
             control.settle(ExitReason.SESSION_CLOSED)
+        self._processes.groups.kill_all()  # tool processes a stuck tool left behind
         if self._engine._loop is not None:
             with contextlib.suppress(Exception):
                 self._engine.run(self._provider.aclose(), timeout=1.0)
@@ -537,7 +549,7 @@ class Session:
             control.settle(ExitReason.PROVIDER_ERROR if isinstance(err, ProviderError)
                            else ExitReason.ERROR, error=str(err), transcript=transcript)
         except Exception as err:  # a bug of ours or of a library: keep it as a result
-            message = redact(f"{type(err).__name__}: {err}", self._pool.secrets)
+            message = self.secrets.redact(f"{type(err).__name__}: {err}")
             control.settle(ExitReason.ERROR, error=message[:500], transcript=transcript)
         finally:
             for timer in timers:
@@ -550,8 +562,9 @@ class Session:
                 aio.cancel()
 
     def _on_task_text(self, task_id: str, text: str) -> None:
-        """Streamed text reaches subscribers as events coalesced over 100 ms (loop thread)."""
-        if not self._bus.has_subscribers:
+        """Streamed text reaches subscribers as events coalesced over 100 ms (loop thread;
+        text a task settled elsewhere still held back stays in its tail only)."""
+        if not self._bus.has_subscribers or not self._engine.in_loop_thread():
             return
         self._text_pending.setdefault(task_id, []).append(text)
         if not self._text_flush_scheduled:

@@ -178,10 +178,11 @@ async def _run_tool(
     control.set_activity(f"tool: {name}", f"→ {name}({short(arguments, 120)})")
     control.emit("tool_call", name=name, arguments=short(arguments, 2000))
     outcome = await control.task.tools.run(name, arguments, executor)
-    preview = short(outcome.text, 200)
+    text = control.redact(outcome.text)  # before the trace, the transcript, the next request
+    preview = short(text, 200)
     control.record_tool(ToolTraceEntry(name, arguments, preview, outcome.ok, outcome.duration_s))
-    control.set_activity("thinking", f"← {name}: {short(outcome.text, 160)}")
+    control.set_activity("thinking", f"← {name}: {short(text, 160)}")
     control.emit("tool_result", name=name, ok=outcome.ok, preview=preview,
                duration_s=round(outcome.duration_s, 4))
-    return {"role": "tool", "tool_call_id": call["id"], "content": outcome.text}
+    return {"role": "tool", "tool_call_id": call["id"], "content": text}
 

@@ -27,6 +27,7 @@ from ..core.models import (
     ToolTraceEntry,
     Usage,
 )
+from ..core.secrets import Secrets
 from .output import OutputTail
 
 if TYPE_CHECKING:
@@ -69,11 +70,13 @@ class Task:
         timeout: float | None,
         emit: Emit,
         text_sink: Callable[[str, str], None],
+        secrets: Secrets | None = None,
     ) -> None:
+        secrets = secrets if secrets is not None else Secrets()
         self.id = task_id
         self.name = name
-        self.goal = goal
-        self.context = context
+        self.goal = secrets.redact(goal)
+        self.context = secrets.redact(context)
         self.model = model
         self.tools = tools
         self.max_iterations = max_iterations
@@ -84,7 +87,7 @@ class Task:
         self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
         self.max_cost_usd: float | None = None
         self._host = host
-        self._control = TaskControl(self, emit, text_sink)
+        self._control = TaskControl(self, emit, text_sink, secrets)
 
     def check(self) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""
@@ -132,10 +135,21 @@ class Task:
 
 
 class TaskControl:
-    """The engine's side of one task: its guarded state and every transition of it."""
+    """The engine's side of one task: its guarded state and every transition of it.
 
-    def __init__(self, task: Task, emit: Emit, text_sink: Callable[[str, str], None]) -> None:
+    The task's redaction choke point too: every string it keeps passes the session's `Secrets`;
+    streamed text a `StreamRedactor` (flushed when a call ends, before a line, at settle)."""
+
+    def __init__(
+        self,
+        task: Task,
+        emit: Emit,
+        text_sink: Callable[[str, str], None],
+        secrets: Secrets | None = None,
+    ) -> None:
         self.task = task
+        self._secrets = secrets if secrets is not None else Secrets()
+        self._stream = self._secrets.stream()
         self._emit_to = emit
         self._text_sink = text_sink
         self._done = threading.Event()
@@ -215,8 +229,12 @@ class TaskControl:
                 return
         _call_safely(fn, self.task)
 
+    def redact(self, text: str) -> str:
+        """`text` with every secret of the session masked (for tool results, say)."""
+        return self._secrets.redact(text)
+
     def emit(self, kind: str, **data: Any) -> None:
-        """An event about this task."""
+        """An event about this task (the session's event bus redacts its data)."""
         self._emit_to(kind, self.task.id, **data)
 
     # ---- scheduling (the session) ----------------------------------------------------
@@ -256,6 +274,7 @@ class TaskControl:
     # ---- the subagent loop (the loop thread) -----------------------------------------
     def accept_steer(self, message: str) -> None:
         """Queue a steering message, unless the task has decided it is finished."""
+        message = self._secrets.redact(message)
         with self._lock:
             if self._state.terminal or self._finishing or self._cancel_requested:
                 raise TaskFinishedError(
@@ -293,6 +312,9 @@ class TaskControl:
             return True
 
     def set_activity(self, activity: str, line: str | None = None) -> None:
+        activity = self._secrets.redact(activity)
+        line = None if line is None else self._secrets.redact(line)
+        self._flush_stream()
         with self._lock:
             self._activity = activity
             if line is not None:
@@ -301,20 +323,26 @@ class TaskControl:
 
     def on_text(self, text: str) -> None:
         with self._lock:
-            self._tail.write(text)
-            self._answer.append(text)
+            safe = self._stream.feed(text)
+            if safe:
+                self._tail.write(safe)
+                self._answer.append(safe)
             self._activity = "writing"
             self._version += 1
-        self._text_sink(self.task.id, text)
+        if safe:
+            self._text_sink(self.task.id, safe)
 
     def partial_answer(self) -> str:
         """The text the model has streamed in the current call (reset at every request,
         retries included, so nothing shows twice): what a stopped task keeps."""
+        self._flush_stream()
         with self._lock:
             return "".join(self._answer)
 
     def add_usage(self, prompt: int, completion: int, cost_usd: float | None = None) -> Usage:
-        """Count one call's tokens (and its cost in USD when known); the new totals."""
+        """Count one call's tokens (and its cost in USD when known); the new totals (its
+        streamed text is complete now)."""
+        self._flush_stream()
         with self._lock:
             self._usage = self._usage + Usage(prompt, completion, 0, cost_usd)
             self._version += 1
@@ -328,6 +356,9 @@ class TaskControl:
             self._version += 1
 
     def record_tool(self, entry: ToolTraceEntry) -> None:
+        redact = self._secrets.redact
+        entry = ToolTraceEntry(entry.name, redact(entry.arguments),
+                               redact(entry.result_preview), entry.ok, entry.duration_s)
         with self._lock:
             self._tool_trace.append(entry)
             self._last_tool = entry.name
@@ -344,6 +375,10 @@ class TaskControl:
     ) -> bool:
         """Enter the terminal state of `exit_reason` once; later calls change nothing.
         Returns whether it did."""
+        self._flush_stream()
+        summary = self._secrets.redact(summary)
+        error = None if error is None else self._secrets.redact(error)
+        transcript = None if transcript is None else self._secrets.redact_data(transcript)
         with self._lock:
             if self._state.terminal:
                 return False
@@ -378,6 +413,16 @@ class TaskControl:
             _call_safely(fn, self.task)
         self.emit("finished", state=state.value, exit_reason=exit_reason.value, error=error)
         return True
+
+    def _flush_stream(self) -> None:
+        """Show the streamed text the redactor held back (a model call has ended)."""
+        with self._lock:
+            if rest := self._stream.flush():
+                self._tail.write(rest)
+                self._answer.append(rest)
+                self._version += 1
+        if rest:
+            self._text_sink(self.task.id, rest)
 
     # ---- helpers (under the lock) ----------------------------------------------------
     def _snapshot(self) -> TaskStatus:

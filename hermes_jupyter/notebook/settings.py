@@ -96,6 +96,15 @@ class HermesJupyter(Configurable):
         False, help="Keep tasks in .hermes/tasks.sqlite under the workspace, so results "
                     "outlive the kernel (Session.history()).",
     ).tag(config=True)
+    tool_env_allowlist = List(
+        Unicode(), default_value=[],
+        help="Environment variables tool processes get on purpose although their names look "
+             "like credentials (ending in _KEY, _TOKEN, _PASSWORD, ...); API keys never pass.",
+    ).tag(config=True)
+    tool_memory_limit_mb = Int(
+        None, allow_none=True,
+        help="Address-space cap of each tool process in MB (RLIMIT_AS); unset: no cap.",
+    ).tag(config=True)
     context_limit = Int(
         20_000, help="Characters of a -c VAR text handed to a task; longer texts are cut with "
                      "a visible notice.",
@@ -116,6 +125,14 @@ class HermesJupyter(Configurable):
             raise TraitError(f"HermesJupyter.{proposal['trait'].name} must be positive, "
                              f"got {value}.")
         return value
+
+    @validate("tool_memory_limit_mb")
+    def _positive_memory(self, proposal: Any) -> int | None:
+        value = proposal["value"]
+        if value is not None and value <= 0:
+            raise TraitError(f"HermesJupyter.tool_memory_limit_mb must be positive or None, "
+                             f"got {value}.")
+        return None if value is None else int(value)
 
     @validate("task_timeout")
     def _positive_timeout(self, proposal: Any) -> float | None:
@@ -167,15 +184,18 @@ class Settings:
     demo_pace: float
     sources: Mapping[str, str]
     demo_reason: str | None = None  # why the demo runs; None when a real endpoint is used
+    tool_env_allowlist: tuple[str, ...] = ()
+    tool_memory_limit_mb: int | None = None
 
     @property
     def demo(self) -> bool:
         return self.demo_reason is not None
 
     @property
-    def endpoint(self) -> tuple[bool, str | None, tuple[str, ...]]:
+    def endpoint(self) -> tuple[object, ...]:
         """What a running session cannot change: a change here needs a new session."""
-        return (self.demo, self.base_url, self.api_keys)
+        return (self.demo, self.base_url, self.api_keys, self.tool_env_allowlist,
+                self.tool_memory_limit_mb)
 
     def session_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `Session` (or, without model and keys, `demo_session`)."""
@@ -186,6 +206,8 @@ class Settings:
             "workspace": self.workspace or None,
             "toolsets": self.toolsets,
             "journal": self.journal,
+            "tool_env_allowlist": self.tool_env_allowlist,
+            "tool_memory_limit_mb": self.tool_memory_limit_mb,
         }
         if self.demo:
             return {"pace": self.demo_pace, **common}
@@ -206,6 +228,9 @@ class Settings:
             ("workspace", self.workspace or "(kernel working directory)"),
             ("toolsets", ", ".join(self.toolsets) or "none"),
             ("journal", ".hermes/tasks.sqlite" if self.journal else "off"),
+            ("tool_env_allowlist", ", ".join(self.tool_env_allowlist) or "none"),
+            ("tool_memory_limit_mb", "no cap" if self.tool_memory_limit_mb is None
+             else f"{self.tool_memory_limit_mb} MB"),
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
         ]
@@ -238,7 +263,8 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         raw_keys = raw_keys.split(",")
     keys = tuple(dict.fromkeys(k.strip() for k in raw_keys or () if k.strip()))
     for name in ("max_concurrent", "max_iterations", "task_timeout", "workspace", "toolsets",
-                 "journal", "context_limit", "wait_notice_after", "demo_pace"):
+                 "journal", "context_limit", "wait_notice_after", "demo_pace",
+                 "tool_env_allowlist", "tool_memory_limit_mb"):
         if getattr(config, name) != config.trait_defaults(name):
             sources[name] = "config"
     demo_reason = _demo_reason(model, base_url, keys)
@@ -260,6 +286,8 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         demo_pace=config.demo_pace,
         sources=sources,
         demo_reason=demo_reason,
+        tool_env_allowlist=tuple(config.tool_env_allowlist),
+        tool_memory_limit_mb=config.tool_memory_limit_mb,
     )
 
 

@@ -8,12 +8,16 @@ from typing import Any
 
 from ..core.errors import ConfigurationError
 from .files import WorkspaceFiles
-from .python import PythonRunner
+from .process import ProcessGroups, ProcessPolicy
+from .python import ProcessKilled, PythonRunner
 from .registry import ToolOutcome, ToolRegistry
 from .schema import function_schema, tool_name
 
 __all__ = [
     "TOOLSETS",
+    "ProcessGroups",
+    "ProcessKilled",
+    "ProcessPolicy",
     "PythonRunner",
     "ToolOutcome",
     "ToolRegistry",
@@ -30,14 +34,16 @@ def build_registry(
     tools: Iterable[Callable[..., Any]] | None,
     toolsets: Iterable[str] | None,
     workspace: str | os.PathLike[str],
+    processes: ProcessPolicy | None = None,
 ) -> ToolRegistry:
-    """The registry for one task; unknown toolset names are a configuration error."""
+    """The registry for one task; unknown toolset names are a configuration error.
+    `processes` is how tool processes run (the session's env allowlist, caps, registry)."""
     functions: list[Callable[..., Any]] = []
     for name in toolsets or ():
         if name == "files":
             functions += WorkspaceFiles(workspace).tools()
         elif name == "python":
-            functions += PythonRunner(workspace).tools()
+            functions += PythonRunner(workspace, policy=processes).tools()
         else:
             raise ConfigurationError(
                 f"Unknown toolset {name!r}: choose from {', '.join(TOOLSETS)}."

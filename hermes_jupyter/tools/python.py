@@ -1,26 +1,40 @@
-"""The `python` toolset: run code in a fresh subprocess, killed on timeout or cancel."""
+"""The `python` toolset: run code in a fresh, supervised subprocess (see `process.py`)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PythonRunner"]
+from .process import ProcessPolicy, run_process
 
-_MAX_OUTPUT = 20_000
+__all__ = ["ProcessKilled", "PythonRunner"]
+
+MAX_TIMEOUT = 600.0
+
+
+class ProcessKilled(RuntimeError):
+    """A tool process died of a signal: its output is partial, never a normal result."""
 
 
 class PythonRunner:
-    """Runs snippets with the kernel's interpreter in `cwd`; never in the notebook's process."""
+    """Runs snippets with the kernel's interpreter in `cwd`; never in the notebook's process.
 
-    def __init__(self, cwd: str | os.PathLike[str], default_timeout: float = 60.0) -> None:
+    `policy` sets the environment allowlist, memory cap and output cap, and the session's
+    process registry that `close()` kills; the default scrubs only by variable name.
+    """
+
+    def __init__(
+        self,
+        cwd: str | os.PathLike[str],
+        default_timeout: float = 60.0,
+        policy: ProcessPolicy | None = None,
+    ) -> None:
         self.cwd = Path(cwd)
         self.default_timeout = default_timeout
+        self.policy = policy or ProcessPolicy()
 
     def tools(self) -> list[Callable[..., Any]]:
         return [self.run_python]
@@ -32,31 +46,20 @@ class PythonRunner:
             code: the program text; print what you want to see.
             timeout: seconds before the process is killed.
         """
-        limit = self.default_timeout if timeout is None else min(timeout, 600.0)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-c", code,
-            cwd=self.cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        limit = self.default_timeout if timeout is None else min(timeout, MAX_TIMEOUT)
+        result = await run_process(
+            [sys.executable, "-I", "-c", code], cwd=self.cwd, policy=self.policy, timeout=limit
         )
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(), limit)
-        except asyncio.TimeoutError:
-            _kill(proc)
-            await proc.wait()
-            return f"Error: the code ran past its {limit:g} s timeout and was stopped"
-        except BaseException:  # cancelled: the task was cancelled, so the process must die
-            _kill(proc)
-            raise
-        text = out.decode("utf-8", errors="replace")
-        if len(text) > _MAX_OUTPUT:
-            text = text[:_MAX_OUTPUT] + "\n… [output cut]"
-        status = "" if proc.returncode == 0 else f"\n[exit code {proc.returncode}]"
+        text = result.output
+        if result.timed_out:
+            return (f"Error: the code ran past its {limit:g} s timeout and was stopped; "
+                    f"output until then:\n{text}")
+        if result.signal is not None:
+            cap = self.policy.memory_limit_mb
+            hint = f" (the memory cap is {cap} MB)" if cap else ""
+            raise ProcessKilled(
+                f"the process was killed by {result.signal}{hint} and did not finish; "
+                f"output until then:\n{text or '(none)'}"
+            )
+        status = "" if result.returncode == 0 else f"\n[exit code {result.returncode}]"
         return (text or "(no output)") + status
-
-
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
