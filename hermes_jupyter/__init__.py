@@ -13,6 +13,8 @@ from .core.errors import (
 )
 from .core.models import (
     Event,
+    ExitReason,
+    PendingApproval,
     SteerRecord,
     TaskResult,
     TaskState,
@@ -24,6 +26,7 @@ from .engine.agent import Agent, AgentReply, set_default_session_factory
 from .engine.group import GroupStatus, TaskGroup
 from .engine.session import Session
 from .engine.task import Task
+from .tools.approval import tool
 
 __version__ = "0.1.0"
 
@@ -36,6 +39,7 @@ __all__ = [
     "ExitReason",
     "GroupStatus",
     "HermesError",
+    "PendingApproval",
     "Session",
     "SteerRecord",
     "Task",
@@ -51,6 +55,7 @@ __all__ = [
     "dashboard",
     "get_agent",
     "get_session",
+    "tool",
 ]
 
 

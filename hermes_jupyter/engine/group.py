@@ -113,6 +113,19 @@ class TaskGroup:
                 raise CollectTimeout(self._still_running(timeout)) from None
         return results
 
+    def approve(self, *, remember: str | None = None) -> int:
+        """Approve every tool call the group's tasks are waiting on now (`Session.approve`);
+        how many. `remember` approves matching calls for the rest of the session too."""
+        approved = 0
+        for task in self.tasks:
+            for pending in task.check().pending_approvals:
+                try:
+                    task.approve(pending.call_id, remember=remember)
+                except HermesError:  # decided meanwhile (a timeout, a cancel, another user)
+                    continue
+                approved += 1
+        return approved
+
     def cancel(self) -> int:
         """Cancel every live task and every item not yet started; how many were stopped."""
         with self._lock:

@@ -19,7 +19,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..core.models import Event, ExitReason, TaskResult, TaskState, ToolTraceEntry, Usage
+from ..core.models import (
+    LIVE_STATES,
+    Event,
+    ExitReason,
+    TaskResult,
+    TaskState,
+    ToolTraceEntry,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from .task import Task
@@ -88,8 +96,8 @@ class Journal:
             self._db.executescript(_SCHEMA)
             self.interrupted = self._db.execute(
                 "UPDATE tasks SET state = ?, exit_reason = 'interrupted', ended_at = ? "
-                "WHERE state IN ('queued', 'running')",
-                (TaskState.INTERRUPTED.value, time.time()),
+                f"WHERE state IN ({', '.join('?' * len(LIVE_STATES))})",
+                (TaskState.INTERRUPTED.value, time.time(), *sorted(s.value for s in LIVE_STATES)),
             ).rowcount
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._idle = threading.Condition()

@@ -22,9 +22,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
-from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, Usage
+from ..core.models import (
+    Event,
+    ExitReason,
+    PendingApproval,
+    TaskResult,
+    TaskState,
+    TaskStatus,
+    Usage,
+)
 from ..core.secrets import Secrets
-from ..tools import ProcessPolicy, ToolOutcome, ToolRegistry, build_registry
+from ..tools import ApprovalPolicy, ProcessPolicy, ToolOutcome, ToolRegistry, build_registry
+from .approvals import Approvals, TaskClock
 from .credentials import CredentialPool
 from .events import EventBus, Subscriber
 from .group import TaskGroup, check_items
@@ -41,7 +50,8 @@ TaskRef = Task | str
 _T = TypeVar("_T")
 DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
 _MAP_OPTIONS = frozenset({"model", "tools", "toolsets", "max_iterations", "timeout", "owner",
-                          "max_total_tokens", "max_cost_usd"})
+                          "max_total_tokens", "max_cost_usd", "approval", "approval_allowlist",
+                          "approval_timeout"})
 
 
 class Session:
@@ -54,6 +64,10 @@ class Session:
     `secrets`: the registry every string the engine keeps or sends is redacted with (keys,
     base-URL credentials; add yours with `session.secrets.add(value)`). Tool processes get no
     secret variable but those named in `tool_env_allowlist`; `tool_memory_limit_mb` caps each.
+
+    Approvals (README "Approvals"): `approval` ("ask" | "auto" | "deny"), `approval_allowlist`
+    (command patterns or tool names that run without asking), `approval_timeout` (seconds a
+    call waits before it is denied), `approve_file_writes` (the `files` writes ask too).
     """
 
     def __init__(
@@ -76,6 +90,10 @@ class Session:
         session_budget_usd: float | None = None,
         tool_env_allowlist: Iterable[str] = (),
         tool_memory_limit_mb: int | None = None,
+        approval: str = "ask",
+        approval_allowlist: Iterable[str] = (),
+        approval_timeout: float | None = None,
+        approve_file_writes: bool = False,
     ) -> None:
         self.model = model or os.environ.get("HERMES_MODEL") or ""
         if not self.model:
@@ -101,6 +119,10 @@ class Session:
         self._processes = ProcessPolicy.checked(self.secrets, tool_env_allowlist,
                                                 tool_memory_limit_mb)
         build_registry(None, self.toolsets, self.workspace)  # fail now on unknown names
+        self.approval_policy = ApprovalPolicy.checked(approval, approval_allowlist,
+                                                      approval_timeout)
+        self.approve_file_writes = bool(approve_file_writes)
+        self._approvals = Approvals()
         self._provider = Provider(self._pool, self.base_url, retry)
         self._bus = EventBus(self.secrets.redact_data)
         self.journal: Journal | None = None
@@ -143,12 +165,16 @@ class Session:
         owner: str | None = None,
         max_total_tokens: int | None = None,
         max_cost_usd: float | None = None,
+        approval: str | None = None,
+        approval_allowlist: Iterable[str] | None = None,
+        approval_timeout: float | None = None,
     ) -> Task:
         """Start a subagent on `goal` and return its handle at once (no network I/O here).
 
         `owner` says who started it: None for the user, an `Agent`'s `owner_id`, or the id of a
         task that delegates (the new task is then its child, one level deeper). Names are
         scoped to their owner: a child named "review" never shadows the user's "review".
+        `approval`, `approval_allowlist`, `approval_timeout` override the session's policy.
         """
         if not isinstance(goal, str) or not goal.strip():
             raise HermesError("The goal is empty: say what the subagent should do.")
@@ -166,9 +192,10 @@ class Session:
         if name is not None and (not name.strip() or name.strip() != name):
             raise HermesError(f"Bad task name {name!r}: use a non-empty name without spaces "
                               "at either end.")
+        policy = self.approval_policy.replace(approval, approval_allowlist, approval_timeout)
         registry = build_registry(
             tools, self.toolsets if toolsets is None else toolsets, self.workspace,
-            self._processes,
+            self._processes, self.approve_file_writes,
         )
         with self._lock:
             if self._closed:
@@ -185,6 +212,7 @@ class Session:
             task.owner = owner
             task.max_total_tokens = max_total_tokens
             task.max_cost_usd = max_cost_usd
+            task.approval = policy
             task.parent_id = parent.id if parent is not None else None
             task.depth = parent.depth + 1 if parent is not None else 1
             self._tasks[task_id] = task
@@ -252,6 +280,21 @@ class Session:
             )
         assert task.result is not None
         return task.result
+
+    def approve(self, ref: TaskRef, call_id: str | None = None, *,
+                remember: str | None = None) -> PendingApproval:
+        """Let the task's pending tool call `call_id` run (None: the oldest); `remember` (a
+        pattern like "git status" or "pytest *") approves matching calls, waiting or later,
+        for the rest of the session. Returns the call; `HermesError` when none is pending."""
+        control = self.task(ref).control_for(self)
+        return self._approvals.decide(control, call_id, True, remember=remember)
+
+    def deny(self, ref: TaskRef, call_id: str | None = None,
+             reason: str = "") -> PendingApproval:
+        """Refuse the task's pending tool call `call_id` (None: the oldest); the model reads
+        `reason` as the call's result. Returns the call; `HermesError` when none is pending."""
+        control = self.task(ref).control_for(self)
+        return self._approvals.decide(control, call_id, False, reason=str(reason or "").strip())
 
     def cancel(self, ref: TaskRef) -> bool:
         """Stop the task within a second; False when it had ended or was already stopping."""
@@ -391,7 +434,11 @@ class Session:
         )
 
     async def run_tool(self, registry: ToolRegistry, name: str, arguments: str) -> ToolOutcome:
-        """Run one tool call of `registry` on the session's tool threads (engine loop only)."""
+        """Run one tool call of `registry` on the session's tool threads (engine loop only).
+        A call that needs approval runs only if the session's policy lets it without asking."""
+        refused = self._approvals.screen(registry, name, arguments, self.approval_policy)
+        if refused is not None:
+            return ToolOutcome(refused, False, 0.0)
         return await registry.run(name, arguments, self._tool_threads)
 
     def free_slots(self) -> int:
@@ -519,15 +566,16 @@ class Session:
 
     async def _run(self, control: TaskControl) -> None:
         task = control.task
-        loop = asyncio.get_running_loop()
-        timers = []
-        if task.timeout is not None:
-            timers = [loop.call_later(task.timeout, self._time_out, control),
-                      loop.call_later(_warn_at(task.timeout), _warn_to_wrap_up, control)]
+        clock = None
+        if task.timeout is not None:  # paused while the task awaits approval
+            clock = TaskClock(asyncio.get_running_loop(), [
+                (task.timeout, functools.partial(self._time_out, control)),
+                (_warn_at(task.timeout), functools.partial(_warn_to_wrap_up, control))])
         transcript: list[dict[str, Any]] = []
         try:
             end = await run_agent(control, self._provider, self._tool_threads,
-                                  self.system_prompt, transcript, self._pricer)
+                                  self.system_prompt, transcript, self._pricer,
+                                  functools.partial(self._approvals.review, control, clock=clock))
             control.settle(end.reason, summary=end.summary, transcript=transcript,
                            truncated=end.truncated)
         except asyncio.CancelledError:
@@ -552,8 +600,8 @@ class Session:
             message = self.secrets.redact(f"{type(err).__name__}: {err}")
             control.settle(ExitReason.ERROR, error=message[:500], transcript=transcript)
         finally:
-            for timer in timers:
-                timer.cancel()
+            if clock is not None:
+                clock.stop()
 
     def _time_out(self, control: TaskControl) -> None:
         if control.request_cancel("timeout") is not None:

@@ -3,10 +3,10 @@
 `Task` is what `Session.delegate` returns: immutable facts (id, goal, model, ...) and the user's
 operations, which go through the session. `TaskControl` is the contract between a task and the
 engine (the session's scheduler and the subagent loop): the guarded state machine
-`queued → running → succeeded | failed | cancelled`, with one lock per task. Every mutable field
-of a task lives there and is read and written under its lock; the engine's loop thread writes,
-any thread reads through `snapshot()`. A task settles exactly once (`settle`), which sets the
-event that `wait` waits on.
+`queued → running (⇄ awaiting_approval) → succeeded | failed | cancelled`, with one lock per
+task. Every mutable field of a task lives there and is read and written under its lock; the
+engine's loop thread writes, any thread reads through `snapshot()`. A task settles exactly
+once (`settle`), which sets the event that `wait` waits on.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..core.errors import TaskFinishedError
 from ..core.models import (
     ExitReason,
+    PendingApproval,
     SteerRecord,
     TaskResult,
     TaskState,
@@ -28,6 +29,7 @@ from ..core.models import (
     Usage,
 )
 from ..core.secrets import Secrets
+from ..tools.approval import ApprovalPolicy
 from .output import OutputTail
 
 if TYPE_CHECKING:
@@ -45,6 +47,10 @@ class TaskHost(Protocol):
     """What a `Task` handle asks of the session that made it."""
 
     def steer(self, ref: Task, message: str) -> None: ...
+    def approve(self, ref: Task, call_id: str | None = None, *,
+                remember: str | None = None) -> PendingApproval: ...
+    def deny(self, ref: Task, call_id: str | None = None,
+             reason: str = "") -> PendingApproval: ...
     def collect(self, ref: Task, timeout: float | None = None) -> TaskResult: ...
     def cancel(self, ref: Task) -> bool: ...
 
@@ -86,6 +92,7 @@ class Task:
         self.depth = 1  # 1 for the user's and agents' tasks; a task's child is one deeper
         self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
         self.max_cost_usd: float | None = None
+        self.approval = ApprovalPolicy()  # which of its tool calls wait for a person
         self._host = host
         self._control = TaskControl(self, emit, text_sink, secrets)
 
@@ -98,6 +105,15 @@ class Task:
 
     def collect(self, timeout: float | None = None) -> TaskResult:
         return self._host.collect(self, timeout=timeout)
+
+    def approve(self, call_id: str | None = None, *,
+                remember: str | None = None) -> PendingApproval:
+        """Let a waiting tool call run (`Session.approve`)."""
+        return self._host.approve(self, call_id, remember=remember)
+
+    def deny(self, call_id: str | None = None, reason: str = "") -> PendingApproval:
+        """Refuse a waiting tool call; the model reads `reason` (`Session.deny`)."""
+        return self._host.deny(self, call_id, reason)
 
     def cancel(self) -> bool:
         return self._host.cancel(self)
@@ -165,6 +181,7 @@ class TaskControl:
         self._activity = "queued"
         self._last_tool: str | None = None
         self._steering: list[SteerRecord] = []
+        self._pending: list[PendingApproval] = []  # tool calls awaiting a decision
         self._inbox: list[int] = []  # positions in _steering not yet delivered
         self._finishing = False
         self._cancel_requested = False
@@ -364,6 +381,39 @@ class TaskControl:
             self._last_tool = entry.name
             self._version += 1
 
+    def await_approval(self, calls: list[PendingApproval]) -> list[PendingApproval]:
+        """running → awaiting_approval with `calls` pending (their arguments redacted);
+        the pending calls as shown. Nothing changes once the task is ending."""
+        redact = self._secrets.redact
+        shown = [PendingApproval(c.call_id, c.tool, redact(c.arguments), redact(c.reason),
+                                 c.requested_at) for c in calls]
+        with self._lock:
+            if self._state.terminal or self._cancel_requested:
+                return shown
+            self._pending += shown
+            self._state = TaskState.AWAITING_APPROVAL
+            self._activity = f"awaiting approval: {shown[0].tool}"
+            self._version += 1
+        return shown
+
+    def pending_approvals(self) -> list[PendingApproval]:
+        with self._lock:
+            return list(self._pending)
+
+    def resolve_approval(self, call_id: str) -> bool:
+        """A decision was made on `call_id`: drop it; back to running when none is left.
+        False when it was not pending."""
+        with self._lock:
+            kept = [p for p in self._pending if p.call_id != call_id]
+            if len(kept) == len(self._pending):
+                return False
+            self._pending = kept
+            if not kept and self._state is TaskState.AWAITING_APPROVAL:
+                self._state = TaskState.RUNNING
+                self._activity = "running approved tools"
+            self._version += 1
+            return True
+
     def settle(
         self,
         exit_reason: ExitReason,
@@ -384,6 +434,7 @@ class TaskControl:
                 return False
             state = exit_reason.state
             self._state = state
+            self._pending = []
             self._ended = time.monotonic()
             self._activity = state.value
             if transcript is not None:
@@ -449,6 +500,7 @@ class TaskControl:
             owner=task.owner,
             parent_id=task.parent_id,
             depth=task.depth,
+            pending_approvals=list(self._pending),
         )
 
     def _end_word(self) -> str:

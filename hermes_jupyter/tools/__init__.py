@@ -7,27 +7,33 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core.errors import ConfigurationError
+from .approval import ApprovalPolicy, approval_reason, tool
 from .files import WorkspaceFiles
 from .process import ProcessGroups, ProcessPolicy
 from .python import ProcessKilled, PythonRunner
 from .registry import ToolOutcome, ToolRegistry
 from .schema import function_schema, tool_name
+from .shell import ShellRunner
 
 __all__ = [
     "TOOLSETS",
+    "ApprovalPolicy",
     "ProcessGroups",
     "ProcessKilled",
     "ProcessPolicy",
     "PythonRunner",
+    "ShellRunner",
     "ToolOutcome",
     "ToolRegistry",
     "WorkspaceFiles",
+    "approval_reason",
     "build_registry",
     "function_schema",
+    "tool",
     "tool_name",
 ]
 
-TOOLSETS = ("files", "python")
+TOOLSETS = ("files", "python", "shell")
 
 
 def build_registry(
@@ -35,15 +41,22 @@ def build_registry(
     toolsets: Iterable[str] | None,
     workspace: str | os.PathLike[str],
     processes: ProcessPolicy | None = None,
+    approve_file_writes: bool = False,
 ) -> ToolRegistry:
     """The registry for one task; unknown toolset names are a configuration error.
-    `processes` is how tool processes run (the session's env allowlist, caps, registry)."""
+    `processes` is how tool processes run (the session's env allowlist, caps, registry);
+    `approve_file_writes` puts the `files` toolset's `write_file` under approval."""
     functions: list[Callable[..., Any]] = []
+    needs: dict[str, str] = {}
     for name in toolsets or ():
         if name == "files":
             functions += WorkspaceFiles(workspace).tools()
+            if approve_file_writes:
+                needs["write_file"] = "file writes need approval (approve_file_writes)"
         elif name == "python":
             functions += PythonRunner(workspace, policy=processes).tools()
+        elif name == "shell":
+            functions += ShellRunner(workspace, policy=processes).tools()
         else:
             raise ConfigurationError(
                 f"Unknown toolset {name!r}: choose from {', '.join(TOOLSETS)}."
@@ -52,4 +65,4 @@ def build_registry(
         if not callable(fn):
             raise ConfigurationError(f"Tool {fn!r} is not callable: pass functions in tools=[...].")
         functions.append(fn)
-    return ToolRegistry(functions)
+    return ToolRegistry(functions, needs)

@@ -11,6 +11,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+from .approval import approval_reason
 from .schema import function_schema, tool_name
 
 __all__ = ["ToolOutcome", "ToolRegistry"]
@@ -28,10 +29,16 @@ class ToolOutcome:
 class ToolRegistry:
     """Name → callable. Sync tools run on the session's tool threads, async ones on the loop."""
 
-    def __init__(self, functions: list[Callable[..., Any]]) -> None:
+    def __init__(self, functions: list[Callable[..., Any]],
+                 approval: dict[str, str] | None = None) -> None:
         self._functions: dict[str, Callable[..., Any]] = {}
+        self._approval: dict[str, str] = {}  # name -> why its calls need approval
         for fn in functions:
             self._functions[tool_name(fn)] = fn
+            reason = approval_reason(fn)
+            if reason:
+                self._approval[tool_name(fn)] = reason
+        self._approval.update(approval or {})
 
     def __bool__(self) -> bool:
         return bool(self._functions)
@@ -39,6 +46,10 @@ class ToolRegistry:
     @property
     def names(self) -> list[str]:
         return list(self._functions)
+
+    def approval_reason(self, name: str) -> str | None:
+        """Why calls of the tool `name` need a person's approval; None when they do not."""
+        return self._approval.get(name) if name in self._functions else None
 
     def schemas(self) -> list[dict[str, Any]]:
         return [function_schema(fn) for fn in self._functions.values()]
