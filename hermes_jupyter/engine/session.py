@@ -296,6 +296,12 @@ class Session:
         control = self.task(ref).control_for(self)
         return self._approvals.decide(control, call_id, False, reason=str(reason or "").strip())
 
+    def set_approval(self, approval: str, allowlist: Iterable[str],
+                     timeout: float | None, approve_file_writes: bool) -> None:
+        """Change the approval policy for tasks started from now on (thread-safe: one swap)."""
+        self.approval_policy = ApprovalPolicy.checked(approval, allowlist, timeout)
+        self.approve_file_writes = bool(approve_file_writes)
+
     def cancel(self, ref: TaskRef) -> bool:
         """Stop the task within a second; False when it had ended or was already stopping."""
         task = self.task(ref)

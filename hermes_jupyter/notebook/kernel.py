@@ -24,7 +24,7 @@ from ..core.errors import HermesError, UnknownTaskError
 from ..core.models import TaskStatus
 from ..engine.session import Session
 from ..engine.task import Task
-from .settings import HermesJupyter, Settings, resolve, safe_url
+from .settings import APPROVAL_SETTINGS, HermesJupyter, Settings, resolve, safe_url
 
 __all__ = [
     "all_statuses", "find_task", "flush_notices", "get_config", "get_session", "install",
@@ -237,6 +237,9 @@ def _apply_live(session: Session, settings: Settings, name: str) -> None:
         session.toolsets = tuple(settings.toolsets)
     elif name in ("max_concurrent", "max_iterations", "task_timeout"):
         setattr(session, name, getattr(settings, name))
+    elif name in APPROVAL_SETTINGS:
+        session.set_approval(settings.approval, settings.approval_allowlist,
+                             settings.approval_timeout, settings.approve_file_writes)
     elif name == "demo_pace" and hasattr(session, "pace"):
         session.pace = settings.demo_pace
 
