@@ -334,3 +334,25 @@ def test_a_parent_agent_cannot_approve_its_childrens_calls(make, llm):
     assert child.state is hj.TaskState.AWAITING_APPROVAL
     assert "no tool 'approve_task'" in llm.requests[-1].messages[-1]["content"]
     session.cancel(child)
+
+
+def test_a_parent_agents_own_shell_calls_never_run_unapproved(make, llm, tmp_path):
+    session = make()
+    agent = hj.Agent(session, name="boss", toolsets=["shell"])
+    llm.on("tidy", shell("touch made.txt"), Reply("could not"))
+    agent.ask("tidy up")
+    assert "cannot wait for one" in llm.requests[-1].messages[-1]["content"]
+    assert not (tmp_path / "made.txt").exists()
+
+
+def test_the_demo_model_asks_for_a_backticked_command_and_waits(tmp_path):
+    from hermes_jupyter.demo import demo_session
+
+    with demo_session(workspace=tmp_path, pace=0, toolsets=["shell"]) as session:
+        asked = Asked(session)
+        task = session.delegate("Say hi with `echo hi there`")
+        asked.wait()
+        [pending] = task.check().pending_approvals
+        assert json.loads(pending.arguments) == {"command": "echo hi there"}
+        session.approve(task)
+        assert "Ran `echo hi there`: hi there." in task.collect(20).summary
