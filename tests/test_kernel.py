@@ -191,8 +191,8 @@ def test_loaded_from_ipython_config_with_file_settings_over_environment(server, 
                                  "print(r.model)\n%hermes_config")
         assert text(outputs, "stdout") == "file-sub\n"  # the file beats the environment
         shown = text(outputs)
-        assert "model              env-model  [env HERMES_MODEL]" in shown
-        assert "subagent_model     file-sub  [config]" in shown
+        assert "model                 env-model  [env HERMES_MODEL]" in shown
+        assert "subagent_model        file-sub  [config]" in shown
         assert "offline demo" not in shown  # the notice was said once, in the first cell
         assert [r.model for r in server.requests] == ["file-sub"]
     finally:

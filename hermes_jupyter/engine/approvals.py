@@ -121,10 +121,10 @@ class Approvals:
                     asks: list[tuple[PendingApproval, tuple[str, ...] | None]],
                     clock: TaskClock | None) -> dict[str, str]:
         loop = asyncio.get_running_loop()
-        shown = control.await_approval([pending for pending, _ in asks])
-        waiters = [_Waiter(control, pending, words, loop.create_future(), loop)
-                   for pending, (_, words) in zip(shown, asks, strict=True)]
-        with self._lock:
+        with self._lock:  # pending in the task and decidable here in one step
+            shown = control.await_approval([pending for pending, _ in asks])
+            waiters = [_Waiter(control, pending, words, loop.create_future(), loop)
+                       for pending, (_, words) in zip(shown, asks, strict=True)]
             self._waiting += waiters
         for waiter in waiters:
             control.emit("approval_requested", **waiter.pending.to_dict())
@@ -156,10 +156,10 @@ class Approvals:
     def _resolve(self, waiter: _Waiter, by: str) -> None:
         assert waiter.decision is not None
         approved, reason = waiter.decision
-        if not waiter.control.resolve_approval(waiter.pending.call_id):
-            return
-        waiter.control.emit("approval_decided", call_id=waiter.pending.call_id,
-                            tool=waiter.pending.tool, approved=approved, by=by, reason=reason)
+        if waiter.control.resolve_approval(waiter.pending.call_id):
+            waiter.control.emit("approval_decided", call_id=waiter.pending.call_id,
+                                tool=waiter.pending.tool, approved=approved, by=by,
+                                reason=reason)
         if not waiter.loop.is_closed():
             waiter.loop.call_soon_threadsafe(_set, waiter.future, waiter.decision)
 
