@@ -80,9 +80,10 @@ def _wait(pid: int) -> int:
 
 def _die(*_: object) -> None:
     global _cleaning
-    if not _cleaning:
-        _cleaning = True
-        _kill_the_rest()
+    if _cleaning:  # a second signal (the death signal after a SIGTERM) while cleaning up:
+        return     # killing ourselves now would orphan what left the group to init
+    _cleaning = True
+    _kill_the_rest()
     os.killpg(0, signal.SIGKILL)
 
 
