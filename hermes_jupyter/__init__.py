@@ -16,6 +16,7 @@ from .core.errors import (
 from .core.models import (
     Event,
     ExitReason,
+    PendingApproval,
     SteerRecord,
     TaskResult,
     TaskState,
@@ -27,6 +28,7 @@ from .engine.agent import Agent, AgentReply, set_default_session_factory
 from .engine.group import GroupStatus, TaskGroup
 from .engine.session import Session
 from .engine.task import Task
+from .tools.approval import tool
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,7 @@ __all__ = [
     "HermesError",
     "InvalidArgument",
     "InvalidArgumentType",
+    "PendingApproval",
     "Session",
     "SteerRecord",
     "Task",
@@ -56,6 +59,7 @@ __all__ = [
     "dashboard",
     "get_agent",
     "get_session",
+    "tool",
 ]
 
 

@@ -315,7 +315,7 @@ def test_any_protocol_version_is_served_since_changes_are_additive(shell, sessio
     snapshot = comm.sent[0]
     assert snapshot["type"] == "snapshot" and snapshot["tasks"][0]["id"] == "t1"
     assert snapshot["ops"] == ["steer", "cancel", "collect", "snapshot"]
-    assert snapshot["states"] == {"live": ["queued", "running"], "terminal": [
+    assert snapshot["states"] == {"live": ["queued", "running", "awaiting_approval"], "terminal": [
         "succeeded", "failed", "cancelled", "interrupted"]}
     assert snapshot["tasks"][0]["terminal"] is True
     # a request field this kernel does not know is ignored, an op it does not know is named

@@ -66,10 +66,10 @@ def test_a_base_url_without_key_is_a_real_endpoint():
 
 @pytest.mark.parametrize(("name", "value"), [
     ("max_concurrent", 0), ("max_iterations", -1), ("task_timeout", 0.0),
-    ("toolsets", ["files", "shell"]), ("wait_notice_after", -1.0), ("context_limit", 0),
+    ("toolsets", ["files", "terminal"]), ("wait_notice_after", -1.0), ("context_limit", 0),
 ])
 def test_bad_values_are_refused_with_the_setting_named(name, value):
-    with pytest.raises(TraitError, match=name if name != "toolsets" else "shell"):
+    with pytest.raises(TraitError, match=name if name != "toolsets" else "terminal"):
         HermesJupyter(**{name: value})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -193,8 +194,8 @@ def test_loaded_from_ipython_config_with_file_settings_over_environment(server, 
                                  "print(r.model)\n%hermes_config")
         assert text(outputs, "stdout") == "file-sub\n"  # the file beats the environment
         shown = text(outputs)
-        assert "model              env-model  [env HERMES_MODEL]" in shown
-        assert "subagent_model     file-sub  [config]" in shown
+        assert re.search(r"^model +env-model  \[env HERMES_MODEL\]$", shown, re.M)
+        assert re.search(r"^subagent_model +file-sub  \[config\]$", shown, re.M)
         assert "offline demo" not in shown  # the notice was said once, in the first cell
         assert [r.model for r in server.requests] == ["file-sub"]
     finally:

@@ -246,7 +246,7 @@ def test_unknown_task_and_bad_input(session):
     with pytest.raises(hj.HermesError, match="goal is empty"):
         session.delegate("   ")
     with pytest.raises(hj.ConfigurationError, match="Unknown toolset"):
-        session.delegate("x", toolsets=["shell"])
+        session.delegate("x", toolsets=["terminal"])
     with pytest.raises(hj.ConfigurationError, match="max_iterations"):
         session.delegate("x", max_iterations=0)
     assert session.list_tasks() == []

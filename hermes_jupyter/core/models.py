@@ -14,9 +14,11 @@ from typing import Any
 from .text import plural, short
 
 __all__ = [
+    "LIVE_STATES",
     "TERMINAL_STATES",
     "Event",
     "ExitReason",
+    "PendingApproval",
     "SteerRecord",
     "TaskResult",
     "TaskState",
@@ -27,10 +29,14 @@ __all__ = [
 
 
 class TaskState(str, enum.Enum):
-    """Life cycle: queued → running → succeeded | failed | cancelled."""
+    """Life cycle: queued → running (⇄ awaiting_approval) → succeeded | failed | cancelled.
+
+    `awaiting_approval`: between two model calls, a tool call waits for a person's decision;
+    the task keeps its slot and holds no model call open."""
 
     QUEUED = "queued"
     RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -47,6 +53,8 @@ class TaskState(str, enum.Enum):
 TERMINAL_STATES = frozenset(
     {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.INTERRUPTED}
 )
+LIVE_STATES = frozenset(set(TaskState) - TERMINAL_STATES)
+"""Every state a task can still leave: derive lists of live states from this, never by hand."""
 
 
 class ExitReason(str, enum.Enum):
@@ -183,6 +191,22 @@ class ToolTraceEntry:
 
 
 @dataclass(frozen=True)
+class PendingApproval:
+    """One tool call waiting for a person's decision: `call_id` as the model named it,
+    `tool`, its `arguments` (JSON text, redacted), `reason` it needs approval, and
+    `requested_at` (epoch seconds)."""
+
+    call_id: str
+    tool: str
+    arguments: str
+    reason: str
+    requested_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class TaskStatus:
     """What `check` answers: a consistent snapshot of one task at one instant."""
 
@@ -208,6 +232,9 @@ class TaskStatus:
     """Who started the task: None (the user), an agent's owner id, or a task id."""
     parent_id: str | None = None
     depth: int = 1
+    pending_approvals: list[PendingApproval] = field(default_factory=list)
+    """Tool calls waiting for `Session.approve` / `deny`, oldest first (while the state is
+    `awaiting_approval`)."""
 
     @property
     def tokens(self) -> int:
@@ -328,7 +355,8 @@ class Event:
 
     Kinds: created, queued, started, model_call, text, tool_call, tool_result, steer_queued,
     steer_delivered, retry, key_cooldown, key_removed, waiting_for_key, rate_limit_cap,
-    fields_dropped, finished.
+    fields_dropped, approval_requested (call_id, tool, arguments, reason), approval_decided
+    (call_id, tool, approved, by, reason), finished.
     """
 
     kind: str

@@ -8,7 +8,8 @@ call tools, take steering and return summaries, all labelled `demo` and starting
 What the demo does, from the conversation alone (it never reads the disk itself):
 - lists the folders and reads the files the goal names, with the `files` toolset, and reports
   line counts, sizes, and per-column statistics of CSV files from the tool results;
-- runs `code in backticks` with the `python` toolset;
+- runs `code in backticks` with the `python` toolset, or as a shell command with the `shell`
+  toolset (which waits for approval: `%approve_task`);
 - calls a notebook function given with `-t` / `tools=` when the goal names it;
 - acknowledges `[steer from parent]` messages, acts on files or functions they name, and
   quotes the data rows they mention in its summary.
@@ -175,7 +176,8 @@ def summarise(convo: Conversation) -> str:
         parts.append(
             f"I am a scripted stand-in for a language model, so I did not work on "
             f"“{short(convo.goal, 80)}” itself. Tools offered: {offered}. Name a file with "
-            "--toolsets files, put `code` in backticks with --toolsets python, or name a "
+            "--toolsets files, put `code` in backticks with --toolsets python (or a "
+            "command with --toolsets shell), or name a "
             "function passed with -t, and I will use them."
         )
     return "[demo model] " + " ".join(parts)
@@ -188,10 +190,11 @@ def _describe(call: Call, sizes: dict[str, int]) -> tuple[str, list[dict[str, st
         return _describe_listing(call), []
     if call.name == "read_file":
         return _describe_read(call, sizes)
-    if call.name == "run_python":
+    if call.name in ("run_python", "run_shell"):
         output = call.result.strip().splitlines()
         shown = output[0] if output else "(no output)"
-        return f"Ran `{short(call.args.get('code', ''), 60)}`: {short(shown, 80)}.", []
+        code = call.args.get("code" if call.name == "run_python" else "command", "")
+        return f"Ran `{short(code, 60)}`: {short(shown, 80)}.", []
     return f"Called {_call_text(Step(call.name, call.args))}, which returned "\
            f"{short(call.result, 100)!r}.", []
 

@@ -19,7 +19,7 @@ DRAFT = "\x00draft"  # a text argument the goal leaves open: filled with the wor
 
 STEER_PREFIX = "[steer from parent] "
 FILE_TOOLS = {"list_files", "read_file", "write_file", "search_files"}
-BUILTIN_TOOLS = FILE_TOOLS | {"run_python"}
+BUILTIN_TOOLS = FILE_TOOLS | {"run_python", "run_shell"}
 _EXTENSIONS = "csv|tsv|txt|md|rst|json|jsonl|py|ipynb|ya?ml|toml|ini|cfg|log|xml|html?|sql|dat"
 _PATH = re.compile(
     rf"(?<![\w/.-])((?:[\w.-]+/)*[\w-][\w.-]*\.(?:{_EXTENSIONS}))(?![\w/])", re.IGNORECASE
@@ -122,7 +122,10 @@ def _steps_for(text: str, tools: dict[str, dict[str, Any]]) -> list[Step]:
             found.append((listing.start(), Step("list_files", {"path": "."})))
     if "read_file" in tools:
         found += [(pos + 1, Step("read_file", {"path": path})) for pos, path in files]
-    if "run_python" in tools:
+    if "run_shell" in tools:  # `a command` in backticks: the shell when offered
+        found += [(m.start(), Step("run_shell", {"command": m.group(1)}))
+                  for m in _CODE.finditer(text)]
+    elif "run_python" in tools:
         found += [(m.start(), Step("run_python", {"code": _printing(m.group(1))}))
                   for m in _CODE.finditer(text)]
     for name, params in tools.items():

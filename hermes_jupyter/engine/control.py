@@ -1,7 +1,8 @@
 """The engine's side of a task (`TaskControl`): its guarded state and every transition.
 
 The contract between a task and the engine (the session's scheduler and the subagent loop):
-the state machine `queued → running → succeeded | failed | cancelled`, with one lock per task.
+the state machine `queued → running (⇄ awaiting_approval) → succeeded | failed | cancelled`,
+with one lock per task.
 Every mutable field of a task lives here and is read and written under its lock; the engine's
 loop thread writes, any thread reads through `snapshot()`. A task settles exactly once
 (`settle`): it builds the result, hands it to `on_settle` (the journal commits it there), and
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..core.errors import TaskFinishedError
 from ..core.models import (
     ExitReason,
+    PendingApproval,
     SteerRecord,
     TaskResult,
     TaskState,
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
     from ..core.secrets import Secrets
     from ..tools import ToolRegistry
+    from ..tools.approval import ApprovalPolicy
 
 __all__ = ["Emit", "TaskControl", "TaskFacts"]
 
@@ -58,6 +61,7 @@ class TaskFacts(Protocol):
     depth: int
     max_total_tokens: int | None
     max_cost_usd: float | None
+    approval: ApprovalPolicy
 
 
 class TaskControl:
@@ -79,6 +83,7 @@ class TaskControl:
         self._usage = Usage()
         self._tail = RedactedTail(secrets, lambda text: text_sink(task.id, text))
         self._answer: list[str] = []  # text of the current model call
+        self._pending: list[PendingApproval] = []  # tool calls awaiting a decision
         self._activity = "queued"
         self._last_tool: str | None = None
         self._steering: list[SteerRecord] = []
@@ -282,6 +287,39 @@ class TaskControl:
             self._last_tool = entry.name
             self._version += 1
 
+    def await_approval(self, calls: list[PendingApproval]) -> list[PendingApproval]:
+        """running → awaiting_approval with `calls` pending (their arguments redacted);
+        the pending calls as shown. Nothing changes once the task is ending."""
+        redact = self._secrets.redact
+        shown = [PendingApproval(c.call_id, c.tool, redact(c.arguments), redact(c.reason),
+                                 c.requested_at) for c in calls]
+        with self._lock:
+            if self._state.terminal or self._cancel_requested:
+                return shown
+            self._pending += shown
+            self._state = TaskState.AWAITING_APPROVAL
+            self._activity = f"awaiting approval: {shown[0].tool}"
+            self._version += 1
+        return shown
+
+    def pending_approvals(self) -> list[PendingApproval]:
+        with self._lock:
+            return list(self._pending)
+
+    def resolve_approval(self, call_id: str) -> bool:
+        """A decision was made on `call_id`: drop it; back to running when none is left.
+        False when it was not pending."""
+        with self._lock:
+            kept = [p for p in self._pending if p.call_id != call_id]
+            if len(kept) == len(self._pending):
+                return False
+            self._pending = kept
+            if not kept and self._state is TaskState.AWAITING_APPROVAL:
+                self._state = TaskState.RUNNING
+                self._activity = "running approved tools"
+            self._version += 1
+            return True
+
     def settle(
         self,
         exit_reason: ExitReason,
@@ -299,6 +337,7 @@ class TaskControl:
             self._settling = True
             self._tail.flush()
             state = exit_reason.state
+            self._pending = []
             ended = time.monotonic()
             if transcript is not None:
                 self._transcript = self._secrets.redact_data(transcript)
@@ -363,6 +402,7 @@ class TaskControl:
             owner=task.owner,
             parent_id=task.parent_id,
             depth=task.depth,
+            pending_approvals=list(self._pending),
         )
 
     def _end_word(self) -> str:

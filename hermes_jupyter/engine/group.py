@@ -50,7 +50,8 @@ class GroupStatus:
 
 Delegate = Callable[[str, str, str | None], Task]
 MAP_OPTIONS = frozenset({"model", "tools", "toolsets", "max_iterations", "timeout", "owner",
-                         "max_total_tokens", "max_cost_usd"})
+                         "max_total_tokens", "max_cost_usd", "approval", "approval_allowlist",
+                         "approval_timeout"})
 
 
 def fan_out(delegate: Callable[..., Task], goal: object, items: object, name: object,
@@ -134,6 +135,19 @@ class TaskGroup:
             except CollectTimeout:
                 raise CollectTimeout(self._still_running(timeout)) from None
         return results
+
+    def approve(self, *, remember: str | None = None) -> int:
+        """Approve every tool call the group's tasks are waiting on now (`Session.approve`);
+        how many. `remember` approves matching calls for the rest of the session too."""
+        approved = 0
+        for task in self.tasks:
+            for pending in task.check().pending_approvals:
+                try:
+                    task.approve(pending.call_id, remember=remember)
+                except HermesError:  # decided meanwhile (a timeout, a cancel, another user)
+                    continue
+                approved += 1
+        return approved
 
     def cancel(self) -> int:
         """Cancel every live task and every item not yet started; how many were stopped."""

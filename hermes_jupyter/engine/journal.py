@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigurationError
-from ..core.models import ExitReason, TaskResult, TaskState, ToolTraceEntry, Usage
+from ..core.models import LIVE_STATES, ExitReason, TaskResult, TaskState, ToolTraceEntry, Usage
 from . import lease
 
 if TYPE_CHECKING:
@@ -66,6 +66,8 @@ _SQL = {
               "ended_at = excluded.ended_at, exit_reason = excluded.exit_reason, "
               "error = excluded.error, summary = excluded.summary, result = excluded.result",
 }
+# Every live state, as an SQL list (from TaskState: no hand-kept copy).
+_LIVE = "(" + ", ".join(f"'{state.value}'" for state in sorted(LIVE_STATES)) + ")"
 _FLUSH_EVERY = 0.2
 _MAX_PROBLEMS = 50
 _STOP = object()
@@ -191,7 +193,7 @@ class Journal:
         with self._db_lock:
             self._safely(lambda: self._db.execute(
                 "UPDATE tasks SET state = 'interrupted', exit_reason = 'interrupted', "
-                "ended_at = ? WHERE session = ? AND state IN ('queued', 'running')",
+                f"ended_at = ? WHERE session = ? AND state IN {_LIVE}",
                 (time.time(), self.session_id)), "mark unfinished tasks on closing")
             self._db.close()
 
@@ -275,13 +277,13 @@ class Journal:
     def _interrupt_orphans(self) -> int:
         """Mark `queued`/`running` rows whose owner is gone as interrupted; count them."""
         rows = self._db.execute("SELECT DISTINCT owner FROM tasks WHERE state IN "
-                                "('queued', 'running')").fetchall()
+                                f"{_LIVE}").fetchall()
         gone = [owner for (owner,) in rows if lease.alive(owner) is False]
         count = 0
         for owner in gone:
             count += self._db.execute(
                 "UPDATE tasks SET state = 'interrupted', exit_reason = 'interrupted', "
-                "ended_at = ? WHERE state IN ('queued', 'running') AND owner IS ?",
+                f"ended_at = ? WHERE state IN {_LIVE} AND owner IS ?",
                 (time.time(), owner)).rowcount
         return count
 

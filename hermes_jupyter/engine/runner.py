@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
 from ..core.errors import HermesError
 from ..core.models import ExitReason
+from .approvals import Approvals, TaskClock
 from .pricing import Pricer
 from .provider import Provider, ProviderError
 from .subagent import WRAP_UP, LimitReached, run_agent
@@ -31,18 +33,22 @@ async def run_task(
     system_prompt: str,
     pricer: Pricer,
     redact: Callable[[str], str],
+    approvals: Approvals,
 ) -> None:
-    """Run the task's subagent loop and settle it (engine loop only)."""
+    """Run the task's subagent loop and settle it (engine loop only). Tool calls pass the
+    approval desk; the timeout clock pauses while the task awaits approval."""
     task = control.task
-    loop = asyncio.get_running_loop()
-    timers = []
+    clock = None
     if task.timeout is not None:
-        timers = [loop.call_later(task.timeout, time_out, control),
-                  loop.call_later(_warn_at(task.timeout), _warn_to_wrap_up, control)]
+        clock = TaskClock(asyncio.get_running_loop(), [
+            (task.timeout, functools.partial(time_out, control)),
+            (_warn_at(task.timeout), functools.partial(_warn_to_wrap_up, control))])
+    review = functools.partial(approvals.review, control, clock=clock)
     transcript: list[dict[str, Any]] = []
     try:
         await task.tools.prepare()  # e.g. start an MCP server and list its tools
-        end = await run_agent(control, provider, executor, system_prompt, transcript, pricer)
+        end = await run_agent(control, provider, executor, system_prompt, transcript, pricer,
+                              review)
         control.settle(end.reason, summary=end.summary, transcript=transcript,
                        truncated=end.truncated)
     except asyncio.CancelledError:
@@ -68,8 +74,8 @@ async def run_task(
         message = redact(f"{type(err).__name__}: {err}")
         control.settle(ExitReason.ERROR, error=message[:500], transcript=transcript)
     finally:
-        for timer in timers:
-            timer.cancel()
+        if clock is not None:
+            clock.stop()
 
 
 def time_out(control: TaskControl) -> None:

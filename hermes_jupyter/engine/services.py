@@ -31,8 +31,10 @@ class EngineServices:
     tool processes run (its secrets, env allowlist, memory cap, the registry close kills)."""
 
     def __init__(self, engine: EngineLoop, provider: Provider, tools: Executor,
-                 closed: Callable[[], bool], processes: ProcessPolicy) -> None:
+                 closed: Callable[[], bool], processes: ProcessPolicy,
+                 screen: Callable[[ToolRegistry, str, str], str | None]) -> None:
         self.processes = processes
+        self._screen = screen  # a refusal text for a call that would need approval
         self._engine = engine
         self._provider = provider
         self._tools = tools
@@ -61,10 +63,13 @@ class EngineServices:
 
     async def run_tool(self, registry: ToolRegistry, name: str, arguments: str) -> ToolOutcome:
         """Run one tool call of `registry` on the session's tool threads (engine loop only);
-        its text redacted of the session's secrets, as a task's tool results are."""
+        its text redacted of the session's secrets, as a task's tool results are. A call that
+        needs approval runs only if the session's policy lets it without asking."""
+        refused = self._screen(registry, name, arguments)
+        if refused is not None:
+            return ToolOutcome(refused, False, 0.0)
         outcome = await registry.run(name, arguments, self._tools)
         return replace(outcome, text=self.processes.secrets.redact(outcome.text))
-
 
     def shutdown(self, mcp: McpServers) -> None:
         """Stop MCP servers and HTTP clients on the loop, then the loop itself."""

@@ -7,8 +7,6 @@ subscribers on the event bus's thread. The registry and the slots are guarded by
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
 import threading
 import time
@@ -19,13 +17,16 @@ from typing import Any, TypeVar
 
 from ..core import validate as check
 from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
-from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, Usage
+from ..core.models import ExitReason, TaskResult, TaskState, TaskStatus, Usage
 from ..tools import McpServerInfo, McpServers, ProcessPolicy, build_registry
+from .approvals import Approvals
+from .approving import Approving
 from .arguments import delegate_args, session_args
 from .credentials import CredentialPool, resolve_keys
 from .events import EventBus, Subscriber, TextBatcher
 from .group import TaskGroup, fan_out
 from .journal import Journal, JournalRecord, history_of
+from .launching import Launching
 from .loop import EngineLoop
 from .pricing import Pricer, budget_spent, check_prices, total_cost
 from .provider import (
@@ -36,11 +37,10 @@ from .provider import (
     RetryPolicy,
 )
 from .retention import Retention, check_forget
-from .runner import run_task
 from .scheduling import Slots
 from .services import Attachments, EngineServices
 from .subagent import DEFAULT_SYSTEM_PROMPT
-from .task import Task, TaskControl, descendants_of
+from .task import Task, descendants_of
 
 __all__ = ["Session", "TaskRef"]
 
@@ -49,15 +49,13 @@ _T = TypeVar("_T")
 DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
 
 
-class Session:
+class Session(Launching, Approving):
     """Runs subagents in the background of a kernel or of a plain Python process.
 
-    Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys come from
-    `api_keys` (list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base
-    URL from `base_url`, else OPENAI_BASE_URL, else the openai default. `stall_timeout` and
-    `cooldown_cap`: see `Provider`. `keep_finished=N` holds only the newest N ended tasks in
-    memory. `mcp_servers`: as in MCP config files; `toolsets=["mcp:name"]` gives a task that
-    server's tools. A bad parameter raises `InvalidArgument`/`InvalidArgumentType`.
+    Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys: `api_keys`
+    (a list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base URL:
+    `base_url`, else OPENAI_BASE_URL. Every parameter: docs/configuration.md; a bad one raises
+    `InvalidArgument`/`InvalidArgumentType` and changes nothing.
     """
 
     stall_timeout = ProviderSetting(allow_none=True)
@@ -76,6 +74,10 @@ class Session:
         *,
         toolsets: Iterable[str] | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        approval: str = "ask",
+        approval_allowlist: Iterable[str] = (),
+        approval_timeout: float | None = None,
+        approve_file_writes: bool = False,
         retry: RetryPolicy | None = None,
         stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
         cooldown_cap: float = DEFAULT_COOLDOWN_CAP,
@@ -101,6 +103,8 @@ class Session:
         self.workspace = (args.workspace or Path(os.getcwd())).resolve()
         self.toolsets = args.toolsets
         self.system_prompt = system_prompt
+        self.set_approval(approval, approval_allowlist, approval_timeout, approve_file_writes)
+        self._approvals = Approvals()
         self._pricer = Pricer(check_prices({} if prices is None else prices))
         self.session_budget_usd = check.optional(check.amount, "session_budget_usd",
                                                  session_budget_usd)
@@ -118,9 +122,7 @@ class Session:
             path = self.workspace / DEFAULT_JOURNAL if args.journal is True else args.journal
             self.journal = Journal(path)
         self._engine = EngineLoop()
-        self._tool_threads = ThreadPoolExecutor(
-            max_workers=max(4, self.max_concurrent), thread_name_prefix="hermes-tool"
-        )
+        self._tool_threads = ThreadPoolExecutor(max(4, self.max_concurrent), "hermes-tool")
         self._lock = threading.RLock()
         self._tasks: dict[str, Task] = {}
         self._by_name: dict[tuple[str | None, str], Task] = {}  # (owner, name) -> newest
@@ -133,7 +135,9 @@ class Session:
         self.attachments.get("tool processes", lambda: self._processes.groups)
         self._slots = Slots(self.max_concurrent, self._lock, self._claim)
         self.services = EngineServices(self._engine, self._provider, self._tool_threads,
-                                       lambda: self._closed, self._processes)
+                                       lambda: self._closed, self._processes,
+                                       lambda r, n, a: self._approvals.screen(
+                                           r, n, a, self.approval_policy))
         # loop-thread only:
         self._text = TextBatcher(self._bus, lambda: self._engine.loop)
 
@@ -156,12 +160,16 @@ class Session:
         owner: str | None = None,
         max_total_tokens: int | None = None,
         max_cost_usd: float | None = None,
+        approval: str | None = None,
+        approval_allowlist: Iterable[str] | None = None,
+        approval_timeout: float | None = None,
     ) -> Task:
         """Start a subagent on `goal` and return its handle at once (no network I/O here).
 
         `owner` says who started it: None for the user, an `Agent`'s `owner_id`, or the id of a
         task that delegates (the new task is then its child, one level deeper). Names are
         scoped to their owner: a child named "review" never shadows the user's "review".
+        `approval`, `approval_allowlist`, `approval_timeout` override the session's policy.
         `max_total_tokens` / `max_cost_usd` (USD) are the task's budgets. Once it returns, the
         task is in the journal (when kept).
         """
@@ -171,8 +179,10 @@ class Session:
         max_cost_usd = check.optional(check.amount, "max_cost_usd", max_cost_usd)
         if spent := self._budget_spent():
             raise HermesError(spent)
+        policy = self.approval_policy.replace(approval, approval_allowlist, approval_timeout)
         registry = build_registry(a.tools, self.toolsets if a.toolsets is None else a.toolsets,
-                                  self.workspace, self._processes, self._mcp)
+                                  self.workspace, self._processes, self._mcp,
+                                  self.approve_file_writes)
         with self._lock:
             if self._closed:
                 raise HermesError("This session is closed: create a new Session.")
@@ -189,6 +199,7 @@ class Session:
             task.owner = owner
             task.max_total_tokens = max_total_tokens
             task.max_cost_usd = max_cost_usd
+            task.approval = policy
             task.parent_id = parent.id if parent is not None else None
             task.depth = parent.depth + 1 if parent is not None else 1
             task.control_for(self).on_settle = self._on_settle
@@ -244,6 +255,7 @@ class Session:
             )
         assert task.result is not None
         return task.result
+
 
     def cancel(self, ref: TaskRef) -> bool:
         """Stop the task within a second; False when it had ended or was already stopping."""
@@ -400,51 +412,3 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ---- engine side (loop thread) ---------------------------------------------------
-    def _emit(self, kind: str, task_id: str | None, **data: Any) -> None:
-        if kind == "finished" and task_id and self._engine.in_loop_thread():
-            self._text.flush(task_id)  # the last text comes before the end
-        self._bus.emit(Event(kind, task_id, data))
-
-    def _claim(self, task: Task) -> bool:
-        """Mark a task that got a slot as running and start it; False if it was cancelled."""
-        control = task.control_for(self)
-        spent = self._budget_spent()
-        if spent:
-            control.settle(ExitReason.BUDGET, error=spent)
-            return False
-        if not control.claim():
-            return False
-        if self.journal is not None:
-            self.journal.started(task)
-        self._emit("started", task.id)
-        self._engine.post(functools.partial(self._launch, task))
-        return True
-
-    def _launch(self, task: Task) -> None:
-        """Loop thread: create the task's coroutine, unless it was cancelled before this."""
-        control = task.control_for(self)
-        if control.done() or control.cancel_reason is not None:
-            control.settle(ExitReason.CANCELLED)
-            self._slots.release()
-            return
-        aio = self._engine.loop.create_task(self._run(control))
-        aio.add_done_callback(functools.partial(self._release, control))
-        if not control.bind(aio):  # a cancel came between the check and the bind
-            aio.cancel()
-
-    def _release(self, control: TaskControl, _done: asyncio.Future[None]) -> None:
-        # A task cancelled before its coroutine ran never entered `_run`: settle it here.
-        control.settle(ExitReason.CANCELLED)
-        self._slots.release()
-
-    async def _run(self, control: TaskControl) -> None:
-        await run_task(control, self._provider, self._tool_threads, self.system_prompt,
-                       self._pricer, self.secrets.redact)
-
-    def _on_settle(self, task: Task, result: TaskResult) -> None:
-        """Before a result is visible: commit it to the journal, then apply keep_finished."""
-        if self.journal is not None:
-            self.journal.finished(task, result)
-        self._retention.on_ended(task)

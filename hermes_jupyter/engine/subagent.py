@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.models import ExitReason, ToolTraceEntry, Usage
 from ..core.text import short
+from ..tools import ToolOutcome
 from .pricing import Pricer
 from .provider import Completion, Provider
 from .task import TaskControl
@@ -23,6 +25,9 @@ DEFAULT_SYSTEM_PROMPT = (
     "'[steer from parent]' arrive while you work: follow them. When you are done, reply with a "
     "concise final summary of what you found or did; only that summary reaches the parent."
 )
+
+
+Review = Callable[[list[dict[str, Any]]], Awaitable[dict[str, str]]]
 
 
 class LimitReached(Exception):
@@ -68,11 +73,14 @@ async def run_agent(
     system_prompt: str,
     transcript: list[dict[str, Any]],
     pricer: Pricer | None = None,
+    review: Review | None = None,
 ) -> AgentEnd:
     """Run the task to its final answer.
 
     `transcript` is filled in place, so whoever settles the task keeps the partial
-    conversation when this coroutine is cancelled or fails. Raises `LimitReached` for a
+    conversation when this coroutine is cancelled or fails. `review` (the approval desk) gets
+    each turn's tool calls before they run and returns those that must not, by call id, with
+    the text the model reads instead (it may wait for a person). Raises `LimitReached` for a
     budget or a second empty answer (with the text written so far as `partial`).
     """
     task = control.task
@@ -93,8 +101,10 @@ async def run_agent(
             continue
         transcript.append(completion.assistant_message())
         if calls:
+            refused = await review(calls) if review is not None else {}
             for call in calls:
-                transcript.append(await _run_tool(control, call, executor))
+                transcript.append(await _run_tool(control, call, executor,
+                                                  refused.get(call["id"])))
             continue
         if not completion.text.strip():
             if nudged:
@@ -198,12 +208,15 @@ def _cut_call_notice(calls: list[dict[str, Any]]) -> dict[str, str]:
 
 
 async def _run_tool(
-    control: TaskControl, call: dict[str, Any], executor: Executor
+    control: TaskControl, call: dict[str, Any], executor: Executor, refused: str | None = None
 ) -> dict[str, Any]:
     name, arguments = call["function"]["name"], call["function"]["arguments"]
     control.set_activity(f"tool: {name}", f"→ {name}({short(arguments, 120)})")
     control.emit("tool_call", name=name, arguments=short(arguments, 2000))
-    outcome = await control.task.tools.run(name, arguments, executor)
+    if refused is not None:  # denied or refused: it never runs, the model reads why
+        outcome = ToolOutcome(refused, False, 0.0)
+    else:
+        outcome = await control.task.tools.run(name, arguments, executor)
     text = control.redact(outcome.text)  # before the trace, the transcript, the next request
     preview = short(text, 200)
     control.record_tool(ToolTraceEntry(name, arguments, preview, outcome.ok, outcome.duration_s))

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ..core.models import (
+    PendingApproval,
     TaskResult,
     TaskState,
     TaskStatus,
 )
 from ..core.validate import a_callable
+from ..tools.approval import ApprovalPolicy
 from .control import TaskControl
 
 if TYPE_CHECKING:
@@ -36,6 +38,10 @@ class TaskHost(Protocol):
     def steer(self, ref: Task, message: str) -> None: ...
     def collect(self, ref: Task, timeout: float | None = None) -> TaskResult: ...
     def cancel(self, ref: Task) -> bool: ...
+    def approve(self, ref: Task, call_id: str | None = None, *,
+                remember: str | None = None) -> PendingApproval: ...
+    def deny(self, ref: Task, call_id: str | None = None,
+             reason: str = "") -> PendingApproval: ...
 
 
 class Task:
@@ -74,6 +80,7 @@ class Task:
         self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
         self.max_cost_usd: float | None = None
         self._host = host
+        self.approval = ApprovalPolicy()  # which of its tool calls wait for a person
         self._control = TaskControl(self, emit, text_sink, secrets)
 
     def check(self) -> TaskStatus:
@@ -88,6 +95,15 @@ class Task:
 
     def cancel(self) -> bool:
         return self._host.cancel(self)
+
+    def approve(self, call_id: str | None = None, *,
+                remember: str | None = None) -> PendingApproval:
+        """Let a waiting tool call run (`Session.approve`)."""
+        return self._host.approve(self, call_id, remember=remember)
+
+    def deny(self, call_id: str | None = None, reason: str = "") -> PendingApproval:
+        """Refuse a waiting tool call; the model reads `reason` (`Session.deny`)."""
+        return self._host.deny(self, call_id, reason)
 
     def done(self) -> bool:
         return self._control.done()

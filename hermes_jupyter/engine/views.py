@@ -71,6 +71,10 @@ class TaskReport(TextView):
         rows = [("goal", short(s.goal, 200))]
         if not s.state.terminal:
             rows.append(("now", s.activity))
+        for p in s.pending_approvals:
+            rows.append(("approval", f"{p.call_id}: {p.tool}({short(p.arguments, 160)}) waits: "
+                                     f"{p.reason}; approve or deny it (%approve_task {s.id} / "
+                                     f"%deny_task {s.id})"))
         if s.steering:
             rows.append(("steering", "; ".join(
                 f"“{short(r.message, 80)}” ({'delivered' if r.delivered else 'queued'})"
@@ -137,6 +141,10 @@ class TaskTable(TextView, Sequence[TaskStatus]):
 
 
 def _now(s: TaskStatus) -> str:
+    if s.pending_approvals:
+        p = s.pending_approvals[0]
+        more = f" (+{len(s.pending_approvals) - 1} more)" if len(s.pending_approvals) > 1 else ""
+        return f"awaiting approval: {p.call_id} {p.tool}({short(p.arguments, 40)}){more}"
     if s.error:
         return short(s.error, 60)
     if s.summary and s.state is TaskState.CANCELLED:

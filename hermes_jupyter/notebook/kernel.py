@@ -26,7 +26,7 @@ from ..core.text import plural
 from ..engine.journal import JournalRecord
 from ..engine.session import Session
 from ..engine.task import Task
-from .settings import HermesJupyter, Settings, resolve, safe_url
+from .settings import APPROVAL_SETTINGS, HermesJupyter, Settings, resolve, safe_url
 
 __all__ = [
     "all_statuses", "find_task", "flush_notices", "get_config", "get_session", "history", "install",
@@ -275,6 +275,9 @@ def _apply_live(session: Session, settings: Settings, name: str) -> None:
     elif name in ("max_concurrent", "max_iterations", "task_timeout", "stall_timeout",
                   "cooldown_cap"):
         setattr(session, name, getattr(settings, name))
+    elif name in APPROVAL_SETTINGS:
+        session.set_approval(settings.approval, settings.approval_allowlist,
+                             settings.approval_timeout, settings.approve_file_writes)
     elif name == "demo_pace" and hasattr(session, "pace"):
         session.pace = settings.demo_pace
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from ..core.errors import ConfigurationError
 from ..tools import TOOLSETS
+from ..tools.approval import APPROVAL_MODES, check_pattern
 from ..tools.mcp import parse_servers
 
 __all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "HermesJupyter", "Settings", "resolve"]
@@ -26,6 +27,7 @@ __all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "HermesJupyter", "Settings", "resolve"
 DEFAULT_MODEL = "gpt-4o-mini"
 DEMO_MODEL = "demo"
 ENDPOINT_SETTINGS = ("base_url", "api_keys")
+APPROVAL_SETTINGS = ("approval", "approval_allowlist", "approval_timeout", "approve_file_writes")
 
 
 class MaskedKeys(list):  # type: ignore[type-arg]
@@ -143,6 +145,24 @@ class HermesJupyter(Configurable):
         help="Ended tasks the session keeps in memory, newest first; older ones are let go "
              "(as Session.forget does; the journal keeps them all). Unset: keep every task.",
     ).tag(config=True)
+    approval = Enum(
+        list(APPROVAL_MODES), "ask",
+        help="What a tool call that needs approval (shell commands, functions marked "
+             "@hj.tool(requires_approval=True)) does: 'ask' waits for %approve_task / "
+             "%deny_task, 'auto' runs it, 'deny' refuses it at once (unattended runs).",
+    ).tag(config=True)
+    approval_allowlist = List(
+        Unicode(), default_value=[],
+        help="Patterns of calls that run without asking: shell commands such as 'git status' "
+             "or 'ls *' (a chained command never matches), or tool names.",
+    ).tag(config=True)
+    approval_timeout = Float(
+        None, allow_none=True,
+        help="Seconds a call waits for a decision before it is denied; unset: no limit.",
+    ).tag(config=True)
+    approve_file_writes = Bool(
+        False, help="Put the files toolset's write_file under approval too.",
+    ).tag(config=True)
     context_limit = Int(
         20_000, help="Characters of a -c VAR text handed to a task; longer texts are cut with "
                      "a visible notice.",
@@ -171,6 +191,21 @@ class HermesJupyter(Configurable):
             raise TraitError(f"HermesJupyter.tool_memory_limit_mb must be positive or None, "
                              f"got {value}.")
         return None if value is None else int(value)
+
+    @validate("approval_allowlist")
+    def _patterns(self, proposal: Any) -> list[str]:
+        try:
+            return [check_pattern(p) for p in proposal["value"]]
+        except ConfigurationError as err:
+            raise TraitError(str(err)) from None
+
+    @validate("approval_timeout")
+    def _positive_approval_timeout(self, proposal: Any) -> float | None:
+        value = proposal["value"]
+        if value is not None and value <= 0:
+            raise TraitError(f"HermesJupyter.approval_timeout must be positive or None, "
+                             f"got {value}.")
+        return None if value is None else float(value)
 
     @validate("task_timeout", "stall_timeout")
     def _positive_timeout(self, proposal: Any) -> float | None:
@@ -251,6 +286,10 @@ class Settings:
     demo_reason: str | None = None  # why the demo runs; None when a real endpoint is used
     tool_env_allowlist: tuple[str, ...] = ()
     tool_memory_limit_mb: int | None = None
+    approval: str = "ask"
+    approval_allowlist: tuple[str, ...] = ()
+    approval_timeout: float | None = None
+    approve_file_writes: bool = False
 
     @property
     def demo(self) -> bool:
@@ -273,6 +312,10 @@ class Settings:
         common: dict[str, Any] = {
             "max_concurrent": self.max_concurrent,
             "max_iterations": self.max_iterations,
+            "approval": self.approval,
+            "approval_allowlist": self.approval_allowlist,
+            "approval_timeout": self.approval_timeout,
+            "approve_file_writes": self.approve_file_writes,
             "task_timeout": self.task_timeout,
             "workspace": self.workspace or None,
             "toolsets": self.toolsets,
@@ -296,6 +339,11 @@ class Settings:
             safe_url(self.base_url) or "https://api.openai.com/v1 (openai default)")
         shown = [
             ("model", self.model), ("subagent_model", self.subagent_model or "(same as model)"),
+            ("approval", self.approval),
+            ("approval_allowlist", ", ".join(self.approval_allowlist) or "none"),
+            ("approval_timeout", "none" if self.approval_timeout is None
+             else f"{self.approval_timeout:g}s"),
+            ("approve_file_writes", "yes" if self.approve_file_writes else "no"),
             ("base_url", endpoint), ("api_keys", keys),
             ("max_concurrent", str(self.max_concurrent)),
             ("max_iterations", str(self.max_iterations)),
@@ -345,7 +393,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
     for name in ("max_concurrent", "max_iterations", "task_timeout", "stall_timeout",
                  "cooldown_cap", "workspace", "toolsets", "mcp_servers", "journal",
                  "keep_finished", "context_limit", "wait_notice_after", "demo_pace",
-                 "tool_env_allowlist", "tool_memory_limit_mb"):
+                 "tool_env_allowlist", "tool_memory_limit_mb", *APPROVAL_SETTINGS):
         if getattr(config, name) != config.trait_defaults(name):
             sources[name] = "config"
     demo_reason = _demo_reason(model, base_url, keys)
@@ -373,6 +421,10 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         demo_reason=demo_reason,
         tool_env_allowlist=tuple(config.tool_env_allowlist),
         tool_memory_limit_mb=config.tool_memory_limit_mb,
+        approval=config.approval,
+        approval_allowlist=tuple(config.approval_allowlist),
+        approval_timeout=config.approval_timeout,
+        approve_file_writes=config.approve_file_writes,
     )
 
 

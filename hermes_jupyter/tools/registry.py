@@ -15,6 +15,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+from .approval import approval_reason
 from .schema import ToolArgumentsError, ToolSpec, tool_spec
 
 __all__ = ["ToolOutcome", "ToolRegistry"]
@@ -36,11 +37,14 @@ class ToolRegistry:
         self,
         functions: list[Callable[..., Any]],
         loaders: Iterable[Callable[[], Awaitable[list[Callable[..., Any]]]]] = (),
+        approval: dict[str, str] | None = None,
     ) -> None:
         """Raises `ConfigurationError` for a function whose parameters have no JSON form.
-        `loaders` give tools known only at run time (an MCP server's): see `prepare`."""
+        `loaders` give tools known only at run time (an MCP server's): see `prepare`.
+        `approval`: tool name → why its calls need approval (besides `@tool` marks)."""
         self._functions: dict[str, Callable[..., Any]] = {}
         self._specs: dict[str, ToolSpec] = {}
+        self._approval: dict[str, str] = dict(approval or {})  # name -> why it needs approval
         for fn in functions:
             self._add(fn)
         self._schemas = [spec.schema for spec in self._specs.values()]
@@ -61,10 +65,17 @@ class ToolRegistry:
         spec = tool_spec(fn)
         self._functions[spec.name] = fn
         self._specs[spec.name] = spec
+        reason = approval_reason(fn)
+        if reason:
+            self._approval.setdefault(spec.name, reason)
 
     @property
     def names(self) -> list[str]:
         return list(self._functions)
+
+    def approval_reason(self, name: str) -> str | None:
+        """Why calls of the tool `name` need a person's approval; None when they do not."""
+        return self._approval.get(name) if name in self._functions else None
 
     def schemas(self) -> list[dict[str, Any]]:
         """The OpenAI `tools` entries, one per tool (built once, shared: do not mutate)."""

@@ -27,11 +27,14 @@ _TABLE = "border-collapse:collapse;font-size:0.9em"
 _CELL = "padding:2px 8px;text-align:left;vertical-align:top;border-bottom:1px solid #ddd"
 
 
+_SHOWN_WHEN_ANY = ("interrupted", "awaiting_approval")  # rare states: shown when present
+
+
 def header_line(totals: dict[str, Any]) -> str:
     """`2 running · 1 queued · … · 1,234 tokens · 5 calls`."""
     counts = totals.get("counts", {})
-    parts = [f"{counts.get(s, 0)} {s}" for s in STATES
-             if s != "interrupted" or counts.get(s)]
+    parts = [f"{counts.get(s, 0)} {s.replace('_', ' ')}" for s in STATES
+             if s not in _SHOWN_WHEN_ANY or counts.get(s)]
     parts.append(f"{totals.get('tokens', 0):,} tokens")
     parts.append(plural(int(totals.get("api_calls", 0)), "call"))
     return " · ".join(parts)

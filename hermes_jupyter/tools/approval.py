@@ -1,0 +1,226 @@
+"""Which tool calls need a person's approval, and what the policy says about one (pure).
+
+A tool needs approval when it is marked (`@hj.tool(requires_approval=True)`, the `shell`
+toolset's `run_shell`, the `files` writes under `approve_file_writes`). For such a call the
+policy decides: commands that destroy the machine or the workspace are always refused; under
+`approval="auto"` the call runs; a call matching an allowlist or remembered pattern runs;
+under `"deny"` it is refused at once (unattended runs never block); under `"ask"` it waits.
+
+Patterns match the parsed command (`shlex`), word by word with shell wildcards (`git status`,
+`pytest *`: a last `*` word matches any number of words); for other tools the pattern is the
+tool's name. A command with `;`, `&&`, `||`, `|`, `&`, a redirection, backticks, `$(...)` or a
+newline never matches a pattern: it always asks.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, overload
+
+from ..core import validate as v
+from ..core.errors import ConfigurationError, InvalidArgument, InvalidArgumentType
+
+__all__ = [
+    "APPROVAL_MODES", "ApprovalPolicy", "Verdict", "approval_reason", "assess", "check_pattern",
+    "command_words", "matches", "refusal", "tool",
+]
+
+APPROVAL_MODES = ("ask", "auto", "deny")
+SHELL_TOOL = "run_shell"
+_F = TypeVar("_F", bound=Callable[..., Any])
+_MARK = "__hj_requires_approval__"
+_OPERATORS = re.compile(r"[;&|<>()\n`]|\$\(")
+
+
+@overload
+def tool(fn: _F, *, requires_approval: bool = ..., approval_reason: str | None = ...) -> _F: ...
+@overload
+def tool(fn: None = None, *, requires_approval: bool = ...,
+         approval_reason: str | None = ...) -> Callable[[_F], _F]: ...
+def tool(fn: _F | None = None, *, requires_approval: bool = False,
+         approval_reason: str | None = None) -> Any:
+    """Mark a function as a tool; `requires_approval=True` makes every call of it wait for a
+    person's decision (under the task's approval policy). Use bare (`@hj.tool`) or with
+    arguments; returns the function itself."""
+    def mark(f: _F) -> _F:
+        if not callable(f):
+            raise ConfigurationError(f"@hj.tool marks functions, not {f!r}.")
+        if requires_approval:
+            try:
+                setattr(f, _MARK, approval_reason or f"{getattr(f, '__name__', 'this tool')} "
+                                                      "is marked requires_approval")
+            except (AttributeError, TypeError):
+                raise ConfigurationError(f"@hj.tool cannot mark {f!r}: wrap it in a def.") \
+                    from None
+        return f
+    return mark(fn) if fn is not None else mark
+
+
+def approval_reason(fn: Callable[..., Any]) -> str | None:
+    """Why calls of `fn` need approval, or None when they do not."""
+    reason = getattr(fn, _MARK, None)
+    return reason if isinstance(reason, str) else None
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """`mode` ("ask" | "auto" | "deny"), `allowlist` patterns, `timeout` (seconds a call may
+    wait before it is denied; None: no limit)."""
+
+    mode: str = "ask"
+    allowlist: tuple[str, ...] = ()
+    timeout: float | None = None
+
+    @classmethod
+    def checked(cls, mode: str = "ask", allowlist: Iterable[str] | None = (),
+                timeout: float | None = None) -> ApprovalPolicy:
+        """A policy from settings; a bad value raises `InvalidArgument` (a
+        `ConfigurationError`) or `InvalidArgumentType`, naming it."""
+        mode = v.text("approval", mode, what="'ask', 'auto' or 'deny'")
+        if mode not in APPROVAL_MODES:
+            raise InvalidArgument(f"Bad approval {mode!r}: choose from "
+                                  f"{', '.join(APPROVAL_MODES)}.")
+        if isinstance(allowlist, str):
+            raise InvalidArgumentType(f"Bad approval_allowlist {allowlist!r}: pass a list of "
+                                      "patterns such as ['ls *', 'git status'].")
+        listed = v.names("approval_allowlist", [] if allowlist is None else allowlist,
+                         what="patterns")
+        patterns = tuple(check_pattern(p) for p in listed)
+        timeout = v.optional(v.seconds, "approval_timeout", timeout, none_means="no limit")
+        return cls(mode, patterns, timeout)
+
+    def replace(self, mode: str | None = None, allowlist: Iterable[str] | None = None,
+                timeout: float | None = None) -> ApprovalPolicy:
+        """This policy with the given parts changed (per-task overrides), checked."""
+        return ApprovalPolicy.checked(
+            self.mode if mode is None else mode,
+            self.allowlist if allowlist is None else allowlist,
+            self.timeout if timeout is None else timeout)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the policy says of one call: "run", "ask", "deny" (policy) or "refuse" (never),
+    with why."""
+
+    action: Literal["run", "ask", "deny", "refuse"]
+    reason: str
+    words: tuple[str, ...] | None = None  # what patterns match; None: nothing ever does
+
+
+def assess(tool_name: str, arguments: dict[str, Any], need: str, policy: ApprovalPolicy,
+           remembered: Sequence[str]) -> Verdict:
+    """The verdict on one call of a tool that needs approval (`need`: why it does)."""
+    command = arguments.get("command") if tool_name == SHELL_TOOL else None
+    if isinstance(command, str):
+        refused = refusal(command)
+        if refused:
+            return Verdict("refuse", refused)
+        words = command_words(command)
+    else:
+        words = (tool_name,)
+    if policy.mode == "auto":
+        return Verdict("run", "approval='auto'", words)
+    for pattern in (*policy.allowlist, *remembered):
+        if words is not None and matches(pattern, words):
+            return Verdict("run", f"matches the pattern {pattern!r}", words)
+    if words is None:
+        need += " (a chained or redirected command always asks)"
+    if policy.mode == "deny":
+        return Verdict("deny", need, words)
+    return Verdict("ask", need, words)
+
+
+def command_words(command: str) -> tuple[str, ...] | None:
+    """The words of a simple command, or None for one that chains, pipes, redirects,
+    substitutes or does not parse (no pattern ever matches those)."""
+    if _OPERATORS.search(command):
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    return tuple(words) or None
+
+
+def matches(pattern: str, words: Sequence[str]) -> bool:
+    """Whether the pattern's words match `words` one by one (shell wildcards; a last `*` word
+    matches any number of words, none included)."""
+    parts = shlex.split(pattern)
+    if parts and parts[-1] == "*":
+        parts = parts[:-1]
+        if len(words) < len(parts):
+            return False
+        words = words[:len(parts)]
+    return len(parts) == len(words) and all(
+        fnmatch.fnmatchcase(w, p) for p, w in zip(parts, words, strict=True))
+
+
+def check_pattern(pattern: object) -> str:
+    """`pattern` if it is usable (a simple command with wildcards), else `ConfigurationError`."""
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise ConfigurationError(f"Bad approval pattern {pattern!r}: give a command such as "
+                                 "'git status' or 'ls *', or a tool name.")
+    if command_words(pattern) is None:
+        raise ConfigurationError(f"Bad approval pattern {pattern!r}: a pattern is one simple "
+                                 "command (no ; && || | > ` $( ); chained commands always ask.")
+    return pattern.strip()
+
+
+# ---- the always-refused list -----------------------------------------------------------
+_SEGMENTS = re.compile(r"\|\||&&|[;|&\n`]|\$\(|\)")
+_FORK_BOMB = re.compile(r"(\S+)\s*\(\)\s*\{[^}]*\1\s*\|\s*\1\s*&")
+_DEVICE_WRITE = re.compile(r">\s*/dev/(sd|hd|vd|xvd|nvme|mmcblk|disk|mapper)")
+_WIPE = re.compile(r"^(mkfs(\.\w+)?|mke2fs|mkswap|wipefs|shred|fdisk|sfdisk|parted|shutdown|"
+                   r"reboot|halt|poweroff)$")
+_ROOTS = {"/", "/*", "~", "~/", "~/*", "$HOME", "$HOME/", "${HOME}", ".", "./", "*", "./*",
+          "..", "../", "/home", "/etc", "/usr", "/var", "/boot", "/bin", "/lib"}
+
+
+def refusal(command: str) -> str | None:
+    """Why `command` destroys the machine or the workspace (so it never runs), else None.
+
+    Looks at every part of a chained command (`ls; rm -rf /` is refused)."""
+    if _FORK_BOMB.search(command):
+        return "a fork bomb brings the machine down"
+    if _DEVICE_WRITE.search(command):
+        return "writing to a disk device destroys its file systems"
+    for segment in _SEGMENTS.split(command):
+        try:
+            words = shlex.split(segment)
+        except ValueError:
+            words = segment.split()
+        why = _destroys(words)
+        if why:
+            return why
+    return None
+
+
+def _destroys(words: list[str]) -> str | None:
+    while words and (words[0] in ("sudo", "doas", "env", "command", "exec", "nohup")
+                     or re.match(r"^\w+=", words[0])):
+        words = words[1:]
+    if not words:
+        return None
+    name, args = words[0].rsplit("/", 1)[-1], words[1:]
+    flags = "".join(a[1:] for a in args if a.startswith("-") and not a.startswith("--"))
+    targets = [a for a in args if not a.startswith("-")]
+    recursive = "r" in flags.lower() or "--recursive" in args
+    if _WIPE.match(name):
+        return f"{name} wipes disks or stops the machine"
+    if name == "dd" and any(a.startswith("of=/dev/") for a in args):
+        return "dd onto a device destroys its file systems"
+    if name == "rm" and (recursive or "--no-preserve-root" in args) and (
+            "--no-preserve-root" in args or any(t.rstrip() in _ROOTS for t in targets)):
+        return "rm -r of the root, home or workspace folder deletes everything in it"
+    if name in ("chmod", "chown", "chgrp") and recursive and "/" in targets:
+        return f"{name} -R on / breaks the whole system"
+    if name == "find" and "/" in targets and ("-delete" in args or "-exec" in args):
+        return "find / with -delete or -exec touches every file of the machine"
+    if name in ("kill", "pkill") and "-1" in args[-1:]:
+        return "kill -1 kills every process of the user"
+    return None

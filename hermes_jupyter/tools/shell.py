@@ -1,0 +1,60 @@
+"""The `shell` toolset: `bash -c` in the workspace, through the supervised process runner.
+
+Like the `python` toolset (see `process.py`): its own process group and session, killed whole
+on cancel or timeout, output capped while read, the scrubbed environment. Every call needs
+approval (under the task's approval policy: `ask` by default).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .approval import tool
+from .process import ProcessPolicy, run_process
+
+__all__ = ["ShellRunner"]
+
+MAX_TIMEOUT = 600.0
+
+
+class ShellRunner:
+    """Runs shell commands with `bash -c` in `cwd` (the workspace)."""
+
+    def __init__(
+        self,
+        cwd: str | os.PathLike[str],
+        default_timeout: float = 60.0,
+        policy: ProcessPolicy | None = None,
+    ) -> None:
+        self.cwd = Path(cwd)
+        self.default_timeout = default_timeout
+        self.policy = policy or ProcessPolicy()
+
+    def tools(self) -> list[Callable[..., Any]]:
+        return [self.run_shell]
+
+    @tool(requires_approval=True, approval_reason="run_shell runs a shell command")
+    async def run_shell(self, command: str, timeout: float | None = None) -> str:
+        """Run a shell command with bash in the workspace; returns its output (stdout and
+        stderr) and exit code. A person may have to approve the command first.
+
+        Args:
+            command: the command line, as you would type it in a terminal.
+            timeout: seconds before the command and everything it started are killed.
+        """
+        limit = self.default_timeout if timeout is None else max(0.1, min(timeout,
+                                                                            MAX_TIMEOUT))
+        bash = shutil.which("bash") or "/bin/bash"
+        result = await run_process([bash, "-c", command], cwd=self.cwd, policy=self.policy,
+                                   timeout=limit)
+        text = result.output or "(no output)"
+        if result.timed_out:
+            return (f"Error: the command ran past its {limit:g} s timeout and was stopped "
+                    f"with everything it started; output until then:\n{text}")
+        if result.signal is not None:
+            return f"Error: the command was killed by {result.signal}; output until then:\n{text}"
+        return f"{text.rstrip()}\n[exit code {result.returncode}]"
