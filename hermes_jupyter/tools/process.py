@@ -195,3 +195,27 @@ def _stop(proc: asyncio.subprocess.Process) -> None:
 def _signal(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
+
+
+MAX_TOOL_TIMEOUT = 600.0  # seconds a model may ask a tool process to run, at most
+
+
+class ProcessToolset:
+    """A toolset whose calls run a supervised process in `cwd` (the workspace) under `policy`
+    (environment allowlist, memory and output caps, the session's process registry)."""
+
+    def __init__(
+        self,
+        cwd: str | os.PathLike[str],
+        default_timeout: float = 60.0,
+        policy: ProcessPolicy | None = None,
+    ) -> None:
+        self.cwd = Path(cwd)
+        self.default_timeout = default_timeout
+        self.policy = policy or ProcessPolicy()
+
+    def limit(self, timeout: float | None) -> float:
+        """The seconds a call may run: the model's `timeout`, within (0.1, 600]."""
+        if timeout is None:
+            return self.default_timeout
+        return max(0.1, min(float(timeout), MAX_TOOL_TIMEOUT))

@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from .process import ProcessPolicy, run_process
+from .process import ProcessToolset, run_process
 
 __all__ = ["ProcessKilled", "PythonRunner"]
 
-MAX_TIMEOUT = 600.0
 
 
 class ProcessKilled(RuntimeError):
     """A tool process died of a signal: its output is partial, never a normal result."""
 
 
-class PythonRunner:
+class PythonRunner(ProcessToolset):
     """Runs snippets with the kernel's interpreter in `cwd`; never in the notebook's process.
 
     `policy` sets the environment allowlist, memory cap and output cap, and the session's
     process registry that `close()` kills; the default scrubs only by variable name.
     """
-
-    def __init__(
-        self,
-        cwd: str | os.PathLike[str],
-        default_timeout: float = 60.0,
-        policy: ProcessPolicy | None = None,
-    ) -> None:
-        self.cwd = Path(cwd)
-        self.default_timeout = default_timeout
-        self.policy = policy or ProcessPolicy()
 
     def tools(self) -> list[Callable[..., Any]]:
         return [self.run_python]
@@ -46,7 +33,7 @@ class PythonRunner:
             code: the program text; print what you want to see.
             timeout: seconds before the process is killed.
         """
-        limit = self.default_timeout if timeout is None else min(timeout, MAX_TIMEOUT)
+        limit = self.limit(timeout)
         result = await run_process(
             [sys.executable, "-I", "-c", code], cwd=self.cwd, policy=self.policy, timeout=limit
         )

@@ -7,32 +7,19 @@ approval (under the task's approval policy: `ask` by default).
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from .approval import tool
-from .process import ProcessPolicy, run_process
+from .process import ProcessToolset, run_process
 
 __all__ = ["ShellRunner"]
 
-MAX_TIMEOUT = 600.0
 
 
-class ShellRunner:
+class ShellRunner(ProcessToolset):
     """Runs shell commands with `bash -c` in `cwd` (the workspace)."""
-
-    def __init__(
-        self,
-        cwd: str | os.PathLike[str],
-        default_timeout: float = 60.0,
-        policy: ProcessPolicy | None = None,
-    ) -> None:
-        self.cwd = Path(cwd)
-        self.default_timeout = default_timeout
-        self.policy = policy or ProcessPolicy()
 
     def tools(self) -> list[Callable[..., Any]]:
         return [self.run_shell]
@@ -46,8 +33,7 @@ class ShellRunner:
             command: the command line, as you would type it in a terminal.
             timeout: seconds before the command and everything it started are killed.
         """
-        limit = self.default_timeout if timeout is None else max(0.1, min(timeout,
-                                                                            MAX_TIMEOUT))
+        limit = self.limit(timeout)
         bash = shutil.which("bash") or "/bin/bash"
         result = await run_process([bash, "-c", command], cwd=self.cwd, policy=self.policy,
                                    timeout=limit)
