@@ -356,3 +356,31 @@ def test_the_demo_model_asks_for_a_backticked_command_and_waits(tmp_path):
         assert json.loads(pending.arguments) == {"command": "echo hi there"}
         session.approve(task)
         assert "Ran `echo hi there`: hi there." in task.collect(20).summary
+
+
+def test_the_panel_approves_and_denies_over_the_comm(make, llm):
+    """The JupyterLab panel's requests: approve one waiting call, deny another with a reason."""
+    from hermes_jupyter.notebook import comm as hcomm
+
+    from .test_comm import fake_shell, open_comm
+
+    llm.on("first", shell("echo from-the-panel"), Reply("first done"))
+    llm.on("second", shell("rm made.txt"), Reply("second done"))
+    session = make()
+    asked = Asked(session)
+    first, second = session.delegate("first"), session.delegate("second")
+    asked.wait(2)
+    ip = fake_shell()
+    hcomm.register(ip, hcomm.session_tasks(session))
+    comm = open_comm(ip)
+    assert "approve" in comm.sent[0]["ops"] and "deny" in comm.sent[0]["ops"]
+    reply = comm.request("approve", task=first.id)
+    assert reply["ok"] and reply["message"] == f"Approved run_shell (c1) for {first.id}."
+    reply = comm.request("deny", task=second.id, call_id="c1", reason="keep the file")
+    assert reply["ok"] and "Denied run_shell" in reply["message"]
+    assert "from-the-panel" in tool_message(first.collect(20))
+    assert "keep the file" in tool_message(second.collect(20))
+    refused = comm.request("approve", task=first.id)
+    assert refused["ok"] is False and "no tool call awaiting approval" in refused["error"]
+    bad = comm.request("approve", task=first.id, call_id=7)
+    assert bad["ok"] is False and "call_id" in bad["error"]

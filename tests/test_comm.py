@@ -314,17 +314,17 @@ def test_any_protocol_version_is_served_since_changes_are_additive(shell, sessio
     assert comm.closed is None
     snapshot = comm.sent[0]
     assert snapshot["type"] == "snapshot" and snapshot["tasks"][0]["id"] == "t1"
-    assert snapshot["ops"] == ["steer", "cancel", "collect", "snapshot"]
+    assert snapshot["ops"] == ["steer", "cancel", "collect", "snapshot", "approve", "deny"]
     assert snapshot["states"] == {"live": ["queued", "running", "awaiting_approval"], "terminal": [
         "succeeded", "failed", "cancelled", "interrupted"]}
     assert snapshot["tasks"][0]["terminal"] is True
     # a request field this kernel does not know is ignored, an op it does not know is named
     reply = comm.request("cancel", task="t1", approve=True, future_field={"x": 1})
     assert reply["ok"] is False and reply["code"] == "refused"
-    reply = comm.request("approve", task="t1")
+    reply = comm.request("pause", task="t1")
     assert reply["ok"] is False and reply["code"] == "unknown_op"
-    assert reply["error"] == (
-        "Unknown request 'approve': this kernel answers steer, cancel, collect, snapshot.")
+    assert reply["error"] == ("Unknown request 'pause': this kernel answers steer, cancel, "
+                              "collect, snapshot, approve, deny.")
 
 
 # ---- collect never replaces a user's variable --------------------------------------------

@@ -42,7 +42,7 @@ PROTOCOL_VERSION = 1
 """Stays 1: every change is additive (docs/comm-protocol.md, "Growing the protocol")."""
 OUTPUT_TAIL = 10
 """Lines of recent output sent per task; the panel shows the last few."""
-OPS = ("steer", "cancel", "collect", "snapshot")
+OPS = ("steer", "cancel", "collect", "snapshot", "approve", "deny")
 """Requests this kernel answers; sent in every snapshot so a panel offers only these."""
 HISTORY_LIMIT = 50
 """Tasks of earlier kernels (from the journal) sent in a snapshot, newest last."""
@@ -254,6 +254,8 @@ class FrontendLink:
             raise HermesError(
                 f"Task {ref} has already ended ({task.state.value}): nothing to cancel."
             )
+        if op in ("approve", "deny"):
+            return _decide(task, op, data)
         variable = str(data.get("variable") or "").strip()
         if data.get("free") is True and variable.isidentifier():
             # The user kept the offered name: take a free variant rather than replace a value.
@@ -369,3 +371,15 @@ def _clip_start(text: str, limit: int) -> str:
 def _one_line(err: object) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def _decide(task: Task, op: str, data: dict[str, Any]) -> str:
+    """`approve` / `deny` a waiting tool call (`call_id`, default the oldest); never a parent
+    agent's decision: only a person's panel sends these."""
+    call_id = data.get("call_id") or None
+    if op == "approve":
+        remember = data.get("remember") or None
+        call = task.approve(call_id, remember=remember)
+        return f"Approved {call.tool} ({call.call_id}) for {task.id}."
+    call = task.deny(call_id, str(data.get("reason") or ""))
+    return f"Denied {call.tool} ({call.call_id}) for {task.id}; the model reads why."
