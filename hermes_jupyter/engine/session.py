@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from ..core.errors import CollectTimeout, ConfigurationError, HermesError, UnknownTaskError
 from ..core.models import Event, ExitReason, TaskResult, TaskState, TaskStatus, Usage
 from ..tools import ToolOutcome, ToolRegistry, build_registry
+from .backends import make_backend
 from .credentials import CredentialPool, redact
 from .events import EventBus, Subscriber
 from .group import TaskGroup, check_items
@@ -69,6 +70,7 @@ class Session:
         first_id: int = 1,
         prices: Mapping[str, tuple[float, float]] | None = None,
         session_budget_usd: float | None = None,
+        cluster: Any = None,
     ) -> None:
         self.model = model or os.environ.get("HERMES_MODEL") or ""
         if not self.model:
@@ -102,6 +104,10 @@ class Session:
         self._tool_threads = ThreadPoolExecutor(
             max_workers=max(4, self.max_concurrent), thread_name_prefix="hermes-tool"
         )
+        self._backend = make_backend(  # where agent loops run: here, or on a Dask cluster
+            cluster, self._run, keys=self._pool.secrets, base_url=self.base_url,
+            workspace=str(self.workspace), system_prompt=system_prompt, retry=retry,
+            prices=prices, max_concurrent=self.max_concurrent)
         self._lock = threading.RLock()
         self._tasks: dict[str, Task] = {}
         self._by_name: dict[tuple[str | None, str], Task] = {}  # (owner, name) -> newest
@@ -224,7 +230,7 @@ class Session:
         """Queue `message`; the child sees it before its next model call."""
         if not isinstance(message, str) or not message.strip():
             raise HermesError("The steering message is empty: say what the subagent should do.")
-        self.task(ref).control_for(self).accept_steer(message.strip())
+        self._backend.steer(self.task(ref).control_for(self), message.strip())
 
     def collect(self, ref: TaskRef, timeout: float | None = None) -> TaskResult:
         """Wait for the task's result (any terminal state); `CollectTimeout` leaves it running."""
@@ -410,6 +416,7 @@ class Session:
         if self._engine._loop is not None:
             with contextlib.suppress(Exception):
                 self._engine.run(self._provider.aclose(), timeout=1.0)
+        self._backend.close()
         self._engine.close()
         self._tool_threads.shutdown(wait=False, cancel_futures=True)
         for attachment in self._attachments.values():
@@ -484,7 +491,7 @@ class Session:
             control.settle(ExitReason.CANCELLED)
             self._free_slot()
             return
-        aio = self._engine.loop.create_task(self._run(control))
+        aio = self._engine.loop.create_task(self._backend.run(control))
         aio.add_done_callback(functools.partial(self._release, control))
         if not control.bind(aio):  # a cancel came between the check and the bind
             aio.cancel()

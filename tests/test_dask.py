@@ -1,0 +1,205 @@
+"""Sessions on a Dask cluster: a real LocalCluster of two worker processes runs the agent
+loops and tools; the kernel (this process) keeps the registry. FakeLLM serves on loopback in
+this process, which the worker processes reach like any model server."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import hermes_jupyter as hj
+from hermes_jupyter.core.errors import HermesError
+from hermes_jupyter.core.models import Event, ExitReason, TaskState
+from hermes_jupyter.testing import FakeLLM, Reply, ToolCall
+
+from .conftest import FAST_RETRY, SECRET
+
+distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.dask
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[object]:
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=2,
+                                       dashboard_address=None)
+    dask_client = distributed.Client(cluster)
+    yield dask_client
+    dask_client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def model_server() -> Iterator[FakeLLM]:
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def llm(model_server: FakeLLM) -> FakeLLM:
+    model_server.reset()
+    return model_server
+
+
+def _session(client: object, llm: FakeLLM, workspace: object, **options: object) -> hj.Session:
+    return hj.Session(model="worker-model", base_url=llm.base_url, api_keys=[SECRET],
+                      workspace=workspace, retry=FAST_RETRY, cluster=client, **options)
+
+
+@pytest.fixture
+def session(client: object, llm: FakeLLM, tmp_path) -> Iterator[hj.Session]:
+    s = _session(client, llm, tmp_path)
+    yield s
+    s.close()
+
+
+def _first_text(session: hj.Session) -> threading.Event:
+    seen = threading.Event()
+    session.subscribe(lambda event: seen.set() if event.kind == "text" else None)
+    return seen
+
+
+def test_delegate_check_collect_run_the_loop_and_a_shipped_tool_on_a_worker(session, llm):
+    kernel_calls: list[str] = []
+
+    def where() -> str:
+        """Say which process runs this tool."""
+        kernel_calls.append("ran")  # a copy runs on the worker: this list stays empty
+        return f"pid {os.getpid()}"
+
+    gate = threading.Event()
+    llm.on(lambda r: gate.wait(10) and len(r.messages) == 2,
+           Reply(tool_calls=[ToolCall("where", {})]))
+    llm.script(Reply("the answer is " + "x" * 400, chunk_size=8, delay=0.005))
+    writing = _first_text(session)
+    task = session.delegate("find where tools run", tools=[where])
+    assert task.state is TaskState.RUNNING  # delegate returned before any model call ended
+    assert [s.id for s in session.list_tasks()] == [task.id]
+    gate.set()
+    assert writing.wait(10)
+    status = session.check(task)
+    assert status.state is TaskState.RUNNING and status.api_calls == 2
+    assert status.last_tool == "where" and status.recent_output
+
+    result = session.collect(task, timeout=10)
+    assert result.state is TaskState.SUCCEEDED
+    assert result.summary == "the answer is " + "x" * 400
+    ran_at = int(result.tool_trace[0].result_preview.split()[1])
+    assert ran_at != os.getpid() and kernel_calls == []
+    assert llm.requests[0].api_key == SECRET  # the key reached the worker
+    assert result.usage.api_calls == 2 and result.transcript[-1]["role"] == "assistant"
+
+
+def test_steer_reaches_the_worker_before_its_next_model_call(session, llm):
+    gate = threading.Event()
+    llm.on(lambda r: gate.wait(10) and len(r.messages) == 2,
+           Reply(tool_calls=[ToolCall("noop", {})]))
+    llm.script(Reply("fin"))
+    task = session.delegate("work slowly")
+    llm.wait_for_requests(1)
+    session.steer(task, "answer in French")
+    gate.set()
+    result = task.collect(10)
+    sent = [m["content"] for m in llm.requests[1].messages if m["role"] == "user"]
+    assert "[steer from parent] answer in French" in sent
+    (record,) = task.check().steering
+    assert record.delivered_at is not None
+    with pytest.raises(HermesError, match="steering needs a live task"):
+        session.steer(task, "too late")
+    assert result.state is TaskState.SUCCEEDED
+
+
+def test_cancel_reaches_the_worker_and_stops_its_stream(session, llm):
+    llm.script(Reply("word " * 2000, chunk_size=5, delay=0.01))
+    writing = _first_text(session)
+    task = session.delegate("write a lot")
+    assert writing.wait(10)
+    assert task.cancel() is True
+    result = task.collect(5)
+    assert result.exit_reason is ExitReason.CANCELLED
+    assert result.summary.startswith("word") and result.truncated
+    llm.wait_idle(5)  # the worker's stream was closed: the cancel reached it
+    assert task.cancel() is False
+
+
+def test_the_kernel_keeps_the_cap_and_cancels_a_queued_task(client, llm, tmp_path):
+    gate = threading.Event()
+    llm.on(lambda r: gate.wait(10) and "first" in r.first_user_text, Reply("one"))
+    llm.script(Reply("two"))
+    with _session(client, llm, tmp_path, max_concurrent=1) as session:
+        first = session.delegate("first")
+        second = session.delegate("second")
+        third = session.delegate("third")
+        llm.wait_for_requests(1)
+        assert [s.state for s in session.list_tasks()] == [TaskState.RUNNING,
+                                                           TaskState.QUEUED, TaskState.QUEUED]
+        assert second.cancel() is True
+        assert second.state is TaskState.CANCELLED
+        gate.set()
+        assert first.collect(10).summary == "one"
+        assert third.collect(10).summary == "two"
+        assert len(llm.requests) == 2
+
+
+def test_streamed_text_comes_back_coalesced_not_per_chunk(session, llm):
+    llm.script(Reply("y" * 800, chunk_size=2, delay=0.003))
+    texts: list[Event] = []
+    ended = threading.Event()
+
+    def hear(event: Event) -> None:
+        if event.kind == "text":
+            texts.append(event)
+        elif event.kind == "finished":
+            ended.set()
+
+    session.subscribe(hear)
+    task = session.delegate("stream")
+    result = task.collect(20)
+    assert ended.wait(5)  # events reach subscribers on the bus thread, after the end
+    chunks = 400
+    assert result.summary == "y" * 800
+    assert "".join(e.data["text"] for e in texts) == result.summary
+    assert len(texts) < chunks / 4
+    assert session._backend.batches < chunks / 4  # kernel-side messages from the workers
+
+
+def _scheduler_dump(dask_scheduler: object) -> bytes:
+    """What the scheduler holds about tasks (keys, states, run specs), its log and its
+    transition log, as bytes."""
+    from distributed.protocol.pickle import dumps
+
+    parts = []
+    for key, ts in dask_scheduler.tasks.items():  # type: ignore[attr-defined]
+        parts += [repr(key).encode(), repr(ts).encode(), dumps(ts.run_spec)]
+    parts.append(repr(dask_scheduler.get_logs()).encode())  # type: ignore[attr-defined]
+    parts.append(repr(list(dask_scheduler.transition_log)).encode())  # type: ignore[attr-defined]
+    return b"\n".join(parts)
+
+
+def test_no_key_is_held_by_the_scheduler(client, session, llm):
+    llm.script(Reply("done"))
+    assert session.delegate("use the key").collect(10).state is TaskState.SUCCEEDED
+    assert llm.requests[-1].api_key == SECRET
+    held = client.run_on_scheduler(_scheduler_dump) + repr(client.get_events()).encode()
+    assert b"hermes-engine" in held  # the engines' actors are there...
+    assert SECRET.encode() not in held  # ...but not the key
+    worker_logs = repr(client.get_worker_logs()).encode()
+    assert SECRET.encode() not in worker_logs
+    # The inspection finds a key passed the wrong way, as a task argument:
+    leaked = client.submit(len, SECRET, key="leak-check")
+    assert leaked.result() == len(SECRET)
+    assert SECRET.encode() in client.run_on_scheduler(_scheduler_dump)
+    leaked.release()
+
+
+def test_a_workspace_missing_on_the_workers_is_said_in_one_line(client, llm, tmp_path):
+    missing = tmp_path / "not-mounted"
+    llm.script(Reply("fine"))
+    with _session(client, llm, missing) as session:
+        result = session.delegate("read files", toolsets=["files"]).collect(10)
+        assert result.exit_reason is ExitReason.ERROR
+        assert result.error is not None and "\n" not in result.error
+        assert f"The workspace {missing} is not on worker" in result.error
+        assert session.delegate("no files needed").collect(10).summary == "fine"
