@@ -104,6 +104,11 @@ class HermesJupyter(Configurable):
         1.0, help="Speed of the offline demo model: 1 streams visibly (about 1-3 s a task), "
                   "0 answers at once.",
     ).tag(config=True)
+    cluster = Unicode(
+        None, allow_none=True,
+        help="Dask scheduler address (tcp://host:8786): each task's agent loop and tools run "
+             "on a worker, the kernel keeps the registry. Unset: tasks run in the kernel.",
+    ).tag(config=True)
     wait_notice_after = Float(
         5.0, help="Seconds %collect_task waits quietly before it says it is waiting and how "
                   "to stop waiting.",
@@ -167,15 +172,16 @@ class Settings:
     demo_pace: float
     sources: Mapping[str, str]
     demo_reason: str | None = None  # why the demo runs; None when a real endpoint is used
+    cluster: str | None = None  # a Dask scheduler address; None runs tasks in the kernel
 
     @property
     def demo(self) -> bool:
         return self.demo_reason is not None
 
     @property
-    def endpoint(self) -> tuple[bool, str | None, tuple[str, ...]]:
+    def endpoint(self) -> tuple[bool, str | None, tuple[str, ...], str | None]:
         """What a running session cannot change: a change here needs a new session."""
-        return (self.demo, self.base_url, self.api_keys)
+        return (self.demo, self.base_url, self.api_keys, self.cluster)
 
     def session_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `Session` (or, without model and keys, `demo_session`)."""
@@ -190,7 +196,8 @@ class Settings:
         if self.demo:
             return {"pace": self.demo_pace, **common}
         return {"model": self.model, "subagent_model": self.subagent_model,
-                "base_url": self.base_url, "api_keys": list(self.api_keys), **common}
+                "base_url": self.base_url, "api_keys": list(self.api_keys),
+                "cluster": self.cluster, **common}
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(setting, shown value, source) for display; keys appear only as a count."""
@@ -208,6 +215,7 @@ class Settings:
             ("journal", ".hermes/tasks.sqlite" if self.journal else "off"),
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
+            ("cluster", self.cluster or "none (tasks run in the kernel)"),
         ]
         if self.demo:
             shown.append(("demo_pace", f"{self.demo_pace:g}"))
@@ -238,7 +246,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         raw_keys = raw_keys.split(",")
     keys = tuple(dict.fromkeys(k.strip() for k in raw_keys or () if k.strip()))
     for name in ("max_concurrent", "max_iterations", "task_timeout", "workspace", "toolsets",
-                 "journal", "context_limit", "wait_notice_after", "demo_pace"):
+                 "journal", "context_limit", "wait_notice_after", "demo_pace", "cluster"):
         if getattr(config, name) != config.trait_defaults(name):
             sources[name] = "config"
     demo_reason = _demo_reason(model, base_url, keys)
@@ -260,6 +268,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         demo_pace=config.demo_pace,
         sources=sources,
         demo_reason=demo_reason,
+        cluster=None if demo_reason else (config.cluster or None),
     )
 
 
