@@ -17,4 +17,5 @@ FIGURES = (
     "memory",
     "credentials",
     "fanout",
+    "dask",
 )

@@ -77,6 +77,7 @@ class DaskBackend:
         self._lock = threading.Lock()
         self._live: dict[str, _Remote] = {}
         self._pump_task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None  # drain now, not at the next tick (loop only)
         self.batches = 0  # drains that brought ops to the kernel (for tests and benches)
         config = EngineConfig(base_url, workspace, system_prompt, retry,
                               dict(prices) if prices else None, max(4, max_concurrent))
@@ -176,6 +177,8 @@ class DaskBackend:
             await asyncio.wait_for(self._call(remote.engine, "cancel", control.task.id,
                                               control.cancel_reason or "cancelled"),
                                    CANCEL_WAIT_S)
+        if self._wake is not None:  # the worker has settled it: fetch its end now
+            self._wake.set()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(remote.done), CANCEL_WAIT_S)
         partial = control.partial_answer()
@@ -183,12 +186,18 @@ class DaskBackend:
 
     def _ensure_pump(self) -> None:
         if self._pump_task is None or self._pump_task.done():
+            self._wake = asyncio.Event()
             self._pump_task = asyncio.get_running_loop().create_task(self._pump())
 
     async def _pump(self) -> None:
-        """Drain every worker that runs a task, TICK_S apart, while any task is live."""
+        """Drain every worker that runs a task, TICK_S apart (sooner after a cancel), while
+        any task is live. One drain at a time: ops reach the kernel in the worker's order."""
+        wake = self._wake
+        assert wake is not None
         while True:
-            await asyncio.sleep(TICK_S)  # the coalescing period, not a synchronisation
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), TICK_S)  # the coalescing period
+            wake.clear()
             with self._lock:
                 engines = {id(r.engine): r.engine for r in self._live.values()}
             if not engines:

@@ -204,13 +204,15 @@ class WorkerEngine:
         return None
 
     def cancel(self, task_id: str, reason: str = "cancelled") -> bool:
-        """Ask the task to stop; its end comes back through `drain`."""
+        """Stop the task and wait (≤ 0.5 s) until it has settled; its end comes back
+        through `drain`."""
         control = self._control(task_id)
         if control is None or control.request_cancel(reason) is None:
             return False
         aio = control.aio_task()
         if aio is not None:
             self._engine.loop.call_soon_threadsafe(aio.cancel)
+        control.wait(0.5)
         return True
 
     def drain(self) -> list[tuple[str, list[Op]]]:
