@@ -67,7 +67,7 @@ class DaskBackend:
         try:
             from distributed import Client
         except ImportError as err:
-            raise ConfigurationError("cluster= needs Dask: pip install 'hermes-jupyter[dask]'."
+            raise ConfigurationError("cluster= needs Dask: pip install 'hermes_jupyter[dask]'."
                                      ) from err
         self._owns_client = not isinstance(cluster, Client)
         self.client: Any = (Client(cluster) if self._owns_client  # type: ignore[no-untyped-call]
@@ -96,7 +96,13 @@ class DaskBackend:
         for address, future in zip(workers, self._actors, strict=True):
             future.result(timeout=60)
             key = str(future.key)
-            info = self._call_sync(address, key, "configure", keys)
+            try:
+                info = self._call_sync(address, key, "configure", keys)
+            except OSError as err:
+                self.close()
+                raise ConfigurationError(
+                    f"Cannot reach Dask worker {address} from here ({type(err).__name__}): "
+                    "cluster= needs direct connections to the workers.") from err
             self.engines.append(_Engine(address, key, info["workspace"], info["pid"]))
 
     # ---- the Backend interface ------------------------------------------------------

@@ -49,7 +49,9 @@ class Session:
 
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys come from
     `api_keys` (list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base
-    URL from `base_url`, else OPENAI_BASE_URL, else the openai default.
+    URL from `base_url`, else OPENAI_BASE_URL, else the openai default. With `cluster` (a
+    `distributed.Client`, a cluster or a scheduler address) agent loops and tools run on Dask
+    workers while this object keeps the registry (docs/architecture.md).
     """
 
     def __init__(
