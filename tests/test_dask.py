@@ -5,6 +5,7 @@ this process, which the worker processes reach like any model server."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Iterator
 
@@ -124,7 +125,7 @@ def test_cancel_reaches_the_worker_and_stops_its_stream(session, llm):
     assert task.cancel() is False
 
 
-def test_the_kernel_keeps_the_cap_and_cancels_a_queued_task(client, llm, tmp_path):
+def test_the_kernel_keeps_the_cap_cancels_and_steers_queued_tasks(client, llm, tmp_path):
     gate = threading.Event()
     llm.on(lambda r: gate.wait(10) and "first" in r.first_user_text, Reply("one"))
     llm.script(Reply("two"))
@@ -137,10 +138,14 @@ def test_the_kernel_keeps_the_cap_and_cancels_a_queued_task(client, llm, tmp_pat
                                                            TaskState.QUEUED, TaskState.QUEUED]
         assert second.cancel() is True
         assert second.state is TaskState.CANCELLED
+        session.steer(third, "be brief")  # queued in the kernel: sent when it starts
         gate.set()
         assert first.collect(10).summary == "one"
         assert third.collect(10).summary == "two"
         assert len(llm.requests) == 2
+        sent = [m["content"] for m in llm.requests[1].messages if m["role"] == "user"]
+        assert sent[-1] == "[steer from parent] be brief"
+        assert third.check().steering[0].delivered_at is not None
 
 
 def test_streamed_text_comes_back_coalesced_not_per_chunk(session, llm):
@@ -203,3 +208,22 @@ def test_a_workspace_missing_on_the_workers_is_said_in_one_line(client, llm, tmp
         assert result.error is not None and "\n" not in result.error
         assert f"The workspace {missing} is not on worker" in result.error
         assert session.delegate("no files needed").collect(10).summary == "fine"
+
+
+def test_a_task_on_a_worker_that_dies_ends_with_one_line_and_others_go_on(client, llm,
+                                                                          tmp_path):
+    # Last in the module: it kills a worker process (its nanny starts a new one).
+    llm.default = Reply("word " * 5000, chunk_size=5, delay=0.01)
+    with _session(client, llm, tmp_path) as session:
+        writing = _first_text(session)
+        doomed = session.delegate("stream on a worker that dies")
+        assert writing.wait(10)
+        (victim,) = [e for e in session._backend.engines if e.running]
+        os.kill(victim.pid, signal.SIGKILL)
+        result = doomed.collect(30)
+        assert result.exit_reason is ExitReason.ERROR
+        assert f"the Dask worker {victim.address} running it was lost" in result.error
+        assert "\n" not in result.error
+        llm.default = Reply("still here")
+        assert session.delegate("after the loss").collect(10).summary == "still here"
+    llm.default = None

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["TICK_S", "DaskBackend"]
 
 TICK_S = 0.1  # the drain period: ≤ 10 batches a second reach the kernel
+DRAIN_TIMEOUT_S = 10.0  # a worker that does not answer a drain this long is lost
 CANCEL_WAIT_S = 1.0  # how long a cancelled task waits for its worker's own end
 
 
@@ -44,7 +45,9 @@ class _Engine:
     key: str
     workspace: bool
     pid: int
+    actor: Any  # the actor's future: its status turns from "finished" when the worker goes
     running: int = 0
+    lost: bool = False
 
 
 @dataclass
@@ -103,14 +106,19 @@ class DaskBackend:
                 raise ConfigurationError(
                     f"Cannot reach Dask worker {address} from here ({type(err).__name__}): "
                     "cluster= needs direct connections to the workers.") from err
-            self.engines.append(_Engine(address, key, info["workspace"], info["pid"]))
+            self.engines.append(_Engine(address, key, info["workspace"], info["pid"], future))
 
     # ---- the Backend interface ------------------------------------------------------
     async def run(self, control: TaskControl) -> None:
         """The task's coroutine on the kernel's engine loop: start it on the least busy
         worker, wait for its end (replayed by the pump), forward a cancel."""
         task = control.task
-        engine = min(self.engines, key=lambda e: e.running)
+        alive = [e for e in self.engines if not e.lost]
+        if not alive:
+            control.settle(ExitReason.ERROR, error="every Dask worker of this session was "
+                                                   "lost; start a new Session(cluster=...)")
+            return
+        engine = min(alive, key=lambda e: e.running)
         if not engine.workspace and set(task.tools.names) & self._toolset_tools:
             control.settle(ExitReason.ERROR, error=(
                 f"The workspace {self.workspace} is not on worker {engine.address}: mount it "
@@ -121,8 +129,11 @@ class DaskBackend:
             self._live[task.id] = remote
         engine.running += 1
         try:
-            await self._call(engine, "start", cloudpickle.dumps(_spec(control)))
-            self._forward_early_steers(remote)
+            with remote.lock:
+                steering = control.snapshot().steering
+            queued = tuple(s.message for s in steering if s.delivered_at is None)
+            await self._call(engine, "start", cloudpickle.dumps(_spec(control, queued)))
+            self._forward_early_steers(remote, len(steering))
             self._ensure_pump()
             await asyncio.shield(remote.done)
         except asyncio.CancelledError:
@@ -167,12 +178,12 @@ class DaskBackend:
                 self.client.close()
 
     # ---- the kernel's side of the conversation ---------------------------------------
-    def _forward_early_steers(self, remote: _Remote) -> None:
-        """Steers accepted while the task was starting: send them, then steer directly."""
+    def _forward_early_steers(self, remote: _Remote, sent: int) -> None:
+        """Steers accepted while the task was starting (after the first `sent`, which went
+        with it): send them, then steer directly."""
         control = remote.control
         with remote.lock:
-            early = [s.message for s in control.snapshot().steering if s.delivered_at is None]
-            for message in early:
+            for message in [s.message for s in control.snapshot().steering[sent:]]:
                 self._call_sync(remote.engine.address, remote.engine.key, "steer",
                                 control.task.id, message)
             remote.ready = True
@@ -208,7 +219,7 @@ class DaskBackend:
                 engines = {id(r.engine): r.engine for r in self._live.values()}
             if not engines:
                 return
-            found = await asyncio.gather(*(self._call(e, "drain") for e in engines.values()),
+            found = await asyncio.gather(*(self._drain(e) for e in engines.values()),
                                          return_exceptions=True)
             for engine, batch in zip(engines.values(), found, strict=True):
                 if isinstance(batch, BaseException):
@@ -218,6 +229,13 @@ class DaskBackend:
                     self.batches += 1
                 for task_id, ops in batch:
                     self._apply(task_id, ops)
+
+    async def _drain(self, engine: _Engine) -> list[tuple[str, list[Op]]]:
+        if engine.actor.status != "finished":
+            raise ConnectionError(f"its actor is {engine.actor.status}")
+        batch: list[tuple[str, list[Op]]] = await asyncio.wait_for(
+            self._call(engine, "drain"), DRAIN_TIMEOUT_S)
+        return batch
 
     def _apply(self, task_id: str, ops: list[Op]) -> None:
         with self._lock:
@@ -231,6 +249,7 @@ class DaskBackend:
                     remote.done.set_result(None)
 
     def _lose(self, engine: _Engine, err: BaseException) -> None:
+        engine.lost = True
         with self._lock:
             lost = [r for r in self._live.values() if r.engine is engine]
         for remote in lost:
@@ -264,11 +283,11 @@ class DaskBackend:
         return asyncio.run_coroutine_threadsafe(call(), self.client.loop.asyncio_loop)
 
 
-def _spec(control: TaskControl) -> TaskSpec:
+def _spec(control: TaskControl, steers: tuple[str, ...]) -> TaskSpec:
     task = control.task
     return TaskSpec(task.id, task.name, task.goal, task.context, task.model, task.tools,
                     task.max_iterations, task.timeout, task.max_total_tokens,
-                    task.max_cost_usd)
+                    task.max_cost_usd, steers)
 
 
 def _replay(control: TaskControl, op: Op) -> None:

@@ -65,6 +65,7 @@ class TaskSpec:
     timeout: float | None
     max_total_tokens: int | None
     max_cost_usd: float | None
+    steers: tuple[str, ...] = ()  # queued in the kernel before the task reached its worker
 
 
 class _NoHost:
@@ -188,6 +189,8 @@ class WorkerEngine:
         task.max_cost_usd = spec.max_cost_usd
         control = RemoteControl(task)
         control.claim()
+        for message in spec.steers:
+            control.accept_forwarded(message)
         with self._lock:
             self._controls[spec.id] = control
         self._engine.post(lambda: self._launch(control))
