@@ -202,12 +202,22 @@ def test_no_key_is_held_by_the_scheduler(client, session, llm):
 def test_a_workspace_missing_on_the_workers_is_said_in_one_line(client, llm, tmp_path):
     missing = tmp_path / "not-mounted"
     llm.script(Reply("fine"))
-    with _session(client, llm, missing) as session:
+    with _session(client.scheduler.address, llm, missing) as session:  # an address works too
         result = session.delegate("read files", toolsets=["files"]).collect(10)
         assert result.exit_reason is ExitReason.ERROR
         assert result.error is not None and "\n" not in result.error
         assert f"The workspace {missing} is not on worker" in result.error
         assert session.delegate("no files needed").collect(10).summary == "fine"
+
+
+def test_an_unreachable_scheduler_is_said_in_one_line(llm, tmp_path):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "0.3s"}), pytest.raises(
+            hj.ConfigurationError, match=r"Cannot use cluster='tcp://127.0.0.1:9' \(") as err:
+        hj.Session(model="m", base_url=llm.base_url, api_keys=[SECRET], workspace=tmp_path,
+                   cluster="tcp://127.0.0.1:9")
+    assert "\n" not in str(err.value)
 
 
 def test_a_task_on_a_worker_that_dies_ends_with_one_line_and_others_go_on(client, llm,
@@ -227,3 +237,4 @@ def test_a_task_on_a_worker_that_dies_ends_with_one_line_and_others_go_on(client
         llm.default = Reply("still here")
         assert session.delegate("after the loss").collect(10).summary == "still here"
     llm.default = None
+

@@ -73,8 +73,14 @@ class DaskBackend:
             raise ConfigurationError("cluster= needs Dask: pip install 'hermes_jupyter[dask]'."
                                      ) from err
         self._owns_client = not isinstance(cluster, Client)
-        self.client: Any = (Client(cluster) if self._owns_client  # type: ignore[no-untyped-call]
-                            else cluster)
+        try:
+            self.client: Any = (Client(cluster)  # type: ignore[no-untyped-call]
+                                if self._owns_client else cluster)
+        except (OSError, ValueError, TypeError) as err:
+            raise ConfigurationError(
+                f"Cannot use cluster={cluster!r} ({type(err).__name__}): pass a "
+                "distributed.Client, a cluster object or a reachable scheduler address "
+                "like 'tcp://host:8786'.") from err
         self.workspace = workspace
         self._toolset_tools = set(build_registry(None, TOOLSETS, workspace).names)
         self._lock = threading.Lock()

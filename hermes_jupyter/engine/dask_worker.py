@@ -170,6 +170,7 @@ class WorkerEngine:
         self._secrets: list[str] = []
         self._lock = threading.Lock()
         self._controls: dict[str, RemoteControl] = {}
+        self._cancelled_early: set[str] = set()  # a cancel that overtook its task's start
 
     def configure(self, keys: list[str]) -> dict[str, Any]:
         """Take the session's keys (held in this process's memory only) and report what this
@@ -193,6 +194,9 @@ class WorkerEngine:
             control.accept_forwarded(message)
         with self._lock:
             self._controls[spec.id] = control
+            if spec.id in self._cancelled_early:
+                self._cancelled_early.discard(spec.id)
+                control.request_cancel()
         self._engine.post(lambda: self._launch(control))
 
     def steer(self, task_id: str, message: str) -> str | None:
@@ -209,8 +213,12 @@ class WorkerEngine:
     def cancel(self, task_id: str, reason: str = "cancelled") -> bool:
         """Stop the task and wait (≤ 0.5 s) until it has settled; its end comes back
         through `drain`."""
-        control = self._control(task_id)
-        if control is None or control.request_cancel(reason) is None:
+        with self._lock:
+            control = self._controls.get(task_id)
+            if control is None:
+                self._cancelled_early.add(task_id)
+                return False
+        if control.request_cancel(reason) is None:
             return False
         aio = control.aio_task()
         if aio is not None:

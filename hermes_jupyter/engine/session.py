@@ -96,6 +96,10 @@ class Session:
         self.session_budget_usd = session_budget_usd
         self._pool = CredentialPool(_resolve_keys(api_keys, self.base_url))
         self._provider = Provider(self._pool, self.base_url, retry)
+        self._backend = make_backend(  # where agent loops run: here, or on a Dask cluster
+            cluster, self._run, keys=self._pool.secrets, base_url=self.base_url,
+            workspace=str(self.workspace), system_prompt=system_prompt, retry=retry,
+            prices=prices, max_concurrent=self.max_concurrent)
         self._bus = EventBus()
         self.journal: Journal | None = None
         if journal:
@@ -106,10 +110,6 @@ class Session:
         self._tool_threads = ThreadPoolExecutor(
             max_workers=max(4, self.max_concurrent), thread_name_prefix="hermes-tool"
         )
-        self._backend = make_backend(  # where agent loops run: here, or on a Dask cluster
-            cluster, self._run, keys=self._pool.secrets, base_url=self.base_url,
-            workspace=str(self.workspace), system_prompt=system_prompt, retry=retry,
-            prices=prices, max_concurrent=self.max_concurrent)
         self._lock = threading.RLock()
         self._tasks: dict[str, Task] = {}
         self._by_name: dict[tuple[str | None, str], Task] = {}  # (owner, name) -> newest
