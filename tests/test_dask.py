@@ -220,6 +220,32 @@ def test_an_unreachable_scheduler_is_said_in_one_line(llm, tmp_path):
     assert "\n" not in str(err.value)
 
 
+NOTEBOOK_TOOL = '''
+import os
+seen = []
+def where() -> str:
+    """Say which process runs this tool."""
+    seen.append(1)
+    return str(os.getpid())
+'''
+
+
+def test_the_magics_run_notebook_tools_on_the_cluster_set_in_the_config(live, client, llm,
+                                                                        capsys):
+    live.run_line_magic("config", f'HermesJupyter.cluster = "{client.scheduler.address}"')
+    assert live.run_cell(NOTEBOOK_TOOL).success
+    llm.script(Reply(tool_calls=[ToolCall("where", {})]), Reply("found it"))
+    ran = live.run_cell("t = %delegate -n look -t where where do tools run?\n"
+                        "r = %collect_task look")
+    assert ran.success, capsys.readouterr()
+    result = live.user_ns["r"]
+    assert result.summary == "found it"
+    assert int(result.tool_trace[0].result_preview) != os.getpid()
+    assert live.user_ns["seen"] == []  # the notebook's function ran as a copy on a worker
+    listed = live.run_line_magic("list_tasks", "")
+    assert [s.id for s in listed] == [live.user_ns["t"].id]
+
+
 def test_a_task_on_a_worker_that_dies_ends_with_one_line_and_others_go_on(client, llm,
                                                                           tmp_path):
     # Last in the module: it kills a worker process (its nanny starts a new one).
