@@ -14,7 +14,7 @@ import pytest
 import hermes_jupyter as hj
 from hermes_jupyter.core.errors import HermesError
 from hermes_jupyter.core.models import Event, ExitReason, TaskState
-from hermes_jupyter.testing import FakeLLM, Reply, ToolCall
+from hermes_jupyter.testing import Fail, FakeLLM, Reply, ToolCall
 
 from .conftest import FAST_RETRY, SECRET
 
@@ -168,6 +168,25 @@ def test_streamed_text_comes_back_coalesced_not_per_chunk(session, llm):
     assert "".join(e.data["text"] for e in texts) == result.summary
     assert len(texts) < chunks / 4
     assert session._backend.batches < chunks / 4  # kernel-side messages from the workers
+
+
+def test_the_workers_pool_rotates_keys_and_its_events_reach_the_kernel(client, llm, tmp_path):
+    limited, spare = SECRET + "-one", SECRET + "-two"
+    llm.key_rules[limited] = Fail(429, retry_after=30)
+    llm.default = Reply("rotated")
+    heard: list[Event] = []
+    try:
+        with hj.Session(model="worker-model", base_url=llm.base_url, workspace=tmp_path,
+                        api_keys=[limited, spare], retry=FAST_RETRY, cluster=client) as s:
+            s.subscribe(lambda event: heard.append(event) if event.kind == "key_cooldown"
+                        else None)
+            results = [s.delegate(f"job {i}").collect(10) for i in range(3)]
+    finally:
+        llm.default = None
+    assert [r.summary for r in results] == ["rotated"] * 3
+    # Each worker's pool learns the cooldown once (pools are per worker): 1 or 2 429s, not 3.
+    assert 1 <= [r.api_key for r in llm.requests].count(limited) <= 2
+    assert heard and all(limited not in repr(e.data) for e in heard)
 
 
 def _scheduler_dump(dask_scheduler: object) -> bytes:
