@@ -15,18 +15,18 @@ from typing import Any
 import hermes_jupyter as hj
 from hermes_jupyter.testing import FakeLLM, Reply
 
-from ._common import KEY, Row, pct, session, wait_until
+from ._common import KEY, Row, ServerProcess, cpu_seconds, pct, session, wait_until
 
 SIZES = {
-    "full": {"samples": 200},
-    "quick": {"samples": 50},
-    "tiny": {"samples": 3},
+    "full": {"samples": 200, "streams": 64, "ticks": 300},
+    "quick": {"samples": 50, "streams": 32, "ticks": 150},
+    "tiny": {"samples": 3, "streams": 2, "ticks": 10},
 }
 DELEGATE_GOAL_MS = 5.0
 CANCEL_GOAL_MS = 1000.0
 
 
-def run(samples: int) -> list[Row]:
+def run(samples: int, streams: int, ticks: int) -> list[Row]:
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, processes=True, threads_per_worker=2,
@@ -36,6 +36,7 @@ def run(samples: int) -> list[Row]:
         local = _measure(llm, samples)
         remote = _measure(llm, samples, cluster=client)
         actor = _actor_choice(client, samples)
+        busy = _responsiveness(client, streams, ticks)
     rows = []
     for what, goal in (("delegate", DELEGATE_GOAL_MS), ("start", None),
                        ("cancel", CANCEL_GOAL_MS)):
@@ -47,6 +48,12 @@ def run(samples: int) -> list[Row]:
                             goal=f"p99 ≤ {goal:g} ms" if goal_here else "—",
                             met=value <= goal_here if goal_here else None,
                             note=f"{samples} samples, max {max(remote[what]):.1f} ms"))
+    idle = busy.pop("idle")
+    for label, (data, cpu) in busy.items():
+        rows.append(Row("dask", f"main-thread lateness, {streams} tasks streaming ({label}), "
+                        "p99", pct(data, 99), "ms", pct(idle[0], 99), "idle p99",
+                        note=f"{ticks} 10 ms sleeps + a trivial step; this process used "
+                             f"{cpu:.0%} of a core meanwhile"))
     for label, data in actor.items():
         rows += [Row("dask", f"{label}, p{q}", pct(data, q), "ms", note=f"{len(data)} samples")
                  for q in (50, 99)]
@@ -102,3 +109,30 @@ def _actor_choice(client: Any, samples: int) -> dict[str, list[float]]:
         backend.close()
     return {"start by a new actor per task": per_task,
             "start by a call to the worker's engine actor": per_call}
+
+
+def _responsiveness(client: Any, streams: int, ticks: int) -> dict[str, tuple[list[float], float]]:
+    """How late a trivial step on the main thread (a notebook cell's stand-in) finishes,
+    idle and while `streams` tasks stream ~100 chunks/s each from a server in its own
+    process, with the loops in this process or on the cluster; and this process's CPU."""
+    out = {"idle": _ticks(ticks)}
+    with ServerProcess(chunks=3000, chunk_delay=0.01) as server:
+        for label, options in (("in-process", {}), ("on the cluster", {"cluster": client})):
+            with session(server.base_url, max_concurrent=streams, **options) as s:
+                load = [s.delegate(f"stream {i}") for i in range(streams)]
+                wait_until(lambda load=load: all(t.check().recent_output for t in load), 60,
+                           "streams to start")
+                out[label] = _ticks(ticks)
+                s.cancel_all()
+    return out
+
+
+def _ticks(ticks: int) -> tuple[list[float], float]:
+    samples = []
+    cpu0, wall0 = cpu_seconds(), time.perf_counter()
+    for _ in range(ticks):  # a 10 ms sleep, then a trivial step: how late does it finish?
+        t0 = time.perf_counter()
+        time.sleep(0.01)
+        sum(range(1000))
+        samples.append((time.perf_counter() - t0 - 0.01) * 1000)
+    return samples, (cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
