@@ -93,6 +93,21 @@ def test_delegate_check_collect_run_the_loop_and_a_shipped_tool_on_a_worker(sess
     assert result.usage.api_calls == 2 and result.transcript[-1]["role"] == "assistant"
 
 
+def test_a_tool_that_cannot_travel_is_said_in_one_line(session, llm):
+    lock = threading.Lock()
+
+    def guarded() -> str:
+        """Use the kernel's lock."""
+        with lock:
+            return "never here"
+
+    result = session.delegate("use the lock", tools=[guarded]).collect(10)
+    assert result.exit_reason is ExitReason.ERROR and "\n" not in result.error
+    assert result.error.startswith("A tool of this task cannot be sent to a Dask worker "
+                                   "(TypeError: cannot pickle '_thread.lock'")
+    assert llm.requests == []
+
+
 def test_steer_reaches_the_worker_before_its_next_model_call(session, llm):
     gate = threading.Event()
     llm.on(lambda r: gate.wait(10) and len(r.messages) == 2,

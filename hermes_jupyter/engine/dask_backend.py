@@ -25,6 +25,7 @@ import cloudpickle
 
 from ..core.errors import ConfigurationError, HermesError, TaskFinishedError
 from ..core.models import ExitReason
+from ..core.text import short
 from ..tools import TOOLSETS, build_registry
 from .dask_worker import EngineConfig, Op, TaskSpec, WorkerEngine
 from .task import TaskControl
@@ -133,21 +134,29 @@ class DaskBackend:
         remote = _Remote(control, engine, asyncio.get_running_loop().create_future())
         with self._lock:
             self._live[task.id] = remote
+            steering = control.snapshot().steering
+        queued = tuple(s.message for s in steering if s.delivered_at is None)
+        try:
+            blob = cloudpickle.dumps(_spec(control, queued))
+        except Exception as err:  # a tool holding a lock, a socket, an open file...
+            with self._lock:
+                self._live.pop(task.id, None)
+            control.settle(ExitReason.ERROR, error=(
+                f"A tool of this task cannot be sent to a Dask worker ({type(err).__name__}: "
+                f"{short(str(err), 120)}): pass functions that create what they need."))
+            return
         engine.running += 1
         try:
-            with remote.lock:
-                steering = control.snapshot().steering
-            queued = tuple(s.message for s in steering if s.delivered_at is None)
-            await self._call(engine, "start", cloudpickle.dumps(_spec(control, queued)))
+            await self._call(engine, "start", blob)
             self._forward_early_steers(remote, len(steering))
             self._ensure_pump()
             await asyncio.shield(remote.done)
         except asyncio.CancelledError:
             await self._cancel_remote(remote)
         except Exception as err:  # the worker or the connection failed
-            control.settle(ExitReason.ERROR, error=f"the Dask worker {engine.address} failed "
-                                                   f"to run it ({type(err).__name__}); delegate "
-                                                   "it again")
+            control.settle(ExitReason.ERROR, error=(
+                f"the Dask worker {engine.address} failed to run it ({type(err).__name__}: "
+                f"{short(str(err), 200)}); delegate it again"))
         finally:
             engine.running -= 1
             with self._lock:
@@ -156,11 +165,11 @@ class DaskBackend:
     def steer(self, control: TaskControl, message: str) -> None:
         """Queue on the worker first (it tells whether the task still takes steers), then in
         the kernel's record; a task not yet on its worker gets it when it starts there."""
-        with self._lock:
+        with self._lock:  # atomic with `run` registering the task and reading its steers
             remote = self._live.get(control.task.id)
-        if remote is None:
-            control.accept_steer(message)
-            return
+            if remote is None:
+                control.accept_steer(message)
+                return
         with remote.lock:
             if not remote.ready:
                 control.accept_steer(message)
