@@ -20,4 +20,5 @@ FIGURES = (
     "fanout",
     "journal",
     "mcp",
+    "dask",
 )

@@ -101,6 +101,7 @@ SESSION_PARAMS = (
     Param("mcp_servers", (ZERO, "srv", THING, {"": {"command": "x"}}, {"s": 1},
                           {"s": {"command": 1}}, {"s": {"url": "ftp://x"}}, {"s": {}}),
           mention="mcp_servers|MCP server"),
+    Param("cluster", (ZERO, HALF, TRUE, BYTES, THING, "", "   ", SURROGATE)),
 )
 NOT_MONEY = (ZERO, NEG, NAN, INF, BYTES, THING, TRUE, "1")
 

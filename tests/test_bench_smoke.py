@@ -20,7 +20,8 @@ KERNEL_FIGURES = {"kernel", "dashboard"}
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=pytest.mark.kernel) if n in KERNEL_FIGURES else n for n in FIGURES],
+    [pytest.param(n, marks=pytest.mark.kernel) if n in KERNEL_FIGURES
+     else pytest.param(n, marks=pytest.mark.dask) if n == "dask" else n for n in FIGURES],
 )
 def test_figure_runs_at_tiny_sizes(name: str) -> None:
     module = importlib.import_module(f"bench.{name}")

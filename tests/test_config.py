@@ -86,3 +86,14 @@ def test_keys_are_shown_only_as_a_count():
 def test_urls_lose_their_credentials_for_display():
     assert safe_url("https://user:pw@example.com:8443/v1") == "https://example.com:8443/v1"
     assert safe_url("http://localhost:1/v1") == "http://localhost:1/v1"
+
+
+def test_cluster_setting_reaches_the_session_and_needs_a_new_one():
+    env = {"OPENAI_API_KEY": SECRET}
+    here = resolve(HermesJupyter(), environ=env)
+    there = resolve(HermesJupyter(cluster="tcp://127.0.0.1:8786"), environ=env)
+    assert here.session_kwargs()["cluster"] is None
+    assert there.session_kwargs()["cluster"] == "tcp://127.0.0.1:8786"
+    assert there.sources["cluster"] == "config"
+    assert here.endpoint != there.endpoint  # a running session cannot move to a cluster
+    assert ("cluster", "tcp://127.0.0.1:8786", "config") in there.rows()

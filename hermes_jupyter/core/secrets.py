@@ -52,6 +52,12 @@ class Secrets:
         for value in values:
             self.add(value)
 
+    def __reduce__(self) -> tuple[type[Secrets], tuple[tuple[str, ...]]]:
+        # A copy (a tool sent to a Dask worker, straight to it, never via the scheduler)
+        # redacts the same values there; it gets a lock of its own.
+        with self._lock:
+            return (Secrets, (self._values,))
+
     @classmethod
     def of_endpoint(
         cls, keys: Iterable[str], base_url: str | None, environ: Mapping[str, str]

@@ -207,18 +207,20 @@ class TaskControl:
             self._version += 1
         self.emit("steer_queued", message=message)
 
-    def take_steers(self) -> list[str]:
-        """Mark queued steering messages delivered and return them, oldest first."""
+    def take_steers(self, limit: int | None = None) -> list[str]:
+        """Mark queued steering messages delivered (the oldest `limit` of them, default all)
+        and return them, oldest first."""
         with self._lock:
             if not self._inbox:
                 return []
             now = time.time()
             messages = []
-            for i in self._inbox:
+            taken = self._inbox[:limit] if limit is not None else list(self._inbox)
+            for i in taken:
                 record = self._steering[i]
                 self._steering[i] = SteerRecord(record.message, record.queued_at, now)
                 messages.append(record.message)
-            self._inbox.clear()
+            del self._inbox[:len(taken)]
             self._version += 1
         for message in messages:
             self.emit("steer_delivered", message=message)

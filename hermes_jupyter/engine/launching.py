@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ..core.secrets import Secrets
     from .approvals import Approvals
+    from .backends import Backend
     from .events import EventBus, TextBatcher
     from .journal import Journal
     from .loop import EngineLoop
@@ -43,6 +44,7 @@ class Launching:
     _tool_threads: ThreadPoolExecutor
     _pricer: Pricer
     _approvals: Approvals
+    _backend: Backend
     _retention: Retention
     journal: Journal | None
     system_prompt: str
@@ -78,7 +80,7 @@ class Launching:
             control.settle(ExitReason.CANCELLED)
             self._slots.release()
             return
-        aio = self._engine.loop.create_task(self._run(control))
+        aio = self._engine.loop.create_task(self._backend.run(control))
         aio.add_done_callback(functools.partial(self._release, control))
         if not control.bind(aio):  # a cancel came between the check and the bind
             aio.cancel()

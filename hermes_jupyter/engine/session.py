@@ -22,6 +22,7 @@ from ..tools import McpServerInfo, McpServers, ProcessPolicy, build_registry
 from .approvals import Approvals
 from .approving import Approving
 from .arguments import delegate_args, session_args
+from .backends import check_cluster, make_backend
 from .credentials import CredentialPool, resolve_keys
 from .events import EventBus, Subscriber, TextBatcher
 from .group import TaskGroup, fan_out
@@ -55,7 +56,9 @@ class Session(Launching, Approving):
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys: `api_keys`
     (a list or comma-separated), else HERMES_API_KEYS, else OPENAI_API_KEY; the base URL:
     `base_url`, else OPENAI_BASE_URL. Every parameter: docs/configuration.md; a bad one raises
-    `InvalidArgument`/`InvalidArgumentType` and changes nothing.
+    `InvalidArgument`/`InvalidArgumentType` and changes nothing. With `cluster` (a
+    `distributed.Client`, a cluster or a scheduler address) agent loops and tools run on Dask
+    workers while this object keeps the registry (docs/architecture.md).
     """
 
     stall_timeout = ProviderSetting(allow_none=True)
@@ -88,10 +91,12 @@ class Session(Launching, Approving):
         session_budget_usd: float | None = None,
         tool_env_allowlist: Iterable[str] = (), tool_memory_limit_mb: int | None = None,
         mcp_servers: Mapping[str, Any] | None = None,
+        cluster: Any = None,
     ) -> None:
         args = session_args(model, subagent_model, base_url, api_keys, max_concurrent,
                             max_iterations, task_timeout, workspace, toolsets, system_prompt,
                             retry, journal, first_id, keep_finished)
+        cluster = check_cluster(cluster)
         self.model = args.model or os.environ.get("HERMES_MODEL") or ""
         if not self.model:
             raise ConfigurationError("No model set: pass Session(model=...) or set HERMES_MODEL.")
@@ -116,6 +121,11 @@ class Session(Launching, Approving):
         build_registry(None, self.toolsets, self.workspace, self._processes, self._mcp)
         self._provider = Provider(self._pool, self.base_url, retry)
         self.stall_timeout, self.cooldown_cap = stall_timeout, cooldown_cap  # checked there
+        self._backend = make_backend(  # where agent loops run: here, or on a Dask cluster
+            cluster, self._run, keys=self._pool.secrets, base_url=self.base_url,
+            workspace=str(self.workspace), system_prompt=system_prompt, retry=retry,
+            prices=prices, max_concurrent=self.max_concurrent,
+            stall_timeout=self.stall_timeout, cooldown_cap=self.cooldown_cap)
         self._bus = EventBus(self.secrets.redact_data)
         self.journal: Journal | None = None
         if args.journal:
@@ -238,7 +248,7 @@ class Session(Launching, Approving):
     def steer(self, ref: TaskRef, message: str) -> None:
         """Queue `message`; the child sees it before its next model call."""
         check.text("steering message", message, what="what the subagent should do")
-        self.task(ref).control_for(self).accept_steer(message.strip())
+        self._backend.steer(self.task(ref).control_for(self), message.strip())
 
     def collect(self, ref: TaskRef, timeout: float | None = None) -> TaskResult:
         """Wait for the task's result (any terminal state); `CollectTimeout` leaves it running."""
@@ -384,6 +394,7 @@ class Session(Launching, Approving):
             control = task.control_for(self)
             control.wait(max(0.0, deadline - time.monotonic()))
             control.settle(ExitReason.SESSION_CLOSED)
+        self._backend.close()
         self.services.shutdown(self._mcp)
         self._tool_threads.shutdown(wait=False, cancel_futures=True)
         self.attachments.close()

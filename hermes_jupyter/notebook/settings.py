@@ -31,11 +31,8 @@ APPROVAL_SETTINGS = ("approval", "approval_allowlist", "approval_timeout", "appr
 
 
 class MaskedKeys(list):  # type: ignore[type-arg]
-    """A list of API keys whose repr says how many there are, never what they are.
-
-    `%config HermesJupyter` prints every trait's current value with `repr`, so the keys must
-    not be a plain list.
-    """
+    """A list of API keys whose repr says how many there are, never what they are
+    (`%config HermesJupyter` prints every trait's value with `repr`)."""
 
     def __repr__(self) -> str:
         return f"<{len(self)} API key{'s' if len(self) != 1 else ''} set>"
@@ -171,6 +168,8 @@ class HermesJupyter(Configurable):
         1.0, help="Speed of the offline demo model: 1 streams visibly (about 1-3 s a task), "
                   "0 answers at once.",
     ).tag(config=True)
+    cluster = Unicode(None, allow_none=True, help="A Dask scheduler address (tcp://host:8786) "
+                      "whose workers run the tasks; unset: in the kernel.").tag(config=True)
     wait_notice_after = Float(
         5.0, help="Seconds %collect_task waits quietly before it says it is waiting and how "
                   "to stop waiting.",
@@ -290,6 +289,7 @@ class Settings:
     approval_allowlist: tuple[str, ...] = ()
     approval_timeout: float | None = None
     approve_file_writes: bool = False
+    cluster: str | None = None  # a Dask scheduler address; None runs tasks in the kernel
 
     @property
     def demo(self) -> bool:
@@ -299,7 +299,7 @@ class Settings:
     def endpoint(self) -> tuple[object, ...]:
         """What a running session cannot change: a change here needs a new session."""
         return (self.demo, self.base_url, self.api_keys, self.tool_env_allowlist,
-                self.tool_memory_limit_mb, self.mcp_servers)
+                self.tool_memory_limit_mb, self.mcp_servers, self.cluster)
 
     @property
     def fixed(self) -> tuple[object, ...]:
@@ -330,7 +330,7 @@ class Settings:
         return {"model": self.model, "subagent_model": self.subagent_model,
                 "base_url": self.base_url, "api_keys": list(self.api_keys),
                 "stall_timeout": self.stall_timeout, "cooldown_cap": self.cooldown_cap,
-                **common}
+                "cluster": self.cluster, **common}
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(setting, shown value, source) for display; keys appear only as a count."""
@@ -353,6 +353,7 @@ class Settings:
             ("journal", ".hermes/tasks.sqlite" if self.journal else "off"),
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
+            *([("cluster", self.cluster)] if self.cluster else []),  # shown when set
         ]
         if self.mcp_servers:  # names only: their env and headers hold secrets
             shown.insert(9, ("mcp_servers", ", ".join(self.mcp_servers)))
@@ -393,7 +394,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
     for name in ("max_concurrent", "max_iterations", "task_timeout", "stall_timeout",
                  "cooldown_cap", "workspace", "toolsets", "mcp_servers", "journal",
                  "keep_finished", "context_limit", "wait_notice_after", "demo_pace",
-                 "tool_env_allowlist", "tool_memory_limit_mb", *APPROVAL_SETTINGS):
+                 "tool_env_allowlist", "tool_memory_limit_mb", *APPROVAL_SETTINGS, "cluster"):
         if getattr(config, name) != config.trait_defaults(name):
             sources[name] = "config"
     demo_reason = _demo_reason(model, base_url, keys)
@@ -425,6 +426,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         approval_allowlist=tuple(config.approval_allowlist),
         approval_timeout=config.approval_timeout,
         approve_file_writes=config.approve_file_writes,
+        cluster=None if demo_reason else (config.cluster or None),
     )
 
 

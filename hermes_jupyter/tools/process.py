@@ -54,6 +54,10 @@ class ProcessGroups:
     def __len__(self) -> int:
         return len(self._pids)
 
+    def __reduce__(self) -> tuple[type[ProcessGroups], tuple[()]]:
+        # A copy sent to another process (a Dask worker's task) starts empty: pids are local.
+        return (ProcessGroups, ())
+
     def close(self) -> None:
         """What the session's close does: `kill_all`."""
         self.kill_all()
