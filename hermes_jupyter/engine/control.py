@@ -61,6 +61,7 @@ class TaskFacts(Protocol):
     depth: int
     max_total_tokens: int | None
     max_cost_usd: float | None
+    tool_timeout: float | None
     approval: ApprovalPolicy
 
 

@@ -50,7 +50,8 @@ class GroupStatus:
 
 Delegate = Callable[[str, str, str | None], Task]
 MAP_OPTIONS = frozenset({"model", "tools", "toolsets", "max_iterations", "timeout", "owner",
-                         "max_total_tokens", "max_cost_usd", "approval", "approval_allowlist",
+                         "max_total_tokens", "max_cost_usd", "tool_timeout", "approval",
+                         "approval_allowlist",
                          "approval_timeout"})
 
 

@@ -91,6 +91,7 @@ class Session(Launching, Approving):
         session_budget_usd: float | None = None,
         tool_env_allowlist: Iterable[str] = (), tool_memory_limit_mb: int | None = None,
         mcp_servers: Mapping[str, Any] | None = None,
+        tool_timeout: float | None = None,
         cluster: Any = None,
     ) -> None:
         args = session_args(model, subagent_model, base_url, api_keys, max_concurrent,
@@ -111,6 +112,8 @@ class Session(Launching, Approving):
         self.set_approval(approval, approval_allowlist, approval_timeout, approve_file_writes)
         self._approvals = Approvals()
         self._pricer = Pricer(check_prices({} if prices is None else prices))
+        self.tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
+                                           none_means="no limit")
         self.session_budget_usd = check.optional(check.amount, "session_budget_usd",
                                                  session_budget_usd)
         self._pool = CredentialPool(resolve_keys(args.api_keys, self.base_url))
@@ -170,6 +173,7 @@ class Session(Launching, Approving):
         owner: str | None = None,
         max_total_tokens: int | None = None,
         max_cost_usd: float | None = None,
+        tool_timeout: float | None = None,
         approval: str | None = None,
         approval_allowlist: Iterable[str] | None = None,
         approval_timeout: float | None = None,
@@ -180,13 +184,16 @@ class Session(Launching, Approving):
         task that delegates (the new task is then its child, one level deeper). Names are
         scoped to their owner: a child named "review" never shadows the user's "review".
         `approval`, `approval_allowlist`, `approval_timeout` override the session's policy.
-        `max_total_tokens` / `max_cost_usd` (USD) are the task's budgets. Once it returns, the
+        `max_total_tokens` / `max_cost_usd` (USD) are the task's budgets; `tool_timeout`
+        (seconds) bounds each tool call (default: the session's). Once it returns, the
         task is in the journal (when kept).
         """
         a = delegate_args(goal, context, name, model, tools, toolsets, max_iterations, timeout)
         owner = check.optional(check.text, "owner", owner, what="an owner id, or None")
         max_total_tokens = check.optional(check.count, "max_total_tokens", max_total_tokens)
         max_cost_usd = check.optional(check.amount, "max_cost_usd", max_cost_usd)
+        tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
+                                      none_means="the session's tool_timeout")
         if spent := self._budget_spent():
             raise HermesError(spent)
         policy = self.approval_policy.replace(approval, approval_allowlist, approval_timeout)
@@ -209,6 +216,7 @@ class Session(Launching, Approving):
             task.owner = owner
             task.max_total_tokens = max_total_tokens
             task.max_cost_usd = max_cost_usd
+            task.tool_timeout = self.tool_timeout if tool_timeout is None else tool_timeout
             task.approval = policy
             task.parent_id = parent.id if parent is not None else None
             task.depth = parent.depth + 1 if parent is not None else 1

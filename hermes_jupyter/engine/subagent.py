@@ -216,7 +216,8 @@ async def _run_tool(
     if refused is not None:  # denied or refused: it never runs, the model reads why
         outcome = ToolOutcome(refused, False, 0.0)
     else:
-        outcome = await control.task.tools.run(name, arguments, executor)
+        outcome = await control.task.tools.run(name, arguments, executor,
+                                               control.task.tool_timeout)
     text = control.redact(outcome.text)  # before the trace, the transcript, the next request
     preview = short(text, 200)
     control.record_tool(ToolTraceEntry(name, arguments, preview, outcome.ok, outcome.duration_s))

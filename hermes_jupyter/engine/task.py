@@ -79,6 +79,7 @@ class Task:
         self.depth = 1  # 1 for the user's and agents' tasks; a task's child is one deeper
         self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
         self.max_cost_usd: float | None = None
+        self.tool_timeout: float | None = None  # seconds one tool call may take
         self._host = host
         self.approval = ApprovalPolicy()  # which of its tool calls wait for a person
         self._control = TaskControl(self, emit, text_sink, secrets)

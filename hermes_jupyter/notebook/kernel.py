@@ -273,7 +273,7 @@ def _apply_live(session: Session, settings: Settings, name: str) -> None:
     elif name == "toolsets":
         session.toolsets = tuple(settings.toolsets)
     elif name in ("max_concurrent", "max_iterations", "task_timeout", "stall_timeout",
-                  "cooldown_cap"):
+                  "cooldown_cap", "tool_timeout"):
         setattr(session, name, getattr(settings, name))
     elif name in APPROVAL_SETTINGS:
         session.set_approval(settings.approval, settings.approval_allowlist,

@@ -21,6 +21,7 @@ from ..core.errors import ConfigurationError
 from ..tools import TOOLSETS
 from ..tools.approval import APPROVAL_MODES, check_pattern
 from ..tools.mcp import parse_servers
+from .masking import KeyList, MaskedKeys, MaskedServers
 
 __all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "HermesJupyter", "Settings", "resolve"]
 
@@ -28,39 +29,6 @@ DEFAULT_MODEL = "gpt-4o-mini"
 DEMO_MODEL = "demo"
 ENDPOINT_SETTINGS = ("base_url", "api_keys")
 APPROVAL_SETTINGS = ("approval", "approval_allowlist", "approval_timeout", "approve_file_writes")
-
-
-class MaskedKeys(list):  # type: ignore[type-arg]
-    """A list of API keys whose repr says how many there are, never what they are
-    (`%config HermesJupyter` prints every trait's value with `repr`)."""
-
-    def __repr__(self) -> str:
-        return f"<{len(self)} API key{'s' if len(self) != 1 else ''} set>"
-
-    __str__ = __repr__
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(repr(self))
-
-
-class KeyList(List):  # type: ignore[type-arg]
-    """A List trait whose values are `MaskedKeys`, however they were set."""
-
-    klass = MaskedKeys
-    _cast_types = (list, tuple)
-
-
-class MaskedServers(dict):  # type: ignore[type-arg]
-    """MCP server settings whose repr names the servers, never their env or headers (which
-    hold tokens): `%config HermesJupyter` prints every trait's value with `repr`."""
-
-    def __repr__(self) -> str:
-        return f"<MCP servers: {', '.join(self) or 'none'}>"
-
-    __str__ = __repr__
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(repr(self))
 
 
 class HermesJupyter(Configurable):
@@ -96,6 +64,11 @@ class HermesJupyter(Configurable):
         None, allow_none=True,
         help="Seconds one task may run before it is stopped; unset: no limit "
              "(%delegate --timeout).",
+    ).tag(config=True)
+    tool_timeout = Float(
+        None, allow_none=True,
+        help="Seconds one tool call may take (user functions included) before the task stops "
+             "waiting for it and tells the model; unset: no limit.",
     ).tag(config=True)
     stall_timeout = Float(
         120.0, allow_none=True,
@@ -206,7 +179,7 @@ class HermesJupyter(Configurable):
                              f"got {value}.")
         return None if value is None else float(value)
 
-    @validate("task_timeout", "stall_timeout")
+    @validate("task_timeout", "stall_timeout", "tool_timeout")
     def _positive_timeout(self, proposal: Any) -> float | None:
         value = proposal["value"]
         if value is None:
@@ -271,6 +244,7 @@ class Settings:
     max_concurrent: int
     max_iterations: int
     task_timeout: float | None
+    tool_timeout: float | None
     stall_timeout: float | None
     cooldown_cap: float
     workspace: str
@@ -317,6 +291,7 @@ class Settings:
             "approval_timeout": self.approval_timeout,
             "approve_file_writes": self.approve_file_writes,
             "task_timeout": self.task_timeout,
+            "tool_timeout": self.tool_timeout,
             "workspace": self.workspace or None,
             "toolsets": self.toolsets,
             "journal": self.journal,
@@ -354,6 +329,7 @@ class Settings:
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
             *([("cluster", self.cluster)] if self.cluster else []),  # shown when set
+            *([("tool_timeout", f"{self.tool_timeout:g}s")] if self.tool_timeout else []),
         ]
         if self.mcp_servers:  # names only: their env and headers hold secrets
             shown.insert(9, ("mcp_servers", ", ".join(self.mcp_servers)))
@@ -391,8 +367,8 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
     if isinstance(raw_keys, str):
         raw_keys = raw_keys.split(",")
     keys = tuple(dict.fromkeys(k.strip() for k in raw_keys or () if k.strip()))
-    for name in ("max_concurrent", "max_iterations", "task_timeout", "stall_timeout",
-                 "cooldown_cap", "workspace", "toolsets", "mcp_servers", "journal",
+    for name in ("max_concurrent", "max_iterations", "task_timeout", "tool_timeout",
+                 "stall_timeout", "cooldown_cap", "workspace", "toolsets", "mcp_servers", "journal",
                  "keep_finished", "context_limit", "wait_notice_after", "demo_pace",
                  "tool_env_allowlist", "tool_memory_limit_mb", *APPROVAL_SETTINGS, "cluster"):
         if getattr(config, name) != config.trait_defaults(name):
@@ -408,6 +384,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         max_concurrent=config.max_concurrent,
         max_iterations=config.max_iterations,
         task_timeout=config.task_timeout,
+        tool_timeout=config.tool_timeout,
         stall_timeout=config.stall_timeout,
         cooldown_cap=config.cooldown_cap,
         workspace=config.workspace,

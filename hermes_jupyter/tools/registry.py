@@ -7,8 +7,10 @@ the call; wrong ones go back to the model as one line per field, never as a trac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
@@ -81,8 +83,15 @@ class ToolRegistry:
         """The OpenAI `tools` entries, one per tool (built once, shared: do not mutate)."""
         return list(self._schemas)
 
-    async def run(self, name: str, arguments: str, executor: Executor) -> ToolOutcome:
-        """Run one tool call; any problem becomes an error text the model can act on."""
+    async def run(self, name: str, arguments: str, executor: Executor,
+                  timeout: float | None = None) -> ToolOutcome:
+        """Run one tool call; any problem becomes an error text the model can act on.
+
+        `timeout` (seconds, the task's `tool_timeout`) bounds the call: an async tool is
+        cancelled (a process tool kills its process group), a sync one is abandoned on the
+        thread it runs on — such calls get a thread of their own, so an abandoned one never
+        shrinks the shared pool. Either way the model reads that the tool timed out.
+        """
         started = time.monotonic()
         fn = self._functions.get(name)
         if fn is None:
@@ -104,12 +113,20 @@ class ToolRegistry:
             return self._error(str(err), started)
         try:
             if inspect.iscoroutinefunction(fn):
-                value = await fn(*positional, **keywords)
-            else:
+                value = await asyncio.wait_for(fn(*positional, **keywords), timeout)
+            elif timeout is None:
                 loop = asyncio.get_running_loop()
                 value = await loop.run_in_executor(executor, lambda: fn(*positional, **keywords))
+            else:
+                value = await asyncio.wait_for(_own_thread(fn, positional, keywords), timeout)
         except asyncio.CancelledError:
             raise
+        except TimeoutError:
+            abandoned = "" if inspect.iscoroutinefunction(fn) else (
+                " (a Python function cannot be stopped: it was left running on its own thread)")
+            return self._error(f"{name} did not finish within its {timeout:g}s tool_timeout "
+                               f"and was stopped{abandoned}; go on without its result, or "
+                               "call it with less work", started)
         except Exception as err:
             return self._error(f"{name} raised {type(err).__name__}: {err}", started)
         return ToolOutcome(_as_text(value), True, time.monotonic() - started)
@@ -117,6 +134,30 @@ class ToolRegistry:
     @staticmethod
     def _error(message: str, started: float) -> ToolOutcome:
         return ToolOutcome(f"Error: {message}", False, time.monotonic() - started)
+
+
+def _own_thread(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Run `fn` on a new daemon thread; the awaitable of its result. Abandoning it (a
+    timeout) leaves that thread alone and costs the shared tool pool nothing."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not future.done():
+            (future.set_result if ok else future.set_exception)(value)
+
+    def work() -> None:
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as err:  # handed to the awaiting task, if it still waits
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(settle, False, err)
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, True, result)
+
+    threading.Thread(target=work, name="hermes-tool-timed", daemon=True).start()
+    return future
 
 
 def _as_text(value: Any) -> str:
