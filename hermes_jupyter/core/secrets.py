@@ -143,18 +143,25 @@ class StreamRedactor:
         return self._secrets.redact(rest)
 
 
-_TOKEN_TAIL = re.compile(r"(?:Bearer\s*)?[A-Za-z0-9_\-.]*\Z")
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
+_BEARER_BEFORE = re.compile(r"Bearer\s*\Z")
 MAX_TOKEN = 256  # a trailing run of key characters longer than this is shown anyway
 
 
 def _open_prefix(text: str, secrets: Iterable[str]) -> int:
-    """Length of the longest end of `text` that is a proper prefix of a secret."""
+    """Length of the longest end of `text` that is a proper prefix of a secret. Only places
+    where the secret's first character occurs are tried (streamed chunks are short and
+    rarely hold one), earliest first: the first that fits is the longest."""
     best = 0
+    n = len(text)
     for secret in secrets:
-        for k in range(min(len(secret) - 1, len(text)), best, -1):
-            if text.endswith(secret[:k]):
-                best = k
+        first = secret[0]
+        i = text.find(first, max(0, n - len(secret) + 1))
+        while i != -1 and n - i > best:
+            if secret.startswith(text[i:]):
+                best = n - i
                 break
+            i = text.find(first, i + 1)
     return best
 
 
@@ -173,11 +180,17 @@ def _before_matches(text: str, cut: int, secrets: Iterable[str]) -> int:
 
 
 def _open_token(text: str) -> int:
-    """Length of the run of key characters (or `Bearer ...`) that `text` ends with."""
-    tail = text[-(MAX_TOKEN + 8):]
-    found = _TOKEN_TAIL.search(tail)
-    n = len(found.group()) if found else 0
-    return n if n <= MAX_TOKEN else 0
+    """Length of the run of key characters (or `Bearer ...`) that `text` ends with: scanned
+    backwards, so a chunk ending in a space or a mark costs one comparison."""
+    i = len(text)
+    stop = max(0, i - MAX_TOKEN - 1)
+    while i > stop and text[i - 1] in _KEY_CHARS:
+        i -= 1
+    n = len(text) - i
+    if n > MAX_TOKEN:
+        return 0
+    head = _BEARER_BEFORE.search(text[max(0, i - 16):i])
+    return n + (len(head.group()) if head else 0)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
