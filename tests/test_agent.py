@@ -182,3 +182,16 @@ def test_interrupting_a_turn_keeps_the_conversation_valid(session, llm):
     assert agent.ask("again?").text == "Fine, asking again."
     sent = llm.requests[-1].messages
     assert any(m.get("role") == "tool" and m["content"] == INTERRUPTED for m in sent)
+
+
+def test_no_secret_reaches_the_model_the_cell_or_the_history(session, llm):
+    """A key the user pastes, or one the model streams back split across chunks, is masked."""
+    from .conftest import SECRET
+
+    llm.on(parent_request, Reply(text=f"Your key is {SECRET} indeed.", chunk_size=7))
+    shown: list[str] = []
+    agent = hj.Agent(session)
+    reply = agent.ask(f"Plan: is {SECRET} my key?", on_text=shown.append)
+    assert SECRET not in llm.requests[-1].body["messages"][-1]["content"]
+    assert SECRET not in "".join(shown) and "***" in "".join(shown)
+    assert SECRET not in reply.text and SECRET not in str(agent.history)

@@ -184,20 +184,30 @@ class Agent:
             convo = [dict(m) for m in self._history]
         if arrived:
             convo.append({"role": "user", "content": _results_message(arrived)})
+        secrets = self.session.secrets  # nothing secret reaches the model, the cell or history
         if message:
-            convo.append({"role": "user", "content": message})
+            convo.append({"role": "user", "content": secrets.redact(message)})
         before = {t.id for t in self.children}
         pieces: queue.SimpleQueue[str] = queue.SimpleQueue()
         ended = threading.Event()
         future = self.session.services.submit(self._turn(convo, pieces.put, ended))
+        shown = secrets.stream()  # a key split across two pieces never shows half
+
+        def show(safe: str) -> None:
+            if safe and on_text is not None:
+                on_text(safe)
+
         try:
-            _pump(future, pieces, on_text)
+            _pump(future, pieces, lambda piece: show(shown.feed(piece)))
+            show(shown.flush())
         except KeyboardInterrupt:
             future.cancel()  # cancels the turn's asyncio task on the engine loop
             ended.wait(5.0)
-            self._commit(_repair(convo), Usage())
+            self._commit(secrets.redact_data(_repair(convo)), Usage())
             raise
         text, trace, usage = future.result()
+        text = secrets.redact(text)
+        convo = secrets.redact_data(convo)
         self._commit(convo, usage)
         started = [t for t in self.children if t.id not in before]
         return AgentReply(text, trace, started, [task_id for task_id, _ in arrived], usage)
