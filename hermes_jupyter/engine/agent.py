@@ -218,8 +218,8 @@ class Agent:
             schemas = self._registry.schemas() or None
             trace: list[ToolTraceEntry] = []
             usage = Usage()
+            engine = self.session.services
             for _ in range(MAX_TURN_CALLS):
-                engine = self.session.services
                 done = await engine.stream_completion(self.model, convo, schemas, emit)
                 usage = usage + Usage(done.prompt_tokens, done.completion_tokens, 1)
                 # ids are unique and provider extras kept (engine/stream.py)
@@ -230,8 +230,8 @@ class Agent:
                 if done.text:
                     emit("\n")
                 for call in calls:
-                    outcome = await self.session.services.run_tool(self._registry, call["name"],
-                                                          call["arguments"])
+                    outcome = await engine.run_tool(self._registry, call["name"],
+                                                    call["arguments"])
                     trace.append(ToolTraceEntry(call["name"], call["arguments"],
                                                 short(outcome.text, 200), outcome.ok,
                                                 outcome.duration_s))
