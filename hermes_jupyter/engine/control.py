@@ -59,6 +59,7 @@ class TaskFacts(Protocol):
     owner: str | None
     parent_id: str | None
     depth: int
+    group_id: str | None
     max_total_tokens: int | None
     max_cost_usd: float | None
     tool_timeout: float | None
@@ -406,6 +407,7 @@ class TaskControl:
             parent_id=task.parent_id,
             depth=task.depth,
             pending_approvals=list(self._pending),
+            group_id=task.group_id,
         )
 
     def _end_word(self) -> str:

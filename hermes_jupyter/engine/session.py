@@ -25,7 +25,7 @@ from .arguments import delegate_args, session_args
 from .backends import check_cluster, make_backend
 from .credentials import CredentialPool, resolve_keys
 from .events import EventBus, Subscriber, TextBatcher
-from .group import TaskGroup, fan_out
+from .group import GroupBook, TaskGroup, fan_out
 from .journal import Journal, JournalRecord, history_of
 from .launching import Launching
 from .loop import EngineLoop
@@ -177,6 +177,7 @@ class Session(Launching, Approving):
         approval: str | None = None,
         approval_allowlist: Iterable[str] | None = None,
         approval_timeout: float | None = None,
+        group_id: str | None = None,
     ) -> Task:
         """Start a subagent on `goal` and return its handle at once (no network I/O here).
 
@@ -185,11 +186,12 @@ class Session(Launching, Approving):
         scoped to their owner: a child named "review" never shadows the user's "review".
         `approval`, `approval_allowlist`, `approval_timeout` override the session's policy.
         `max_total_tokens` / `max_cost_usd` (USD) are the task's budgets; `tool_timeout`
-        (seconds) bounds each tool call (default: the session's). Once it returns, the
-        task is in the journal (when kept).
+        (seconds) bounds each tool call (default: the session's). `group_id` is set by `map`
+        (the fan-out group the task belongs to). Once it returns, the task is in the journal.
         """
         a = delegate_args(goal, context, name, model, tools, toolsets, max_iterations, timeout)
         owner = check.optional(check.text, "owner", owner, what="an owner id, or None")
+        group_id = check.optional(check.text, "group_id", group_id, what="a group id, or None")
         max_total_tokens = check.optional(check.count, "max_total_tokens", max_total_tokens)
         max_cost_usd = check.optional(check.amount, "max_cost_usd", max_cost_usd)
         tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
@@ -213,7 +215,7 @@ class Session(Launching, Approving):
                 a.timeout if a.timeout is not None else self.task_timeout,
                 self._emit, self._text.add, self.secrets,
             )
-            task.owner = owner
+            task.owner, task.group_id = owner, group_id
             task.max_total_tokens = max_total_tokens
             task.max_cost_usd = max_cost_usd
             task.tool_timeout = self.tool_timeout if tool_timeout is None else tool_timeout
@@ -247,7 +249,7 @@ class Session(Launching, Approving):
         running tasks within the session's cap; `delegate_options` go to every `delegate`
         (model, tools, toolsets, max_iterations, timeout). Task names are `name[0]`, ..."""
         return fan_out(self.delegate, goal, items, name, context, max_concurrent,
-                       delegate_options)
+                       delegate_options, self.attachment("groups", GroupBook))
 
     def check(self, ref: TaskRef) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""
