@@ -98,3 +98,14 @@ def _until(headers: queue.SimpleQueue[dict[str, Any]], ok: Any) -> None:
         raise AssertionError("no header said so within 10 s")
     finally:
         timer.cancel()
+
+
+def test_the_cost_the_provider_reports_wins_over_prices(llm, tmp_path):
+    llm.responder = lambda r: Reply(text="ok", usage=(1000, 10), cost=0.0042)
+    with hj.Session(model="priced", base_url=llm.base_url, api_keys=[SECRET],
+                    workspace=tmp_path, retry=FAST_RETRY,
+                    prices={"priced": (1000.0, 1000.0)}) as s:
+        assert s.delegate("one").collect(10).usage.cost_usd == 0.0042  # not $1.01 priced
+        unpriced = s.delegate("two", model="no-price-anywhere-xyz").collect(10)
+        assert unpriced.usage.cost_usd == 0.0042  # a model no table knows still costs
+        assert session_totals(s)["cost_usd"] == 0.0084 and session_totals(s)["cost_unknown"] == 0

@@ -136,6 +136,7 @@ class TaskGroup:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._tasks: list[Task] = []
+        self._live = 0  # tasks started and not ended: O(1) feeding however big the batch
         self._cancelled = False
         self._feed()
 
@@ -244,9 +245,8 @@ class TaskGroup:
         while True:
             with self._lock:
                 started = len(self._tasks)
-                live = sum(1 for t in self._tasks if not t.done())
                 if (self._cancelled or started == len(self.items)
-                        or (self._limit is not None and live >= self._limit)):
+                        or (self._limit is not None and self._live >= self._limit)):
                     return
                 index = started
                 item = self.items[index]
@@ -254,10 +254,13 @@ class TaskGroup:
                 name = f"{self.name}[{index}]" if self.name else None
                 task = self._delegate(goal, context, name)
                 self._tasks.append(task)
+                self._live += 1
                 self._changed.notify_all()
             task.add_done_callback(self._on_done)
 
     def _on_done(self, _task: Task) -> None:
+        with self._lock:
+            self._live -= 1
         try:
             self._feed()
         except HermesError:  # the session closed, or its budget is spent: stop feeding

@@ -29,7 +29,7 @@ from .group import GroupBook, TaskGroup, fan_out
 from .journal import Journal, JournalRecord, history_of
 from .launching import Launching
 from .loop import EngineLoop
-from .pricing import Pricer, budget_spent, check_prices, total_cost
+from .pricing import Pricer, Spend, budget_spent, check_prices, total_cost
 from .provider import (
     DEFAULT_COOLDOWN_CAP,
     DEFAULT_STALL_TIMEOUT,
@@ -112,6 +112,7 @@ class Session(Launching, Approving):
         self.set_approval(approval, approval_allowlist, approval_timeout, approve_file_writes)
         self._approvals = Approvals()
         self._pricer = Pricer(check_prices({} if prices is None else prices))
+        self._spend = Spend()  # the known cost of every call so far (the session budget)
         self.tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
                                            none_means="no limit")
         self.session_budget_usd = check.optional(check.amount, "session_budget_usd",
@@ -223,6 +224,7 @@ class Session(Launching, Approving):
             task.parent_id = parent.id if parent is not None else None
             task.depth = parent.depth + 1 if parent is not None else 1
             task.control_for(self).on_settle = self._on_settle
+            task.control_for(self).on_cost = self._spend.add
             self._tasks[task_id] = task
             if a.name:
                 self._by_name[(owner, a.name)] = task
@@ -373,7 +375,7 @@ class Session(Launching, Approving):
         return total_cost(task.control_for(self).usage for task in self.tasks())
 
     def _budget_spent(self) -> str | None:
-        return budget_spent(self.cost()[0], self.session_budget_usd)
+        return budget_spent(self._spend.total, self.session_budget_usd)
 
     @property
     def usage(self) -> Usage:
