@@ -15,6 +15,7 @@ said once in one line (a logged warning, and `Journal.problems`). Keys are never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,19 +117,19 @@ class Journal:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.session_id = uuid.uuid4().hex[:8]
         self.owner = lease.this_process()
         self.problems: list[str] = []
         self._said: set[str] = set()
         self._closed = False
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                   timeout=10.0)
         self._db_lock = threading.Lock()
-        with self._db_lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # commits survive a killed process
+        with self._db_lock, _unusable(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False,
+                                       isolation_level=None, timeout=10.0)
             try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")  # commits survive a kill
                 _migrate(self._db, self.path)
                 self.interrupted = self._interrupt_orphans()
             except BaseException:
@@ -286,6 +288,20 @@ class Journal:
                 f"ended_at = ? WHERE state IN {_LIVE} AND owner IS ?",
                 (time.time(), owner)).rowcount
         return count
+
+
+@contextlib.contextmanager
+def _unusable(path: Path) -> Iterator[None]:
+    """A file or folder that cannot serve as the journal (not a database, unwritable, a file
+    where its folder should be) becomes one `ConfigurationError` line naming the path."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as err:
+        reason = " ".join(str(getattr(err, "strerror", None) or err).split())
+        raise ConfigurationError(
+            f"The journal {str(path)!r} cannot be opened or created ({reason}): move the file "
+            "(and its -wal, -shm) away, or pass journal=False or journal=<another path>."
+        ) from None
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:

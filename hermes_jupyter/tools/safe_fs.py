@@ -6,6 +6,8 @@ read (`readlink`) and resolved here, lexically, against the workspace: a target 
 walked again from the root descriptor, a target outside is refused. Swapping a folder for a
 link between two steps therefore gets a refusal, never a file outside. The root itself is
 resolved once, at construction, and its identity (device, inode) is checked on every open.
+The workspace's `.hermes` folder (hermes_jupyter's own state: the task journal) is refused at
+the start of every pass, so no spelling (case, Unicode form, `..`) and no link reaches it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import errno
 import os
 import secrets
 import stat
+import unicodedata
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -24,9 +27,11 @@ __all__ = [
     "NAME_MAX",
     "PATH_MAX",
     "READ_FLAGS",
+    "STATE_DIR",
     "Resolved",
     "SafeRoot",
     "WalkBudget",
+    "is_state_dir",
     "shown",
     "split_path",
 ]
@@ -37,6 +42,7 @@ PATH_MAX = 4096  # bytes in a whole path
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a pipe never waits for a writer; O_NOCTTY: a terminal never adopts us.
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+STATE_DIR = ".hermes"  # the workspace folder of hermes_jupyter's own state (the journal)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -52,6 +58,11 @@ class Resolved:
     name: str | None
     stat: os.stat_result | None
     parts: list[str]
+
+
+def is_state_dir(name: str) -> bool:
+    """Whether a top-level name is (a case or Unicode variant of) `STATE_DIR`."""
+    return unicodedata.normalize("NFKC", name).casefold().rstrip(". ") == STATE_DIR
 
 
 def shown(path: object) -> str:
@@ -171,6 +182,11 @@ class SafeRoot:
     ) -> Resolved | tuple[int, list[str]]:
         fd = held[0]
         done: list[str] = []
+        if todo and is_state_dir(todo[0]):  # every pass, links included, restarts here
+            raise PermissionError(
+                f"{shown(path)} is in {STATE_DIR!r}, hermes_jupyter's own state (the task "
+                "journal): tools may not read or change it"
+            )
         for index, name in enumerate(todo):
             st = _lstat(name, fd)
             if st is not None and stat.S_ISLNK(st.st_mode):
