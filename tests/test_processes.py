@@ -33,7 +33,8 @@ if forked == 0:
     os._exit(0)
 escaped = subprocess.Popen(["setsid", "sleep", "300"])
 with open({fifo!r}, "w") as f:
-    f.write(f"{{os.getpid()}} {{sleeper.pid}} {{forked}} {{escaped.pid}}")
+    f.write(f"{{os.readlink('/proc/self/ns/pid')}} {{os.getpid()}} {{sleeper.pid}} {{forked}} "
+            f"{{escaped.pid}}")
 time.sleep(300)
 """
 
@@ -46,7 +47,38 @@ def spawner(tmp_path: Path) -> tuple[str, Path]:
 
 def read_pids(fifo: Path) -> list[int]:
     with open(fifo) as f:  # blocks until the tool wrote: every process runs now
-        return [int(p) for p in f.read().split()]
+        return host_pids(f.read())
+
+
+def in_namespace(ns: str) -> list[int]:
+    """Our pids of the processes living in PID namespace `ns` (`pid:[...]`)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if entry.isdigit() and os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                found.append(int(entry))
+    return found
+
+
+def host_pids(reported: str) -> list[int]:
+    """Our pids of the processes a tool reported as `<its PID namespace> <pid>...`: a tool
+    runs isolated, in a PID namespace of its own (its pids are not ours)."""
+    ns, *inner = reported.split()
+    ours: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != ns:
+                continue
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("NSpid:"):
+                ours[int(line.split()[-1])] = int(entry)
+    assert all(int(pid) in ours for pid in inner), (reported, ours)
+    return [ours[int(pid)] for pid in inner]
 
 
 def still_running(pids: list[int], within: float = 10.0) -> list[int]:
@@ -89,7 +121,7 @@ def python_call(code: str, **args: object) -> Reply:
 # A bash command that starts a grandchild, a subshell and one that leaves its session, reports
 # every pid, blocks.
 SHELL_SPAWN = ("sleep 300 & a=$!; (sleep 300) & b=$!; setsid sleep 300 & c=$!; "
-               "echo $$ $a $b $c > {fifo}; sleep 300")
+               "echo $(readlink /proc/self/ns/pid) $$ $a $b $c > {fifo}; sleep 300")
 
 
 def spawning_call(toolset: str, tmp_path: Path, **args: object) -> tuple[Reply, Path]:
@@ -133,11 +165,16 @@ def test_every_process_a_tool_started_dies_with_it(llm, tmp_path, how, toolset):
 
 def test_a_grandchild_holding_stdout_does_not_hold_the_tool(tmp_path):
     code = ("import subprocess; p = subprocess.Popen(['sleep', '300']); "
-            "open('pid.txt', 'w').write(str(p.pid)); print('finished')")
+            "import os; ns = os.readlink('/proc/self/ns/pid'); "
+            "open('pid.txt', 'w').write(f'{ns} {p.pid}'); print('finished')")
     try:
         out = asyncio.run(PythonRunner(tmp_path).run_python(code, timeout=8))
     finally:
-        assert_all_gone([int((tmp_path / "pid.txt").read_text())])
+        ns, pid = (tmp_path / "pid.txt").read_text().split()
+        if ns == os.readlink("/proc/self/ns/pid"):  # not isolated: the pid is ours
+            assert_all_gone([int(pid)])
+        else:  # isolated: nothing may be left in its PID namespace
+            assert host_pids(ns) == [] and not in_namespace(ns)
     assert out == "finished\n"
 
 

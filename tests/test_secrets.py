@@ -135,7 +135,8 @@ KERNEL = """
 import json, os, sys
 import hermes_jupyter as hj
 from hermes_jupyter.testing import FakeLLM, Reply, ToolCall
-code = (f"environ = open('/proc/{os.getpid()}/environ', 'rb').read().decode(); "
+code = (f"import os; p = '/proc/{os.getpid()}/environ'; "
+        "environ = open(p, 'rb').read().decode() if os.path.exists(p) else ''; "
         "dotenv = open('.env').read(); "
         "open('found.txt', 'w').write(environ + dotenv); print(environ, dotenv)")
 with FakeLLM() as llm:
@@ -147,17 +148,18 @@ with FakeLLM() as llm:
 """
 
 
-def test_tool_code_as_the_same_user_can_still_read_the_kernels_environ_and_a_dotenv(tmp_path):
-    """The scrub stops accidental leaks, not a hostile tool: /proc/<kernel pid>/environ and a
-    .env in the workspace stay readable by the same user. What the tool *reports* is still
-    masked; what it could do with the key (send it elsewhere) is not stopped: isolate such
-    tools (docs/architecture.md, Secrets). The kernel is a real process started with the key."""
+def test_tool_code_cannot_read_the_kernels_environ_but_can_read_a_dotenv(tmp_path):
+    """Tool processes run isolated: /proc/<kernel pid>/environ is not there for them (see
+    tests/test_tool_isolation.py). A .env in the workspace stays readable: files the user
+    keeps keys in are the user's to keep out of the workspace (docs/architecture.md, Secrets).
+    What the tool *reports* is still masked. The kernel is a real process started with the
+    key."""
     (tmp_path / ".env").write_text(f"OPENAI_API_KEY={KEY}\n")
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": str(ROOT)}
     shown = subprocess.run([sys.executable, "-c", KERNEL, str(tmp_path)], env=env, text=True,
                            capture_output=True, timeout=60, check=True).stdout
     found = (tmp_path / "found.txt").read_text()
-    assert f"OPENAI_API_KEY={KEY}\x00" in found  # the kernel's environ, read by tool code
+    assert f"OPENAI_API_KEY={KEY}\x00" not in found  # no kernel environ to read
     assert f"OPENAI_API_KEY={KEY}\n" in found  # the .env file
     assert "done" in shown and "OPENAI_API_KEY=***" in shown
     assert not any(f in shown for f in FRAGMENTS)

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "MASK",
+    "POINTER_ENV_NAMES",
     "SECRET_ENV_NAMES",
     "SECRET_ENV_SUFFIXES",
     "Secrets",
@@ -41,6 +42,8 @@ _KEY_PATTERN = re.compile(
 # and any name ending in one of the suffixes (`MY_API_KEY`, `GITHUB_TOKEN`, `DB_PASSWORD`).
 SECRET_ENV_NAMES = frozenset({"OPENAI_API_KEY", "HERMES_API_KEYS"})
 SECRET_ENV_SUFFIXES = ("_KEY", "_KEYS", "_TOKEN", "_SECRET", "_PASSWORD")
+# Variables that point a tool at a process holding keys (the Jupyter server): never passed.
+POINTER_ENV_NAMES = frozenset({"JPY_PARENT_PID", "JPY_INTERRUPT_EVENT"})
 
 
 class Secrets:
@@ -222,7 +225,8 @@ def scrub_environ(
 
     Dropped: `SECRET_ENV_NAMES`, names ending in `SECRET_ENV_SUFFIXES` (case-insensitive)
     unless named in `allow`, and, whatever `allow` says, any variable whose value holds a
-    secret registered in `secrets` (a pool key never reaches tool code).
+    secret registered in `secrets` (a pool key never reaches tool code) and the pointers to
+    other processes in `POINTER_ENV_NAMES`.
     """
     allowed = {name.upper() for name in allow}
     out: dict[str, str] = {}
@@ -230,7 +234,7 @@ def scrub_environ(
         upper = name.upper()
         named = upper in SECRET_ENV_NAMES or upper.endswith(SECRET_ENV_SUFFIXES) or (
             "_" + upper).endswith(SECRET_ENV_SUFFIXES)
-        if named and upper not in allowed:
+        if (named and upper not in allowed) or upper in POINTER_ENV_NAMES:
             continue
         if secrets is not None and secrets.contains(value):
             continue

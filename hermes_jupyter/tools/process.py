@@ -3,7 +3,9 @@
 Every command starts under `supervisor.py` as the leader of a new session and process group:
 a kernel interrupt (SIGINT to the kernel's group) never reaches it; cancel, timeout and
 session close take down everything it started (grandchildren, forks, `setsid` escapes); it
-dies when the kernel dies, kill -9 included (Linux parent-death signal). Output is read while
+dies when the kernel dies, kill -9 included (Linux parent-death signal). Where Linux allows
+it, it runs isolated (`sandbox.py`): no other process, environment or key is visible to it,
+and this process's own startup environment holds no secret value. Output is read while
 it streams and capped (the first and last `output_limit // 2` bytes are kept), the environment
 is scrubbed of secrets (`core.secrets.scrub_environ`), and an optional address-space cap
 (`memory_limit_mb`) applies to the command.
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from ..core import validate as check
 from ..core.secrets import Secrets, scrub_environ
+from .sandbox import isolation, sandbox_argument, scrub_own_environ
 
 __all__ = ["ProcessGroups", "ProcessPolicy", "ProcessResult", "run_process"]
 
@@ -121,9 +124,11 @@ async def run_process(
     argv: Sequence[str], *, cwd: str | os.PathLike[str], policy: ProcessPolicy, timeout: float
 ) -> ProcessResult:
     """Run `argv` to its end or `timeout` (seconds); cancelling the caller kills it all."""
+    isolated = (await asyncio.get_running_loop().run_in_executor(None, isolation)).available
+    scrub_own_environ(lambda name, value: not scrub_environ({name: value}, policy.secrets))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-I", "-S", str(SUPERVISOR), str(os.getpid()),
-        str(policy.memory_limit_mb or 0), *argv,
+        str(policy.memory_limit_mb or 0), sandbox_argument(cwd) if isolated else "-", *argv,
         cwd=cwd, env=policy.environ(), start_new_session=True,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
