@@ -2,8 +2,10 @@
 
 A tool needs approval when it is marked (`@hj.tool(requires_approval=True)`, the `shell`
 toolset's `run_shell`, the `files` writes under `approve_file_writes`). For such a call the
-policy decides: commands that destroy the machine or the workspace are always refused; under
-`approval="auto"` the call runs; a call matching an allowlist or remembered pattern runs;
+policy decides: commands that destroy the machine or the workspace are always refused, and
+commands that cannot be judged (the command's name or a destructive command's target comes from
+an expansion) always wait for a person (`refusal.py`); otherwise under `approval="auto"` the
+call runs; a call matching an allowlist or remembered pattern runs;
 under `"deny"` it is refused at once (unattended runs never block); under `"ask"` it waits.
 
 Patterns match the parsed command (`shlex`), word by word with shell wildcards (`git status`,
@@ -23,6 +25,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from ..core import validate as v
 from ..core.errors import ConfigurationError, InvalidArgument, InvalidArgumentType
+from .refusal import analyse, refusal
 
 __all__ = [
     "APPROVAL_MODES", "ApprovalPolicy", "Verdict", "approval_reason", "assess", "check_pattern",
@@ -116,19 +119,23 @@ def assess(tool_name: str, arguments: dict[str, Any], need: str, policy: Approva
            remembered: Sequence[str]) -> Verdict:
     """The verdict on one call of a tool that needs approval (`need`: why it does)."""
     command = arguments.get("command") if tool_name == SHELL_TOOL else None
+    opaque = None
     if isinstance(command, str):
-        refused = refusal(command)
-        if refused:
-            return Verdict("refuse", refused)
-        words = command_words(command)
+        found = analyse(command)
+        if found.refused:
+            return Verdict("refuse", found.refused)
+        opaque = found.opaque
+        words = None if opaque else command_words(command)
     else:
         words = (tool_name,)
-    if policy.mode == "auto":
+    if policy.mode == "auto" and opaque is None:
         return Verdict("run", "approval='auto'", words)
     for pattern in (*policy.allowlist, *remembered):
         if words is not None and matches(pattern, words):
             return Verdict("run", f"matches the pattern {pattern!r}", words)
-    if words is None:
+    if opaque is not None:
+        need += f" ({opaque}: a person must read it, whatever the policy)"
+    elif words is None:
         need += " (a chained or redirected command always asks)"
     if policy.mode == "deny":
         return Verdict("deny", need, words)
@@ -169,58 +176,3 @@ def check_pattern(pattern: object) -> str:
         raise ConfigurationError(f"Bad approval pattern {pattern!r}: a pattern is one simple "
                                  "command (no ; && || | > ` $( ); chained commands always ask.")
     return pattern.strip()
-
-
-# ---- the always-refused list -----------------------------------------------------------
-_SEGMENTS = re.compile(r"\|\||&&|[;|&\n`]|\$\(|\)")
-_FORK_BOMB = re.compile(r"(\S+)\s*\(\)\s*\{[^}]*\1\s*\|\s*\1\s*&")
-_DEVICE_WRITE = re.compile(r">\s*/dev/(sd|hd|vd|xvd|nvme|mmcblk|disk|mapper)")
-_WIPE = re.compile(r"^(mkfs(\.\w+)?|mke2fs|mkswap|wipefs|shred|fdisk|sfdisk|parted|shutdown|"
-                   r"reboot|halt|poweroff)$")
-_ROOTS = {"/", "/*", "~", "~/", "~/*", "$HOME", "$HOME/", "${HOME}", ".", "./", "*", "./*",
-          "..", "../", "/home", "/etc", "/usr", "/var", "/boot", "/bin", "/lib"}
-
-
-def refusal(command: str) -> str | None:
-    """Why `command` destroys the machine or the workspace (so it never runs), else None.
-
-    Looks at every part of a chained command (`ls; rm -rf /` is refused)."""
-    if _FORK_BOMB.search(command):
-        return "a fork bomb brings the machine down"
-    if _DEVICE_WRITE.search(command):
-        return "writing to a disk device destroys its file systems"
-    for segment in _SEGMENTS.split(command):
-        try:
-            words = shlex.split(segment)
-        except ValueError:
-            words = segment.split()
-        why = _destroys(words)
-        if why:
-            return why
-    return None
-
-
-def _destroys(words: list[str]) -> str | None:
-    while words and (words[0] in ("sudo", "doas", "env", "command", "exec", "nohup")
-                     or re.match(r"^\w+=", words[0])):
-        words = words[1:]
-    if not words:
-        return None
-    name, args = words[0].rsplit("/", 1)[-1], words[1:]
-    flags = "".join(a[1:] for a in args if a.startswith("-") and not a.startswith("--"))
-    targets = [a for a in args if not a.startswith("-")]
-    recursive = "r" in flags.lower() or "--recursive" in args
-    if _WIPE.match(name):
-        return f"{name} wipes disks or stops the machine"
-    if name == "dd" and any(a.startswith("of=/dev/") for a in args):
-        return "dd onto a device destroys its file systems"
-    if name == "rm" and (recursive or "--no-preserve-root" in args) and (
-            "--no-preserve-root" in args or any(t.rstrip() in _ROOTS for t in targets)):
-        return "rm -r of the root, home or workspace folder deletes everything in it"
-    if name in ("chmod", "chown", "chgrp") and recursive and "/" in targets:
-        return f"{name} -R on / breaks the whole system"
-    if name == "find" and "/" in targets and ("-delete" in args or "-exec" in args):
-        return "find / with -delete or -exec touches every file of the machine"
-    if name in ("kill", "pkill") and "-1" in args[-1:]:
-        return "kill -1 kills every process of the user"
-    return None

@@ -13,6 +13,7 @@ from typing import Any
 
 from .approval import tool
 from .process import ProcessToolset, run_process
+from .refusal import refusal
 
 __all__ = ["ShellRunner"]
 
@@ -33,6 +34,9 @@ class ShellRunner(ProcessToolset):
             command: the command line, as you would type it in a terminal.
             timeout: seconds before the command and everything it started are killed.
         """
+        refused = refusal(command, workspace=str(self.cwd.resolve()))
+        if refused:  # the approval policy refuses it first; this knows the workspace's path
+            raise PermissionError(f"refused: {refused}; this command never runs")
         limit = self.limit(timeout)
         bash = shutil.which("bash") or "/bin/bash"
         result = await run_process([bash, "-c", command], cwd=self.cwd, policy=self.policy,
