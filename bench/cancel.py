@@ -7,6 +7,7 @@ request reaches the server after the cancel, and the tool's subprocess is gone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -92,22 +93,30 @@ def _mid_tool(samples: int) -> tuple[list[float], str]:
     ) as s:
         for i in range(samples):
             marker = Path(tmp, f"started-{i}")
-            code = (f"import os, pathlib, time; pathlib.Path({str(marker)!r})"
-                    ".write_text(str(os.getpid())); time.sleep(60)")
+            code = (f"import os, pathlib, time; pathlib.Path({str(marker)!r}).write_text("
+                    "os.readlink('/proc/self/ns/pid') + ' ' + str(os.getpid())); time.sleep(60)")
             llm.on(f"sleepy {i}", Reply(tool_calls=[ToolCall("run_python", {"code": code})]))
             task = s.delegate(f"sleepy {i}", toolsets=["python"])
             wait_until(lambda m=marker: m.exists() and m.read_text() != "", 30,
                        "the tool's subprocess")
-            pid = int(marker.read_text())
+            ns, pid = marker.read_text().split()
             before = len(llm.requests)
             out.append(_timed_cancel(task))
-            wait_until(lambda p=pid: not _alive(p), 5, f"subprocess {pid} to end")
+            wait_until(lambda n=ns, p=int(pid): not _alive(n, p), 5, f"subprocess {pid} to end")
             if len(llm.requests) != before:
                 raise RuntimeError("bench: a request arrived after cancelling a tool")
     return out, "subprocess gone, no request after cancel"
 
 
-def _alive(pid: int) -> bool:
+def _alive(ns: str, pid: int) -> bool:
+    """Whether the tool's process lives: `pid` as the tool saw it, in its PID namespace `ns`
+    (tool processes run isolated: then any process left in that namespace counts)."""
+    if ns != os.readlink("/proc/self/ns/pid"):
+        for entry in os.listdir("/proc"):
+            with contextlib.suppress(OSError):
+                if entry.isdigit() and os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                    return True
+        return False
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
