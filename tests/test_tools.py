@@ -15,6 +15,8 @@ import hermes_jupyter as hj
 from hermes_jupyter.testing import Reply, ToolCall
 from hermes_jupyter.tools import PythonRunner, ToolRegistry, WorkspaceFiles, function_schema
 
+from .test_processes import host_pids
+
 
 def describe(
     path: str,
@@ -135,12 +137,13 @@ def test_files_toolset_through_a_task(llm, workspace):
 def test_cancel_kills_a_running_python_tool(session, llm, tmp_path):
     fifo = tmp_path / "started.fifo"
     os.mkfifo(fifo)
-    code = (f"import os, time; f = open({str(fifo)!r}, 'w'); f.write(str(os.getpid())); "
+    code = (f"import os, time; f = open({str(fifo)!r}, 'w'); "
+            "f.write(os.readlink('/proc/self/ns/pid') + ' ' + str(os.getpid())); "
             "f.close(); time.sleep(60)")
     llm.on("sleepy", Reply(tool_calls=[ToolCall("run_python", json.dumps({"code": code}))]))
     task = session.delegate("sleepy python", toolsets=["python"])
     with open(fifo) as f:  # blocks until the tool's process opened it: it runs now
-        pid = int(f.read())
+        [pid] = host_pids(f.read())  # the tool runs in a PID namespace of its own
     watcher = os.pidfd_open(pid)
     session.cancel(task)
     assert task.collect(2).state is hj.TaskState.CANCELLED
