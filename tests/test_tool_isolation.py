@@ -171,3 +171,36 @@ def _as_nobody(home: Path, nobody: list[str], python: str, server: int) -> str:
     return subprocess.run([*nobody, python, "-c", script, attack], cwd=home,
                           capture_output=True, text=True, timeout=60, check=True,
                           env={"PATH": "/usr/bin:/bin"}).stdout
+
+
+UNISOLATED = """
+import sys
+import hermes_jupyter as hj
+from hermes_jupyter.testing import FakeLLM, Reply, ToolCall
+with FakeLLM() as llm:
+    llm.default = Reply("done")
+    with hj.Session(model="m", base_url=llm.base_url, api_keys=["k"], workspace=sys.argv[1],
+                    approval="auto") as session:
+        for tool, args in (("run_python", {"code": "print('py ran')"}),
+                           ("run_shell", {"command": "echo sh ran"})):
+            llm.on(tool, Reply(tool_calls=[ToolCall(tool, args)]), Reply("done"))
+            print(session.delegate(tool, toolsets=["python", "shell"]).collect(60)
+                  .tool_trace[0].result_preview)
+"""
+
+
+def test_without_isolation_tools_still_run_and_one_line_says_so(tmp_path):
+    """A user namespace where no further one may be made (`max_user_namespaces` 0 inside it,
+    the host untouched): the probe fails, one warning line says so and why, tools run."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("needs unshare(1)")
+    script = ('echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" -c "$1" "$2"')
+    done = subprocess.run([unshare, "-Urm", "sh", "-c", script, sys.executable, UNISOLATED,
+                           str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "py ran" in done.stdout and "sh ran" in done.stdout, done.stdout
+    warnings = [line for line in done.stderr.splitlines() if "cannot be isolated" in line]
+    assert len(warnings) == 1, done.stderr
+    assert "No space left on device" in warnings[0] and "docs/architecture.md" in warnings[0]

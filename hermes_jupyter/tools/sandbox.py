@@ -35,6 +35,7 @@ from typing import BinaryIO
 __all__ = ["Isolation", "hidden_folders", "isolation", "sandbox_argument", "scrub_own_environ"]
 
 SUPERVISOR = Path(__file__).with_name("supervisor.py")
+ISOLATION_FAILED = "could not isolate the tool process: "  # how supervisor.py says so
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _probed: Isolation | None = None
@@ -48,7 +49,7 @@ class Isolation:
     reason: str = ""
 
     def warning(self) -> str:
-        return ("hermes_jupyter: tool processes (python, shell) cannot be isolated here "
+        return ("hermes_jupyter: python and shell tool processes cannot be isolated here "
                 f"({self.reason}): tool code can read other processes' environments, API keys "
                 "included; see docs/architecture.md, Secrets.")
 
@@ -79,7 +80,8 @@ def _probe() -> Isolation:
     if done.returncode == 0:
         return Isolation(True)
     lines = done.stderr.decode(errors="replace").strip().splitlines()
-    return Isolation(False, lines[-1] if lines else f"exit code {done.returncode}")
+    why = lines[-1].removeprefix(ISOLATION_FAILED) if lines else f"exit {done.returncode}"
+    return Isolation(False, why)
 
 
 def hidden_folders(cwd: str | os.PathLike[str] | None = None) -> list[str]:
