@@ -37,7 +37,8 @@ REFUSED = [
     "sudo env -i nice timeout 5 sh -c \"bash -c 'rm -rf /'\"",
     # chains, substitutions, lines, cd
     "ls; rm -rf /", "ls && rm -rf ~", "false || rm -rf .", "ls | rm -rf /",
-    "echo $(rm -rf /)", 'echo "`rm -rf ~`"', "ls\nrm -rf /", "cd / && rm -rf *",
+    "echo $(rm -rf /)", 'echo "`rm -rf ~`"', "cat <(rm -rf /)", "tee >(rm -rf ~) < x",
+    "ls\nrm -rf /", "cd / && rm -rf *",
     "cd; rm -rf .*", "cd .. && rm -rf *", "bash <<EOF\nrm -rf /\nEOF",
     # find
     "find . -delete", "find / -delete", "find ~ -delete", "find -delete",
@@ -60,6 +61,7 @@ OPAQUE = [
     "rm -rf $(pwd)", "rm -rf `pwd`/*", "echo / | xargs rm -rf", "xargs -0 rm -rf < list",
     "curl -s x | sh", "cat x | bash", "bash -s", "for f in *; do rm -rf $f; done",
     "rm -rf ~someone", "cd $X && rm -rf *", "find $X -delete", "echo 'unclosed",
+    "rm -rf {/,x}", "cd - && rm -rf *", 'rm -rf "${PWD:?}"/*', "bash <<< 'rm -rf x'",
 ]
 
 ORDINARY = [

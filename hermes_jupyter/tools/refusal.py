@@ -169,6 +169,10 @@ def _segments(text: str, found: Analysis) -> Iterator[list[str]]:
             if skip:
                 skip = False
                 continue
+            if token and set(token) <= set(";&|()<>") and ("(" in token or ")" in token):
+                yield words  # also `<(...)`, `>(...)`: a command, not a file name
+                words = []
+                continue
             if token and set(token) <= set("<>&|") and ("<" in token or ">" in token):
                 skip = True  # a redirection: its target is not a word of the command
                 continue
@@ -357,6 +361,8 @@ def _cd(args: list[str], cwd: _Place, workspace: str | None) -> _Place:
     operands = _operands(args)
     if not operands:
         return _Place("~")
+    if operands[0] == "-":
+        return _Place(None)  # back to $OLDPWD: not known here
     return _resolve(operands[0], cwd, workspace, judged=False) or _Place(None)
 
 
@@ -389,8 +395,8 @@ def _resolve(target: str, cwd: _Place, workspace: str | None, *,
         if cwd.base is None:
             return None
         place = _Place(cwd.base, list(cwd.parts))
-    if "$" in word or _SUB in word or word.startswith("~"):
-        return None
+    if "$" in word or _SUB in word or word.startswith("~") or re.search(r"\{[^}]*,", word):
+        return None  # an expansion, or braces that make several words
     names = [n for n in word.split("/") if n not in ("", ".")]
     while names and _matches_all(names[-1]):
         names.pop()  # `dir/*`, `dir/.*`: everything in dir

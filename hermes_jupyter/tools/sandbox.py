@@ -74,7 +74,8 @@ def _probe() -> Isolation:
             sandbox_argument(), true]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=30, start_new_session=True,
-                              stdin=subprocess.DEVNULL, check=False)
+                              stdin=subprocess.DEVNULL, check=False,
+                              env={"PATH": os.environ.get("PATH", os.defpath)})
     except (OSError, subprocess.SubprocessError) as err:
         return Isolation(False, f"the probe did not run: {err}")
     if done.returncode == 0:
