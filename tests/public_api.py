@@ -105,6 +105,10 @@ SESSION_PARAMS = (
     Param("cluster", (ZERO, HALF, TRUE, BYTES, THING, "", "   ", SURROGATE)),
 )
 NOT_MONEY = (ZERO, NEG, NAN, INF, BYTES, THING, TRUE, "1")
+# Refused by output_type: not a model class, dataclass, TypedDict or JSON schema of an object.
+NOT_AN_OUTPUT_TYPE = (42, HALF, BYTES, THING, TRUE, "Review", int, list, _Thing,
+                      {"type": "string"}, {"type": "object", "properties": 3}, {},
+                      {"type": "object", "x": THING})
 
 
 def _map(ctx: Context, kw: dict[str, Any]) -> object:
@@ -129,6 +133,7 @@ API: tuple[Api, ...] = (
         Param("approval", (ZERO, "sometimes", BYTES, THING)),
         Param("approval_allowlist", ("git status", ZERO, THING, [0], [""])),
         Param("approval_timeout", (ZERO, *NOT_SECONDS)),
+        Param("output_type", NOT_AN_OUTPUT_TYPE),
     )),
     Api("Session.approve", lambda c, kw: c.session.approve(**{"ref": c.done, **kw}), (
         Param("ref", NOT_A_REF), Param("call_id", (ZERO, BYTES, THING, "")),
@@ -158,6 +163,7 @@ API: tuple[Api, ...] = (
         Param("name", (ZERO, BYTES, THING, "", SURROGATE)),
         Param("context", (NONE, ZERO, BYTES, THING, SURROGATE)),
         Param("max_concurrent", NOT_A_COUNT[1:]),
+        Param("output_type", NOT_AN_OUTPUT_TYPE),
         Param("delegate_options", ({"colour": "red"}, {"goals": "x"}), mention=r"map\(\) takes no"),
     )),
     Api("Session.task_of", lambda c, kw: c.session.task_of(**{"owner": None, "ref": "t1",

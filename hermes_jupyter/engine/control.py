@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ..core.secrets import Secrets
     from ..tools import ToolRegistry
     from ..tools.approval import ApprovalPolicy
+    from .structured import OutputSpec
 
 __all__ = ["Emit", "TaskControl", "TaskFacts"]
 
@@ -63,6 +64,7 @@ class TaskFacts(Protocol):
     max_cost_usd: float | None
     tool_timeout: float | None
     approval: ApprovalPolicy
+    output_type: OutputSpec | None
 
 
 class TaskControl:
@@ -331,9 +333,11 @@ class TaskControl:
         error: str | None = None,
         transcript: list[dict[str, Any]] | None = None,
         truncated: bool = False,
+        data: Any = None,
     ) -> bool:
         """Enter the terminal state of `exit_reason` once; later calls change nothing.
-        Returns whether it did."""
+        Returns whether it did. `data`: the validated typed output (built from redacted
+        text)."""
         with self._lock:
             if self._state.terminal or self._settling:
                 return False
@@ -361,6 +365,7 @@ class TaskControl:
                 transcript=list(self._transcript),
                 output=self._tail.lines(),
                 truncated=truncated,
+                data=data,
             )
         if self.on_settle is not None:  # durable before visible
             try:

@@ -305,7 +305,8 @@ def _spec(control: TaskControl, steers: tuple[str, ...], needs_workspace: bool) 
     task = control.task
     return TaskSpec(task.id, task.name, task.goal, task.context, task.model, task.tools,
                     task.max_iterations, task.timeout, task.max_total_tokens,
-                    task.max_cost_usd, steers, task.approval, needs_workspace)
+                    task.max_cost_usd, steers, task.approval, needs_workspace,
+                    task.output_type)
 
 
 def _replay(control: TaskControl, op: Op) -> None:
@@ -335,6 +336,7 @@ def _replay(control: TaskControl, op: Op) -> None:
     elif kind == "event":
         control.emit(op[1], **op[2])
     elif kind == "end":
-        _, reason, summary, error, transcript, truncated = op
+        _, reason, summary, error, transcript, truncated, data = op
+        spec = control.task.output_type
         control.settle(reason, summary=summary, error=error, transcript=transcript,
-                       truncated=truncated)
+                       truncated=truncated, data=spec.revive(data) if spec else data)

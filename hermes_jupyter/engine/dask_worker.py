@@ -32,6 +32,7 @@ from .loop import EngineLoop
 from .pricing import Pricer
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT, Provider, RetryPolicy
 from .runner import run_task
+from .structured import OutputSpec, jsonable
 from .task import Task, TaskControl
 
 __all__ = ["EngineConfig", "RemoteControl", "TaskSpec", "WorkerApprovals", "WorkerEngine"]
@@ -73,6 +74,7 @@ class TaskSpec:
     steers: tuple[str, ...] = ()  # queued in the kernel before the task reached its worker
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # as the kernel set it
     needs_workspace: bool = False  # it has a tool of the files/python/shell toolsets
+    output_type: OutputSpec | None = None  # typed output (pickles as the user's schema)
 
 
 class _NoHost:
@@ -195,11 +197,13 @@ class RemoteControl(TaskControl):
         self._log(("tool", entry))
 
     def settle(self, exit_reason: ExitReason, *, summary: str = "", error: str | None = None,
-               transcript: list[dict[str, Any]] | None = None, truncated: bool = False) -> bool:
+               transcript: list[dict[str, Any]] | None = None, truncated: bool = False,
+               data: Any = None) -> bool:
         settled = super().settle(exit_reason, summary=summary, error=error,
-                                 transcript=transcript, truncated=truncated)
-        if settled:
-            self._log(("end", exit_reason, summary, error, transcript, truncated))
+                                 transcript=transcript, truncated=truncated, data=data)
+        if settled:  # typed output goes back as JSON; the kernel revives it as its own class
+            self._log(("end", exit_reason, summary, error, transcript, truncated,
+                       jsonable(data)))
         return settled
 
 
@@ -243,6 +247,7 @@ class WorkerEngine:
         task.max_total_tokens = spec.max_total_tokens
         task.max_cost_usd = spec.max_cost_usd
         task.approval = spec.approval
+        task.output_type = spec.output_type
         control = RemoteControl(task, self._secrets)
         control.claim()
         for message in spec.steers:

@@ -19,12 +19,15 @@ from ..core import validate as check
 from ..core.errors import CollectTimeout, HermesError, InvalidArgument, InvalidArgumentType
 from ..core.models import TaskResult, TaskState, Usage
 from ..core.text import plural
+from .structured import jsonable
 from .task import Task
 
 __all__ = ["ITEM", "GroupStatus", "TaskGroup", "fan_out", "goal_for", "item_text"]
 
 ITEM = "{item}"  # the placeholder in a fan-out goal; every other brace stays as written
 ITEM_TEXT_CAP = 4000  # characters of one item handed to its task
+_COLUMNS = frozenset({"item", "id", "state", "summary", "tokens", "api_calls", "cost_usd",
+                      "error"})  # an output field of one of these names gets "output." first
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ Delegate = Callable[[str, str, str | None], Task]
 MAP_OPTIONS = frozenset({"model", "tools", "toolsets", "max_iterations", "timeout", "owner",
                          "max_total_tokens", "max_cost_usd", "tool_timeout", "approval",
                          "approval_allowlist",
-                         "approval_timeout"})
+                         "approval_timeout", "output_type"})
 
 
 def fan_out(delegate: Callable[..., Task], goal: object, items: object, name: object,
@@ -160,7 +163,9 @@ class TaskGroup:
         return skipped + sum(task.cancel() for task in tasks if not task.done())
 
     def to_pandas(self) -> Any:
-        """A DataFrame, one row per item started: item, id, state, summary, tokens, error."""
+        """A DataFrame, one row per item started: item, id, state, summary (with an
+        `output_type`: the output's fields as columns instead; empty when a task has no valid
+        output), tokens, api_calls, cost_usd (None when unknown), error."""
         try:
             import pandas as pd
         except ImportError:
@@ -169,12 +174,18 @@ class TaskGroup:
         for item, task in zip(self.items, self.tasks, strict=False):
             status = task.check()
             result = task.result
-            rows.append({
-                "item": item, "id": task.id, "state": status.state.value,
-                "summary": result.summary if result else None,
-                "tokens": status.tokens, "api_calls": status.api_calls,
-                "error": status.error,
-            })
+            row: dict[str, Any] = {"item": item, "id": task.id, "state": status.state.value}
+            spec = task.output_type
+            if spec is None:
+                row["summary"] = result.summary if result else None
+            else:
+                data = jsonable(result.data) if result is not None else None
+                for key in spec.schema.get("properties") or {}:
+                    column = key if key not in _COLUMNS else f"output.{key}"
+                    row[column] = data.get(key) if isinstance(data, dict) else None
+            row.update(tokens=status.tokens, api_calls=status.api_calls,
+                       cost_usd=status.cost_usd, error=status.error)
+            rows.append(row)
         return pd.DataFrame(rows)
 
     def __len__(self) -> int:
@@ -243,6 +254,8 @@ def item_text(item: Any) -> str:
 
 def check_items(items: Iterable[Any]) -> list[Any]:
     """The items of a fan-out as a list; one clear line for what cannot be one."""
+    if hasattr(items, "to_dict") and hasattr(items, "columns"):  # a DataFrame: its rows
+        items = items.to_dict("records")
     if isinstance(items, str | bytes) or not isinstance(items, Iterable):
         raise InvalidArgumentType(f"Bad items {type(items).__name__}: pass a list (or any "
                                   "iterable) of items, one task each.")

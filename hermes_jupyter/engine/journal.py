@@ -23,13 +23,14 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigurationError
 from ..core.models import LIVE_STATES, ExitReason, TaskResult, TaskState, ToolTraceEntry, Usage
 from . import lease
+from .structured import jsonable
 
 if TYPE_CHECKING:
     from .task import Task
@@ -95,6 +96,8 @@ class JournalRecord:
     owner: str | None = None
 
     def result(self) -> TaskResult | None:
+        """The task's result as it was kept; a typed output (`data`) comes back as plain
+        JSON (dicts, lists), not as the class it was validated into."""
         if not self._result_json:
             return None
         data = json.loads(self._result_json)
@@ -332,7 +335,8 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _result_json(result: TaskResult) -> str:
-    data = asdict(result)
+    data = asdict(replace(result, data=None))
+    data["data"] = jsonable(result.data)  # typed output as plain JSON (read back as such)
     data["state"] = result.state.value
     data["usage"] = {k: v for k, v in data["usage"].items() if k != "total_tokens"}
     return json.dumps(data, default=str)  # ensure_ascii: lone surrogates become \udce9

@@ -40,6 +40,7 @@ from .provider import (
 from .retention import Retention, check_forget
 from .scheduling import Slots
 from .services import Attachments, EngineServices
+from .structured import output_spec
 from .subagent import DEFAULT_SYSTEM_PROMPT
 from .task import Task, descendants_of
 
@@ -177,6 +178,7 @@ class Session(Launching, Approving):
         approval: str | None = None,
         approval_allowlist: Iterable[str] | None = None,
         approval_timeout: float | None = None,
+        output_type: Any = None,
     ) -> Task:
         """Start a subagent on `goal` and return its handle at once (no network I/O here).
 
@@ -185,8 +187,11 @@ class Session(Launching, Approving):
         scoped to their owner: a child named "review" never shadows the user's "review".
         `approval`, `approval_allowlist`, `approval_timeout` override the session's policy.
         `max_total_tokens` / `max_cost_usd` (USD) are the task's budgets; `tool_timeout`
-        (seconds) bounds each tool call (default: the session's). Once it returns, the
-        task is in the journal (when kept).
+        (seconds) bounds each tool call (default: the session's). `output_type` (a pydantic
+        model class, a dataclass, a TypedDict or a JSON-schema dict) makes the final answer
+        typed: `result.data` holds it validated, `result.summary` its JSON text; an answer
+        that stays invalid after one correction ends `failed` (`invalid_output`). Once it
+        returns, the task is in the journal (when kept).
         """
         a = delegate_args(goal, context, name, model, tools, toolsets, max_iterations, timeout)
         owner = check.optional(check.text, "owner", owner, what="an owner id, or None")
@@ -194,6 +199,7 @@ class Session(Launching, Approving):
         max_cost_usd = check.optional(check.amount, "max_cost_usd", max_cost_usd)
         tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
                                       none_means="the session's tool_timeout")
+        spec = output_spec(output_type) if output_type is not None else None
         if spent := self._budget_spent():
             raise HermesError(spent)
         policy = self.approval_policy.replace(approval, approval_allowlist, approval_timeout)
@@ -218,6 +224,7 @@ class Session(Launching, Approving):
             task.max_cost_usd = max_cost_usd
             task.tool_timeout = self.tool_timeout if tool_timeout is None else tool_timeout
             task.approval = policy
+            task.output_type = spec
             task.parent_id = parent.id if parent is not None else None
             task.depth = parent.depth + 1 if parent is not None else 1
             task.control_for(self).on_settle = self._on_settle
@@ -237,15 +244,20 @@ class Session(Launching, Approving):
         goal: str,
         items: Iterable[Any],
         *,
+        output_type: Any = None,
         name: str | None = None,
         context: str = "",
         max_concurrent: int | None = None,
         **delegate_options: Any,
     ) -> TaskGroup:
-        """Fan out: one task per item, the item put in the goal where it says `{item}` (else
-        handed as context). Returns a `TaskGroup` at once. `max_concurrent` caps this group's
-        running tasks within the session's cap; `delegate_options` go to every `delegate`
-        (model, tools, toolsets, max_iterations, timeout). Task names are `name[0]`, ..."""
+        """Fan out: one task per item (a DataFrame: per row, as a dict), the item put in the
+        goal where it says `{item}` (else handed as context). Returns a `TaskGroup` at once.
+        `output_type` types every task's answer (see `delegate`; `to_pandas()` then has its
+        fields as columns). `max_concurrent` caps this group's running tasks within the
+        session's cap; `delegate_options` go to every `delegate` (model, tools, toolsets,
+        max_iterations, timeout, ...). Task names are `name[0]`, ..."""
+        if output_type is not None:  # checked once, before any task starts
+            delegate_options = {**delegate_options, "output_type": output_spec(output_type)}
         return fan_out(self.delegate, goal, items, name, context, max_concurrent,
                        delegate_options)
 

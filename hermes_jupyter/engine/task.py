@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ..core.secrets import Secrets
     from ..tools import ToolRegistry
+    from .structured import OutputSpec
 
 __all__ = ["Task", "TaskControl", "TaskHost", "descendants_of"]
 
@@ -80,6 +81,7 @@ class Task:
         self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
         self.max_cost_usd: float | None = None
         self.tool_timeout: float | None = None  # seconds one tool call may take
+        self.output_type: OutputSpec | None = None  # typed output: its final answer's schema
         self._host = host
         self.approval = ApprovalPolicy()  # which of its tool calls wait for a person
         self._control = TaskControl(self, emit, text_sink, secrets)

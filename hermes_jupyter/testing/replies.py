@@ -78,6 +78,12 @@ class Reply:
                 f"Reply.usage must be (prompt_tokens, completion_tokens), got {self.usage}"
             )
 
+    @classmethod
+    def json(cls, value: Any, **options: Any) -> Reply:
+        """A reply whose text is `value` as JSON (a typed final answer); `options` as for
+        `Reply` (chunk_size, delay, usage, ...)."""
+        return cls(text=json.dumps(value), **options)
+
     @property
     def effective_finish_reason(self) -> str:
         """`finish_reason`, or the one OpenAI would send for this content."""
