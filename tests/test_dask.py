@@ -330,3 +330,47 @@ def test_a_shell_call_the_policy_allows_runs_on_the_worker_and_is_redacted(sessi
     assert SECRET not in entry.result_preview  # the session's secrets travelled with the tool
     (tool_message,) = [m for m in llm.requests[1].messages if m["role"] == "tool"]
     assert SECRET not in tool_message["content"]
+
+
+def test_typed_output_travels_and_comes_back_as_the_kernels_class(session, llm):
+    import dataclasses
+
+    import pydantic
+
+    class Verdict(pydantic.BaseModel):  # local classes go to the workers by value
+        label: str
+        stars: int
+
+    @dataclasses.dataclass
+    class Pair:
+        left: str
+        right: str
+
+    llm.script(Reply.json({"label": "good", "stars": "many"}),
+               Reply.json({"label": "good", "stars": 4}))
+    result = session.delegate("judge", output_type=Verdict).collect(20)
+    assert result.ok, result.error
+    assert type(result.data) is Verdict and result.data.stars == 4
+    assert "stars" in llm.requests[1].messages[-1]["content"]  # corrected on the worker
+    llm.script(Reply.json({"left": "a", "right": "b"}))
+    pair = session.delegate("pair", output_type=Pair).collect(20)
+    assert type(pair.data) is Pair and pair.data == Pair("a", "b")
+
+
+def test_a_kernel_side_validator_the_schema_cannot_express_still_holds(session, llm):
+    import pydantic
+
+    class Rating(pydantic.BaseModel):
+        stars: int
+
+        @pydantic.field_validator("stars")
+        @classmethod
+        def at_most_five(cls, value: int) -> int:
+            if value > 5:
+                raise ValueError("at most 5 stars")
+            return value
+
+    llm.script(Reply.json({"stars": 9}))
+    result = session.delegate("rate", output_type=Rating).collect(20)
+    assert result.state is TaskState.FAILED and result.exit_reason is ExitReason.INVALID_OUTPUT
+    assert "at most 5 stars" in result.error and result.summary == '{"stars": 9}'

@@ -338,5 +338,12 @@ def _replay(control: TaskControl, op: Op) -> None:
     elif kind == "end":
         _, reason, summary, error, transcript, truncated, data = op
         spec = control.task.output_type
+        if spec is not None and data is not None:  # the worker checked the schema; the
+            verdict = spec.revive(data)            # kernel's own class checks the rest
+            data = verdict.value
+            if not verdict.ok:
+                reason, data = ExitReason.INVALID_OUTPUT, None
+                error = (f"the answer matched the schema on the worker but not "
+                         f"{spec.name} here: {'; '.join(verdict.errors)}")
         control.settle(reason, summary=summary, error=error, transcript=transcript,
-                       truncated=truncated, data=spec.revive(data) if spec else data)
+                       truncated=truncated, data=data)

@@ -26,7 +26,7 @@ from typing_extensions import is_typeddict
 
 from ..core.errors import InvalidArgument, InvalidArgumentType
 
-__all__ = ["RESPONSE_FORMAT", "OutputSpec", "Verdict", "jsonable", "output_spec"]
+__all__ = ["RESPONSE_FORMAT", "OutputSpec", "Verdict", "jsonable", "output_spec", "portable"]
 
 RESPONSE_FORMAT = "response_format"  # the request field, as `Provider.refused_fields` names it
 _WHAT = "a pydantic model class, a dataclass, a TypedDict or a JSON-schema dict"
@@ -52,7 +52,9 @@ class OutputSpec:
     `name` (for `response_format`, `^[A-Za-z0-9_-]{1,64}$`), `schema` (the JSON schema),
     `strict` (every object lists all its properties as required, so the endpoint may enforce
     the schema exactly), `kind` ("model", "dataclass", "typeddict", "json_schema"), `source`
-    (what the user passed). Pickles as its `source` (it travels to Dask workers that way).
+    (what the user passed). Pickles as its JSON schema only (`portable`): a Dask worker
+    validates against the schema, and the kernel validates the JSON it sends back into the
+    user's own class (`revive`), so no user class has to travel.
     """
 
     name: str
@@ -63,7 +65,7 @@ class OutputSpec:
     _check: Callable[[str], Verdict] = field(repr=False)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (output_spec, (self.source,))
+        return (portable, (self.name, self.schema, self.strict, self.kind))
 
     def response_format(self) -> dict[str, Any]:
         """The `response_format` request field (OpenAI's structured outputs)."""
@@ -93,13 +95,10 @@ class OutputSpec:
         """Validate a final answer (JSON, optionally in a code fence)."""
         return self._check(text)
 
-    def revive(self, data: Any) -> Any:
-        """A value from its JSON form (`jsonable`), as this type: how a result that crossed
-        a process boundary becomes the user's own class again. Invalid: returned as is."""
-        if data is None:
-            return None
-        verdict = self._check(json.dumps(data))
-        return verdict.value if verdict.ok else data
+    def revive(self, data: Any) -> Verdict:
+        """A value from its JSON form (`jsonable`) validated as this type: how a result that
+        crossed a process boundary becomes the user's own class again."""
+        return self._check(json.dumps(data))
 
 
 def output_spec(output_type: Any) -> OutputSpec:
@@ -119,6 +118,12 @@ def output_spec(output_type: Any) -> OutputSpec:
     shown = output_type.__name__ if isinstance(output_type, type) else \
         f"{type(output_type).__name__} value"
     raise InvalidArgumentType(f"Bad output_type {shown}: pass {_WHAT}.")
+
+
+def portable(name: str, schema: dict[str, Any], strict: bool, kind: str) -> OutputSpec:
+    """A spec that validates against the JSON schema alone (what a pickled spec becomes)."""
+    spec = _dict_spec(schema, checked=False)
+    return OutputSpec(name, schema, strict, kind, schema, spec._check)
 
 
 def jsonable(value: Any) -> Any:
@@ -149,16 +154,17 @@ def _typed_spec(cls: type) -> OutputSpec:
     return OutputSpec(_name(cls.__name__), schema, _strict_ok(schema), kind, cls, check)
 
 
-def _dict_spec(schema: dict[str, Any]) -> OutputSpec:
-    try:
-        json.dumps(schema)
-    except (TypeError, ValueError):
-        raise InvalidArgument("Bad output_type: the JSON-schema dict holds values that are "
-                              "not JSON; pass a JSON schema of an object.") from None
-    if schema.get("type") != "object":
-        raise InvalidArgument("Bad output_type: the JSON-schema dict must describe an object "
-                              "(\"type\": \"object\" with \"properties\"), as structured "
-                              "output requires.")
+def _dict_spec(schema: dict[str, Any], checked: bool = True) -> OutputSpec:
+    if checked:
+        try:
+            json.dumps(schema)
+        except (TypeError, ValueError):
+            raise InvalidArgument("Bad output_type: the JSON-schema dict holds values that "
+                                  "are not JSON; pass a JSON schema of an object.") from None
+        if schema.get("type") != "object":
+            raise InvalidArgument("Bad output_type: the JSON-schema dict must describe an "
+                                  "object (\"type\": \"object\" with \"properties\"), as "
+                                  "structured output requires.")
     validate = _schema_validator(schema)
 
     def check(text: str) -> Verdict:
