@@ -252,3 +252,21 @@ def test_without_jsonschema_a_minimal_check_still_names_fields(session, llm, mon
     assert "score: expected integer, got bool" in failed.error
     assert session.delegate("b", output_type=REVIEW_SCHEMA).collect(10).data == {
         "title": "x", "score": 2}
+
+
+def test_to_pandas_renames_an_output_field_that_clashes_and_leaves_failures_empty(session,
+                                                                                   llm):
+    class Status(BaseModel):
+        state: str
+        error: str
+
+    llm.on("ok", Reply.json({"state": "fine", "error": "none"}))
+    llm.on("bad", Reply("nope"), Reply("still nope"))
+    group = session.map("{item}", ["ok", "bad"], output_type=Status)
+    group.collect(10)
+    frame = group.to_pandas()
+    assert list(frame.columns) == ["item", "id", "state", "output.state", "output.error",
+                                   "tokens", "api_calls", "cost_usd", "error"]
+    assert frame["state"].tolist() == ["succeeded", "failed"]
+    assert frame["output.state"].tolist()[0] == "fine" and frame["output.state"].isna()[1]
+    assert "did not match Status" in frame["error"].tolist()[1]

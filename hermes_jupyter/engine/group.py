@@ -26,8 +26,8 @@ __all__ = ["ITEM", "GroupStatus", "TaskGroup", "fan_out", "goal_for", "item_text
 
 ITEM = "{item}"  # the placeholder in a fan-out goal; every other brace stays as written
 ITEM_TEXT_CAP = 4000  # characters of one item handed to its task
-_COLUMNS = frozenset({"item", "id", "state", "summary", "tokens", "api_calls", "cost_usd",
-                      "error"})  # an output field of one of these names gets "output." first
+_COLUMNS = frozenset({"item", "id", "state", "tokens", "api_calls", "cost_usd", "error"})
+# ^ to_pandas's own columns: an output field of one of these names gets "output." first
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,11 @@ from typing_extensions import is_typeddict
 
 from ..core.errors import InvalidArgument, InvalidArgumentType
 
-__all__ = ["RESPONSE_FORMAT", "OutputSpec", "Verdict", "jsonable", "output_spec", "portable"]
+__all__ = ["OUTPUT_HEADING", "RESPONSE_FORMAT", "SCHEMA_LEAD", "OutputSpec", "Verdict",
+           "jsonable", "output_spec", "portable"]
 
+OUTPUT_HEADING = "Output: "  # starts the paragraph added to a typed task's first message
+SCHEMA_LEAD = "JSON schema:\n"  # what precedes the schema in instructions and corrections
 RESPONSE_FORMAT = "response_format"  # the request field, as `Provider.refused_fields` names it
 _WHAT = "a pydantic model class, a dataclass, a TypedDict or a JSON-schema dict"
 _MAX_ERRORS = 8  # validation errors named in a correction turn
@@ -75,21 +78,22 @@ class OutputSpec:
 
     def note(self) -> str:
         """The line added to the goal when the endpoint enforces the schema itself."""
-        return (f"Output: your final answer is a JSON object of the response format "
+        return (f"{OUTPUT_HEADING}your final answer is a JSON object of the response format "
                 f"{self.name!r} (only that object, no other text).")
 
     def instructions(self) -> str:
         """The schema as instructions, for endpoints without structured output."""
-        return (f"Output: when you give your final answer, reply with only a JSON object (no "
-                f"other text, no code fence) named {self.name!r} that matches this JSON "
-                f"schema:\n{json.dumps(self.schema, ensure_ascii=False)}")
+        return (f"{OUTPUT_HEADING}when you give your final answer, reply with only a JSON "
+                f"object (no other text, no code fence) named {self.name!r} that matches this "
+                f"{SCHEMA_LEAD}{json.dumps(self.schema, ensure_ascii=False)}")
 
     def correction(self, errors: tuple[str, ...]) -> str:
         """The one correction turn: what was wrong, field by field, and the schema again."""
         listed = "; ".join(errors)
+        schema = json.dumps(self.schema, ensure_ascii=False)
         return (f"[engine] Your final answer is not a valid {self.name!r} object: {listed}. "
                 "Reply again with only the corrected JSON object (no other text, no code "
-                f"fence) matching this JSON schema:\n{json.dumps(self.schema, ensure_ascii=False)}")
+                f"fence) matching this {SCHEMA_LEAD}{schema}")
 
     def check(self, text: str) -> Verdict:
         """Validate a final answer (JSON, optionally in a code fence)."""
