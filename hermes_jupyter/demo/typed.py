@@ -104,9 +104,9 @@ class _Filler:
     def _number(self, kind: str, schema: dict[str, Any], name: str) -> float | int:
         """A made-up number within the schema's bounds (1 to 10 without any)."""
         low_ex, high_ex = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
-        low = schema.get("minimum", low_ex if low_ex is not None else 1)
-        high = schema.get("maximum", high_ex if high_ex is not None else low + 9)
-        high = max(low, high)
+        low = float(schema.get("minimum", low_ex if low_ex is not None else 1))
+        high = max(low, float(schema.get("maximum", high_ex if high_ex is not None
+                                          else low + 9)))
         pick = self._checksum(name)
         if kind == "integer":
             first = math.ceil(low) + (1 if "minimum" not in schema and low_ex is not None
@@ -115,7 +115,7 @@ class _Filler:
                                        and math.floor(high) == high else 0)
             return first + pick % (last - first + 1) if last >= first else first
         if high == low:
-            return float(low)
+            return low
         value = low + (high - low) * (pick % 98 + 1) / 100  # strictly between the bounds
         rounded = round(value, 2)
         return rounded if low < rounded < high else value
