@@ -3,8 +3,8 @@
 The schema comes from the request's `response_format`, or from the instructions the engine
 writes when an endpoint has no structured output. Values are built per field from what the
 conversation holds: a field named like a key of the task's item (a row of a fan-out, sent as
-JSON) gets that value; an `enum` picks the choice the goal names; other text fields say they
-were written by the demo; numbers and booleans are made up, the same every time for the same
+JSON) gets that value; a `name`/`title` field the item's first text; an `enum` picks the
+choice the goal names; other text fields say they were made up by the demo; numbers and booleans are made up, the same every time for the same
 goal (a checksum of the field name and the goal), within the schema's bounds.
 """
 
@@ -23,6 +23,7 @@ __all__ = ["schema_of", "typed_answer"]
 
 _PROSE = ("summary", "description", "reason", "reasoning", "note", "notes", "explanation",
           "comment", "comments", "text", "rationale", "answer", "why")
+_NAMES = ("name", "title", "label", "item", "subject", "topic")  # the item's first text
 _MAX_DEPTH = 6
 
 
@@ -96,10 +97,12 @@ class _Filler:
             return None
         if known is not None:
             return str(known)
+        texts = [str(v) for v in self.item.values() if isinstance(v, str | int | float)]
         if _key(name) in _PROSE:
-            return f"[demo model] made-up {name} for “{short(self.goal, 60)}”"
-        first = next((v for v in self.item.values() if isinstance(v, str)), None)
-        return first if first is not None else short(self.goal, 60)
+            about = ", ".join(texts)[:60] if texts else f"“{short(self.goal, 60)}”"
+            return f"[demo model] made-up {name} of {about}"
+        subject = texts[0] if texts else short(self.goal, 60)
+        return subject if _key(name) in _NAMES else f"[demo model] {name} of {subject}"
 
     def _number(self, kind: str, schema: dict[str, Any], name: str) -> float | int:
         """A made-up number within the schema's bounds (1 to 10 without any)."""
