@@ -4,8 +4,9 @@ The schema comes from the request's `response_format`, or from the instructions 
 writes when an endpoint has no structured output. Values are built per field from what the
 conversation holds: a field named like a key of the task's item (a row of a fan-out, sent as
 JSON) gets that value; a `name`/`title` field the item's first text; an `enum` picks the
-choice the goal names; other text fields say they were made up by the demo; numbers and booleans are made up, the same every time for the same
-goal (a checksum of the field name and the goal), within the schema's bounds.
+choice the goal names; other text fields say they were made up by the demo; numbers and
+booleans are made up, the same every time for the same goal (a checksum of the field name and
+the goal), within the schema's bounds.
 """
 
 from __future__ import annotations
