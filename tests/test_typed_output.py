@@ -208,7 +208,9 @@ def test_map_over_a_dataframe_gives_one_task_per_row(session, llm):
     frame = pd.DataFrame({"book": ["Dune", "Emma"], "year": [1965, 1815]})
     group = session.map("Review {item}", frame, output_type=Review)
     assert [r.ok for r in group.collect(10)] == [True, True]
-    assert '"book": "Dune", "year": 1965' in llm.requests[0].first_user_text
+    asked = sorted(r.first_user_text.split("\n\n", 1)[0] for r in llm.requests)
+    assert asked == ['Goal:\nReview {"book": "Dune", "year": 1965}',
+                     'Goal:\nReview {"book": "Emma", "year": 1815}']
     assert group.to_pandas()["item"].tolist() == frame.to_dict("records")
 
 

@@ -25,11 +25,11 @@ from .arguments import delegate_args, session_args
 from .backends import check_cluster, make_backend
 from .credentials import CredentialPool, resolve_keys
 from .events import EventBus, Subscriber, TextBatcher
-from .group import TaskGroup, fan_out
+from .group import GroupBook, TaskGroup, fan_out
 from .journal import Journal, JournalRecord, history_of
 from .launching import Launching
 from .loop import EngineLoop
-from .pricing import Pricer, budget_spent, check_prices, total_cost
+from .pricing import Pricer, Spend, budget_spent, check_prices, total_cost
 from .provider import (
     DEFAULT_COOLDOWN_CAP,
     DEFAULT_STALL_TIMEOUT,
@@ -113,6 +113,7 @@ class Session(Launching, Approving):
         self.set_approval(approval, approval_allowlist, approval_timeout, approve_file_writes)
         self._approvals = Approvals()
         self._pricer = Pricer(check_prices({} if prices is None else prices))
+        self._spend = Spend()  # the known cost of every call so far (the session budget)
         self.tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
                                            none_means="no limit")
         self.session_budget_usd = check.optional(check.amount, "session_budget_usd",
@@ -179,6 +180,7 @@ class Session(Launching, Approving):
         approval_allowlist: Iterable[str] | None = None,
         approval_timeout: float | None = None,
         output_type: Any = None,
+        group_id: str | None = None,
     ) -> Task:
         """Start a subagent on `goal` and return its handle at once (no network I/O here).
 
@@ -190,11 +192,13 @@ class Session(Launching, Approving):
         (seconds) bounds each tool call (default: the session's). `output_type` (a pydantic
         model class, a dataclass, a TypedDict or a JSON-schema dict) makes the final answer
         typed: `result.data` holds it validated, `result.summary` its JSON text; an answer
-        that stays invalid after one correction ends `failed` (`invalid_output`). Once it
-        returns, the task is in the journal (when kept).
+        that stays invalid after one correction ends `failed` (`invalid_output`). `group_id`
+        is set by `map` (the fan-out group the task belongs to). Once it returns, the task is
+        in the journal (when kept).
         """
         a = delegate_args(goal, context, name, model, tools, toolsets, max_iterations, timeout)
         owner = check.optional(check.text, "owner", owner, what="an owner id, or None")
+        group_id = check.optional(check.text, "group_id", group_id, what="a group id, or None")
         max_total_tokens = check.optional(check.count, "max_total_tokens", max_total_tokens)
         max_cost_usd = check.optional(check.amount, "max_cost_usd", max_cost_usd)
         tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
@@ -219,7 +223,7 @@ class Session(Launching, Approving):
                 a.timeout if a.timeout is not None else self.task_timeout,
                 self._emit, self._text.add, self.secrets,
             )
-            task.owner = owner
+            task.owner, task.group_id = owner, group_id
             task.max_total_tokens = max_total_tokens
             task.max_cost_usd = max_cost_usd
             task.tool_timeout = self.tool_timeout if tool_timeout is None else tool_timeout
@@ -228,6 +232,7 @@ class Session(Launching, Approving):
             task.parent_id = parent.id if parent is not None else None
             task.depth = parent.depth + 1 if parent is not None else 1
             task.control_for(self).on_settle = self._on_settle
+            task.control_for(self).on_cost = self._spend.add
             self._tasks[task_id] = task
             if a.name:
                 self._by_name[(owner, a.name)] = task
@@ -250,16 +255,14 @@ class Session(Launching, Approving):
         max_concurrent: int | None = None,
         **delegate_options: Any,
     ) -> TaskGroup:
-        """Fan out: one task per item (a DataFrame: per row, as a dict), the item put in the
-        goal where it says `{item}` (else handed as context). Returns a `TaskGroup` at once.
-        `output_type` types every task's answer (see `delegate`; `to_pandas()` then has its
-        fields as columns). `max_concurrent` caps this group's running tasks within the
-        session's cap; `delegate_options` go to every `delegate` (model, tools, toolsets,
-        max_iterations, timeout, ...). Task names are `name[0]`, ..."""
+        """Fan out: one task per item (a DataFrame's rows as dicts), put in the goal where it
+        says `{item}` (else handed as context); returns a `TaskGroup` at once. `output_type`:
+        as for `delegate`. `max_concurrent` caps this group's running tasks within the
+        session's; `delegate_options` go to every `delegate`. Names: `name[0]`, ..."""
         if output_type is not None:  # checked once, before any task starts
             delegate_options = {**delegate_options, "output_type": output_spec(output_type)}
         return fan_out(self.delegate, goal, items, name, context, max_concurrent,
-                       delegate_options)
+                       delegate_options, self.attachment("groups", GroupBook))
 
     def check(self, ref: TaskRef) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""
@@ -383,7 +386,7 @@ class Session(Launching, Approving):
         return total_cost(task.control_for(self).usage for task in self.tasks())
 
     def _budget_spent(self) -> str | None:
-        return budget_spent(self.cost()[0], self.session_budget_usd)
+        return budget_spent(self._spend.total, self.session_budget_usd)
 
     @property
     def usage(self) -> Usage:
