@@ -272,3 +272,19 @@ def test_to_pandas_renames_an_output_field_that_clashes_and_leaves_failures_empt
     assert frame["state"].tolist() == ["succeeded", "failed"]
     assert frame["output.state"].tolist()[0] == "fine" and frame["output.state"].isna()[1]
     assert "did not match Status" in frame["error"].tolist()[1]
+
+
+def test_two_refused_fields_named_one_after_the_other_are_both_dropped(session, llm):
+    def responder(request):
+        for field in ("stream_options", "response_format"):
+            if field in request.body:
+                return Fail(400, message=f"Unrecognized request argument supplied: {field}")
+        return Reply.json(GOOD)
+
+    llm.responder = responder
+    result = session.delegate("Review", output_type=Review).collect(10)
+    assert result.ok and result.data == Review(**GOOD)
+    sent = [sorted(k for k in ("stream_options", "response_format") if k in r.body)
+            for r in llm.requests]
+    assert sent == [["response_format", "stream_options"], ["response_format"], []]
+    assert session._provider.refused_fields == {"stream_options", "response_format"}
