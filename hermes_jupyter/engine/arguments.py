@@ -9,6 +9,7 @@ is added there too, and the fuzz in `tests/test_arguments.py` checks it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,9 @@ def delegate_args(goal: object, context: object, name: object, model: object, to
         if name.strip() != name:
             raise InvalidArgument(f"Bad task name {name!r}: use a non-empty name without spaces "
                                     "at either end.")
+        if re.fullmatch(r"t\d+", name):  # an id always wins: the name would find another task
+            raise InvalidArgument(f"Bad task name {name!r}: it is shaped like a task id (t1, "
+                                  "t2, ...), which always means that task; use another name.")
     return DelegateArgs(
         goal=goal.strip(),
         context=context,

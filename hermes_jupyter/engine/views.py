@@ -188,8 +188,12 @@ class HistoryTable(TextView, Sequence[JournalRecord]):
             counts[r.state.value] = counts.get(r.state.value, 0) + 1
         by_state = ", ".join(f"{n} {state}" for state, n in counts.items())
         kernels = len({r.session for r in self.records})
+        unended = sum(1 for r in self.records if not r.has_result)
+        gives = ("table[i].result() gives a TaskResult" if not unended else
+                 "table[i].result() gives a TaskResult, or None for a task that never ended "
+                 "(interrupted)")
         return (f"{plural(len(self.records), 'task')} of {plural(kernels, 'earlier kernel')}: "
-                f"{by_state} · table[i].result() gives a TaskResult")
+                f"{by_state} · {gives}")
 
     def text(self) -> str:
         if not self.records:
