@@ -55,7 +55,8 @@ def test_a_result_sqlite_cannot_hold_as_given_stops_nothing(llm, tmp_path, caplo
 
 
 def _task(task_id: str, **facts: object) -> SimpleNamespace:
-    base: dict[str, object] = {"id": task_id, "name": None, "goal": "g", "model": "m"}
+    base: dict[str, object] = {"id": task_id, "name": None, "goal": "g", "model": "m",
+                               "context": "", "resumed_from": None}
     return SimpleNamespace(**{**base, **facts})
 
 

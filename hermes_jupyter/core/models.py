@@ -235,6 +235,8 @@ class TaskStatus:
     pending_approvals: list[PendingApproval] = field(default_factory=list)
     """Tool calls waiting for `Session.approve` / `deny`, oldest first (while the state is
     `awaiting_approval`)."""
+    resumed_from: str | None = None
+    """The interrupted task this one resumed (`Session.resume`), as "kernel/id"."""
 
     @property
     def tokens(self) -> int:

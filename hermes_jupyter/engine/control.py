@@ -30,6 +30,7 @@ from ..core.models import (
     ToolTraceEntry,
     Usage,
 )
+from .conversation import Conversation
 from .output import RedactedTail
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ class TaskFacts(Protocol):
     max_cost_usd: float | None
     tool_timeout: float | None
     approval: ApprovalPolicy
+    resumed_from: str | None
+    prior_messages: list[dict[str, Any]] | None
 
 
 class TaskControl:
@@ -94,6 +97,7 @@ class TaskControl:
         self._cancel_reason: str | None = None
         self._tool_trace: list[ToolTraceEntry] = []
         self._transcript: list[dict[str, Any]] = []
+        self.conversation = Conversation(secrets.redact_data)  # kept at each completed step
         self._version = 0
         self._result: TaskResult | None = None
         # An ended task's snapshot never changes: keep it, so listing 1,000 finished tasks
@@ -406,6 +410,7 @@ class TaskControl:
             parent_id=task.parent_id,
             depth=task.depth,
             pending_approvals=list(self._pending),
+            resumed_from=task.resumed_from,
         )
 
     def _end_word(self) -> str:

@@ -7,6 +7,7 @@ subscribers on the event bus's thread. The registry and the slots are guarded by
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -37,6 +38,7 @@ from .provider import (
     ProviderSetting,
     RetryPolicy,
 )
+from .resuming import Resuming
 from .retention import Retention, check_forget
 from .scheduling import Slots
 from .services import Attachments, EngineServices
@@ -50,7 +52,7 @@ _T = TypeVar("_T")
 DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
 
 
-class Session(Launching, Approving):
+class Session(Launching, Approving, Resuming):
     """Runs subagents in the background of a kernel or of a plain Python process.
 
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys: `api_keys`
@@ -220,14 +222,20 @@ class Session(Launching, Approving):
             task.approval = policy
             task.parent_id = parent.id if parent is not None else None
             task.depth = parent.depth + 1 if parent is not None else 1
-            task.control_for(self).on_settle = self._on_settle
+            resumed, self._resuming = self._resuming, None  # set by `resume`, under _lock
+            if resumed is not None:
+                task.resumed_from, task.prior_messages = resumed.key, resumed.messages
+            control = task.control_for(self)
+            control.on_settle = self._on_settle
+            if self.journal is not None:  # its conversation, at each completed step
+                control.conversation.listener = functools.partial(self.journal.kept, task)
             self._tasks[task_id] = task
             if a.name:
                 self._by_name[(owner, a.name)] = task
         if self.journal is not None:  # durable before delegate returns
             self.journal.created(task)
         self._emit("created", task_id, name=a.name, model=task.model, goal=task.goal,
-                   owner=owner, parent=task.parent_id)
+                   owner=owner, parent=task.parent_id, resumed_from=task.resumed_from)
         self._emit("queued", task_id)
         self._slots.schedule(task)
         return task

@@ -10,6 +10,7 @@ from typing import Any
 from ..core.models import ExitReason, ToolTraceEntry, Usage
 from ..core.text import short
 from ..tools import ToolOutcome
+from .conversation import resumed_transcript
 from .pricing import Pricer
 from .provider import Completion, Provider
 from .task import TaskControl
@@ -84,14 +85,20 @@ async def run_agent(
     budget or a second empty answer (with the text written so far as `partial`).
     """
     task = control.task
-    transcript += [
-        {"role": "system", "content": system_prompt},
-        {"role": "user", "content": first_message(task.goal, task.context)},
-    ]
+    if task.prior_messages:  # resumed: go on from the conversation it had
+        transcript += resumed_transcript(task.prior_messages, system_prompt)
+    else:
+        transcript += [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": first_message(task.goal, task.context)},
+        ]
+    step = control.conversation.step  # each consistent point is kept (journal, kernel)
+    step(transcript)
     schemas = task.tools.schemas() or None
     nudged = False
     for _ in range(task.max_iterations):
         transcript += [steer_message(m) for m in control.take_steers()]
+        step(transcript)
         completion = await _call(control, provider, transcript, schemas, pricer)
         calls = completion.tool_calls
         if calls and completion.truncated:  # a call cut by the output limit never runs
@@ -101,10 +108,12 @@ async def run_agent(
             continue
         transcript.append(completion.assistant_message())
         if calls:
+            step(transcript)
             refused = await review(calls) if review is not None else {}
             for call in calls:
                 transcript.append(await _run_tool(control, call, executor,
                                                   refused.get(call["id"])))
+                step(transcript)  # a call that returned is never run again on resuming
             continue
         if not completion.text.strip():
             if nudged:

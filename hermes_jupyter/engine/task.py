@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.models import (
     PendingApproval,
@@ -80,6 +80,8 @@ class Task:
         self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
         self.max_cost_usd: float | None = None
         self.tool_timeout: float | None = None  # seconds one tool call may take
+        self.resumed_from: str | None = None  # "kernel/id" of the interrupted task resumed
+        self.prior_messages: list[dict[str, Any]] | None = None  # its conversation, to go on
         self._host = host
         self.approval = ApprovalPolicy()  # which of its tool calls wait for a person
         self._control = TaskControl(self, emit, text_sink, secrets)
