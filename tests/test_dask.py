@@ -284,26 +284,6 @@ def test_the_magics_run_notebook_tools_on_the_cluster_set_in_the_config(live, cl
     assert [s.id for s in listed] == [live.user_ns["t"].id]
 
 
-def test_a_task_on_a_worker_that_dies_ends_with_one_line_and_others_go_on(client, llm,
-                                                                          tmp_path):
-    # Last in the module: it kills a worker process (its nanny starts a new one).
-    llm.default = Reply("word " * 5000, chunk_size=5, delay=0.01)
-    with _session(client, llm, tmp_path) as session:
-        writing = _first_text(session)
-        doomed = session.delegate("stream on a worker that dies")
-        assert writing.wait(10)
-        (victim,) = [e for e in session._backend.engines if e.running]
-        os.kill(victim.pid, signal.SIGKILL)
-        result = doomed.collect(30)
-        assert result.exit_reason is ExitReason.ERROR
-        assert f"the Dask worker {victim.address} running it was lost" in result.error
-        assert "\n" not in result.error
-        llm.default = Reply("still here")
-        assert session.delegate("after the loss").collect(10).summary == "still here"
-    llm.default = None
-
-
-
 def test_a_call_that_needs_approval_is_not_run_on_a_worker_and_never_waits(session, llm):
     # No one can answer an approval on a worker: under approval="ask" the model reads why.
     llm.script(Reply(tool_calls=[ToolCall("run_shell", {"command": "touch made"})]),
@@ -330,3 +310,55 @@ def test_a_shell_call_the_policy_allows_runs_on_the_worker_and_is_redacted(sessi
     assert SECRET not in entry.result_preview  # the session's secrets travelled with the tool
     (tool_message,) = [m for m in llm.requests[1].messages if m["role"] == "tool"]
     assert SECRET not in tool_message["content"]
+
+
+def test_a_task_whose_worker_dies_is_retried_once_from_its_conversation_then_fails(
+        client, llm, tmp_path):
+    # Last in the module: it kills both worker processes (their nannies start new ones).
+    # On main the first death ended the task.
+    def note(text: str) -> str:
+        """Write a note down (the workspace is shared with the workers)."""
+        with (tmp_path / "notes.txt").open("a") as f:
+            f.write(text + "\n")
+        return f"noted {text}"
+
+    llm.on(lambda r: len(r.messages) == 2, Reply(tool_calls=[ToolCall("note", {"text": "one"})]))
+    llm.default = Reply("word " * 5000, chunk_size=5, delay=0.01)
+    texts: list[threading.Event] = [threading.Event(), threading.Event()]
+    retried: list[Event] = []
+
+    def watch(event: Event) -> None:
+        if event.kind == "retried":
+            retried.append(event)
+        elif event.kind == "text":
+            texts[len(retried)].set()
+
+    with _session(client, llm, tmp_path) as session:
+        session.subscribe(watch)
+        task = session.delegate("note, then stream on a worker that dies", tools=[note])
+        assert texts[0].wait(10)  # streaming its second call: the first turn is in the kernel
+        (first,) = [e for e in session._backend.engines if e.running]
+        os.kill(first.pid, signal.SIGKILL)
+        assert texts[1].wait(30)  # streaming again, on the other worker
+        (second,) = [e for e in session._backend.engines if e.running]
+        assert second is not first
+        [event] = retried
+        assert event.data == {"lost": first.address, "worker": second.address, "messages": 4}
+        status = task.check()
+        assert status.state is TaskState.RUNNING
+        line = next(line for line in status.recent_output if line.startswith("↻"))
+        assert f"the Dask worker {first.address} running it was lost" in line
+        assert f"retrying once on {second.address} from its last conversation" in line
+        sent = llm.requests[-1].messages  # the retried call went on from the conversation
+        assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "user"]
+        assert sent[3]["content"] == "noted one"
+        assert (tmp_path / "notes.txt").read_text() == "one\n"  # the tool did not run again
+
+        os.kill(second.pid, signal.SIGKILL)
+        result = task.collect(30)
+        assert result.exit_reason is ExitReason.ERROR
+        assert f"the Dask worker {second.address} running it was lost" in result.error
+        assert "after one retry on another worker" in result.error
+        assert "\n" not in result.error
+        assert len(retried) == 1
+    llm.default = None
