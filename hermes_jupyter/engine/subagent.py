@@ -85,20 +85,22 @@ async def run_agent(
     budget or a second empty answer (with the text written so far as `partial`).
     """
     task = control.task
+    step = control.conversation.step  # each consistent point is kept (journal, kernel)
     if task.prior_messages:  # resumed: go on from the conversation it had
         transcript += resumed_transcript(task.prior_messages, system_prompt)
-    else:
+        step(transcript)
+    else:  # kept with the first reply (goal and context are in the task's own record)
         transcript += [
             {"role": "system", "content": system_prompt},
             {"role": "user", "content": first_message(task.goal, task.context)},
         ]
-    step = control.conversation.step  # each consistent point is kept (journal, kernel)
-    step(transcript)
     schemas = task.tools.schemas() or None
     nudged = False
     for _ in range(task.max_iterations):
-        transcript += [steer_message(m) for m in control.take_steers()]
-        step(transcript)
+        steers = control.take_steers()
+        if steers:
+            transcript += [steer_message(m) for m in steers]
+            step(transcript)
         completion = await _call(control, provider, transcript, schemas, pricer)
         calls = completion.tool_calls
         if calls and completion.truncated:  # a call cut by the output limit never runs
