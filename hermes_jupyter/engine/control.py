@@ -366,6 +366,7 @@ class TaskControl:
                 output=self._tail.lines(),
                 truncated=truncated,
             )
+        self.conversation.drop()  # the result keeps the transcript
         if self.on_settle is not None:  # durable before visible
             try:
                 self.on_settle(task, result)

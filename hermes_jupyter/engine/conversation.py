@@ -56,6 +56,11 @@ class Conversation:
         if len(transcript) > start:
             self.replace(start, transcript[start:])
 
+    def drop(self) -> None:
+        """The task has ended (its result holds the transcript): let the copy go."""
+        with self._lock:
+            self._messages = []
+
     def replace(self, start: int, messages: list[Message]) -> None:
         """The conversation from index `start` on is `messages` (redacted here); the kernel
         calls this with what a worker kept."""
@@ -71,7 +76,8 @@ class Conversation:
 def resumed_transcript(prior: list[Message], system_prompt: str) -> list[Message]:
     """The transcript a task resumed from `prior` starts with: today's system prompt, the
     prior messages, a result saying "interrupted" for each tool call that has none, and a
-    note saying the task was resumed. Only appends after `prior` (no message moves)."""
+    note saying the task was resumed. Every prior message but the system prompt keeps its
+    order; what is added comes after them."""
     body = [dict(m) for m in prior if m.get("role") != "system"]
     answered = {m.get("tool_call_id") for m in body if m.get("role") == "tool"}
     missing = [call["id"] for m in body for call in (m.get("tool_calls") or ())

@@ -49,7 +49,8 @@ class Task:
 
     Like ipyparallel's `AsyncResult`: `done()`, `collect(timeout)`, `check()`, `steer()`,
     `cancel()`, and a short repr. Attributes: `id` ("t3"), `name`, `goal`, `context`, `model`,
-    `max_iterations`, `timeout` (seconds or None).
+    `max_iterations`, `timeout` (seconds or None), `resumed_from` ("kernel/id" of the
+    interrupted task it resumed, `Session.resume`, else None).
     """
 
     def __init__(
