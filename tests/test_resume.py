@@ -21,7 +21,7 @@ import pytest
 
 import hermes_jupyter as hj
 from hermes_jupyter.engine.conversation import INTERRUPTED_CALL, RESUMED_NOTE
-from hermes_jupyter.testing import FakeLLM, Reply, ToolCall
+from hermes_jupyter.testing import FakeLLM, RecordedRequest, Reply, ToolCall
 
 from .conftest import FAST_RETRY, SECRET
 
@@ -46,6 +46,8 @@ s = hj.Session(model="m", base_url={url!r}, api_keys=[{secret!r}], workspace={ws
                journal=True)
 s.delegate("resume me, key {secret}", context="context with {secret}", name="victim",
            tools=[note, block])
+if {steer!r}:
+    s.steer("victim", {steer!r})   # delivered before the first or the second model call
 sys.stdin.readline()          # the test says when the task is where it wants it
 s.journal.flush()             # what a kernel living 0.2 s more would have written
 sys.stdout.write("ready\\n"); sys.stdout.flush()
@@ -72,10 +74,10 @@ def _tools(ws: Path) -> list[object]:
     return [note, block]
 
 
-def _kill_mid_task(llm: FakeLLM, ws: Path, *, in_tool: bool) -> None:
+def _kill_mid_task(llm: FakeLLM, ws: Path, *, in_tool: bool, steer: str = "") -> None:
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(KERNEL.format(
-        ws=str(ws), url=llm.base_url, secret=SECRET))], text=True, stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE)
+        ws=str(ws), url=llm.base_url, secret=SECRET, steer=steer))], text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
     try:
         if in_tool:
@@ -106,11 +108,15 @@ def _journal_bytes(ws: Path) -> bytes:
     return b"".join(p.read_bytes() for p in (ws / ".hermes").glob("tasks.sqlite*"))
 
 
+def _resumed(request: RecordedRequest) -> bool:
+    return any(m.get("content") == RESUMED_NOTE for m in request.messages)
+
+
 def test_a_task_killed_in_a_model_call_resumes_from_its_conversation(llm, tmp_path, held):
-    llm.on(lambda r: len(r.messages) == 2, Reply(tool_calls=[ToolCall("note", {"text": "one"})]))
-    llm.on(lambda r: len(r.messages) == 4 and held.wait(30), Reply("never read"))
+    llm.on(lambda r: r.tool_results == 0, Reply(tool_calls=[ToolCall("note", {"text": "one"})]))
+    llm.on(lambda r: not _resumed(r) and held.wait(30), Reply("never read"))
     llm.script(Reply("finished after resuming"))
-    _kill_mid_task(llm, tmp_path, in_tool=False)
+    _kill_mid_task(llm, tmp_path, in_tool=False, steer="steered: be brief")
     assert _note_runs(tmp_path) == ["one"]
     assert SECRET.encode() not in _journal_bytes(tmp_path)  # goal, context, tool result
 
@@ -126,6 +132,9 @@ def test_a_task_killed_in_a_model_call_resumes_from_its_conversation(llm, tmp_pa
         assert task.name == "victim" and task.goal == old.goal
         # The model saw the earlier transcript: the call and its result, then the note.
         sent = llm.requests[-1].messages
+        steer = {"role": "user", "content": "[steer from parent] steered: be brief"}
+        assert sent.count(steer) == 1  # the steering delivered before the kill goes on too
+        sent.remove(steer)
         roles = [m["role"] for m in sent]
         assert roles == ["system", "user", "assistant", "tool", "user"]
         assert sent[1]["content"].startswith("Goal:\nresume me") and "context with" in \
