@@ -314,7 +314,7 @@ def test_a_shell_call_the_policy_allows_runs_on_the_worker_and_is_redacted(sessi
 
 def test_a_task_whose_worker_dies_is_retried_once_from_its_conversation_then_fails(
         client, llm, tmp_path):
-    # Last in the module: it kills both worker processes (their nannies start new ones).
+    # The last test on the cluster: it kills both worker processes (nannies start new ones).
     # On main the first death ended the task.
     def note(text: str) -> str:
         """Write a note down (the workspace is shared with the workers)."""
@@ -362,3 +362,35 @@ def test_a_task_whose_worker_dies_is_retried_once_from_its_conversation_then_fai
         assert "\n" not in result.error
         assert len(retried) == 1
     llm.default = None
+
+
+def test_the_steps_of_one_drain_reach_the_kernel_as_one_redacted_messages_op():
+    # No cluster needed: the worker's op log and the kernel's replay, side by side.
+    from hermes_jupyter.core.secrets import Secrets
+    from hermes_jupyter.engine.dask_backend import _replay
+    from hermes_jupyter.engine.dask_worker import RemoteControl, _NoHost
+    from hermes_jupyter.engine.task import Task
+    from hermes_jupyter.tools import ToolRegistry
+
+    secrets = Secrets([SECRET])
+
+    def control() -> RemoteControl:
+        task = Task(_NoHost(), "t1", None, "g", "", "m", ToolRegistry([]), 5, None,
+                    lambda *a, **k: None, lambda _id, _text: None, secrets)
+        return RemoteControl(task, secrets)
+
+    worker, kernel = control(), control()
+    talk = [{"role": "system", "content": "s"}, {"role": "user", "content": "g"}]
+    talk.append({"role": "assistant", "content": f"key {SECRET}"})
+    worker.conversation.step(talk)
+    talk.append({"role": "tool", "tool_call_id": "c", "content": "r"})
+    worker.conversation.step(talk)
+    ops = worker.drain()
+    assert [op[0] for op in ops] == ["messages"]  # two steps, one op
+    assert ops[0][1] == 0 and len(ops[0][2]) == 4 and SECRET not in str(ops[0])
+    talk.append({"role": "user", "content": "more"})
+    worker.conversation.step(talk)
+    for op in [*ops, *worker.drain()]:
+        _replay(kernel, op)
+    assert kernel.conversation.messages() == worker.conversation.messages()
+    assert len(kernel.conversation) == 5
