@@ -159,6 +159,9 @@ class DaskBackend:
         except asyncio.CancelledError:
             await self._cancel_remote(remote)
         except Exception as err:  # the worker or the connection failed
+            if remote.retried:  # lost while it started there, and moved: follow the retry
+                await self._follow(remote)
+                return
             control.settle(ExitReason.ERROR, error=(
                 f"the Dask worker {engine.address} failed to run it ({type(err).__name__}: "
                 f"{short(str(err), 200)}); delegate it again"))
@@ -315,6 +318,12 @@ class DaskBackend:
         else:
             self._forward_early_steers(remote, len(steering))
         await dropping
+
+    async def _follow(self, remote: _Remote) -> None:
+        try:
+            await asyncio.shield(remote.done)
+        except asyncio.CancelledError:
+            await self._cancel_remote(remote)
 
     async def _drop(self, engine: _Engine, task_id: str) -> None:
         with contextlib.suppress(Exception):
