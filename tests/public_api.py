@@ -129,6 +129,7 @@ API: tuple[Api, ...] = (
         Param("approval", (ZERO, "sometimes", BYTES, THING)),
         Param("approval_allowlist", ("git status", ZERO, THING, [0], [""])),
         Param("approval_timeout", (ZERO, *NOT_SECONDS)),
+        Param("group_id", (ZERO, BYTES, THING, "", SURROGATE)),
     )),
     Api("Session.approve", lambda c, kw: c.session.approve(**{"ref": c.done, **kw}), (
         Param("ref", NOT_A_REF), Param("call_id", (ZERO, BYTES, THING, "")),

@@ -235,6 +235,8 @@ class TaskStatus:
     pending_approvals: list[PendingApproval] = field(default_factory=list)
     """Tool calls waiting for `Session.approve` / `deny`, oldest first (while the state is
     `awaiting_approval`)."""
+    group_id: str | None = None
+    """The fan-out group (`Session.map`) the task belongs to, e.g. "g1"; None for the rest."""
     resumed_from: str | None = None
     """The interrupted task this one resumed (`Session.resume`), as "kernel/id"."""
 
@@ -358,7 +360,8 @@ class Event:
     Kinds: created, queued, started, model_call, text, tool_call, tool_result, steer_queued,
     steer_delivered, retry, key_cooldown, key_removed, waiting_for_key, rate_limit_cap,
     fields_dropped, approval_requested (call_id, tool, arguments, reason), approval_decided
-    (call_id, tool, approved, by, reason), finished.
+    (call_id, tool, approved, by, reason), finished; and, with task_id None, agent_inbox
+    (agent, waiting: a parent agent's queue of results changed).
     """
 
     kind: str

@@ -60,6 +60,7 @@ class TaskFacts(Protocol):
     owner: str | None
     parent_id: str | None
     depth: int
+    group_id: str | None
     max_total_tokens: int | None
     max_cost_usd: float | None
     tool_timeout: float | None
@@ -108,6 +109,7 @@ class TaskControl:
         self._settling = False  # settle() has begun: the result is being made durable
         # Called once with the result before anyone can see it (the session's journal).
         self.on_settle: Callable[[Any, TaskResult], None] | None = None
+        self.on_cost: Callable[[float], None] | None = None  # each priced call's USD
 
     # ---- reads (any thread) ----------------------------------------------------------
     @property
@@ -277,9 +279,12 @@ class TaskControl:
         endpoint reported no usage); the new totals."""
         with self._lock:
             self._tail.flush()  # the call's text is complete: show what was held back
-            self._usage = self._usage + Usage(prompt, completion, 0, cost_usd, estimated)
+            self._usage = usage = self._usage + Usage(prompt, completion, 0, cost_usd,
+                                                      estimated)
             self._version += 1
-            return self._usage
+        if cost_usd is not None and self.on_cost is not None:
+            self.on_cost(cost_usd)
+        return usage
 
     def count_request(self) -> None:
         with self._lock:
@@ -411,6 +416,7 @@ class TaskControl:
             parent_id=task.parent_id,
             depth=task.depth,
             pending_approvals=list(self._pending),
+            group_id=task.group_id,
             resumed_from=task.resumed_from,
         )
 

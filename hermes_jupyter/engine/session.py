@@ -26,11 +26,11 @@ from .arguments import delegate_args, session_args
 from .backends import check_cluster, make_backend
 from .credentials import CredentialPool, resolve_keys
 from .events import EventBus, Subscriber, TextBatcher
-from .group import TaskGroup, fan_out
+from .group import GroupBook, TaskGroup, fan_out
 from .journal import Journal, JournalRecord, history_of
 from .launching import Launching
 from .loop import EngineLoop
-from .pricing import Pricer, budget_spent, check_prices, total_cost
+from .pricing import Pricer, Spend, budget_spent, check_prices, total_cost
 from .provider import (
     DEFAULT_COOLDOWN_CAP,
     DEFAULT_STALL_TIMEOUT,
@@ -114,6 +114,7 @@ class Session(Launching, Approving, Resuming):
         self.set_approval(approval, approval_allowlist, approval_timeout, approve_file_writes)
         self._approvals = Approvals()
         self._pricer = Pricer(check_prices({} if prices is None else prices))
+        self._spend = Spend()  # the known cost of every call so far (the session budget)
         self.tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
                                            none_means="no limit")
         self.session_budget_usd = check.optional(check.amount, "session_budget_usd",
@@ -179,6 +180,7 @@ class Session(Launching, Approving, Resuming):
         approval: str | None = None,
         approval_allowlist: Iterable[str] | None = None,
         approval_timeout: float | None = None,
+        group_id: str | None = None,
     ) -> Task:
         """Start a subagent on `goal` and return its handle at once (no network I/O here).
 
@@ -187,11 +189,12 @@ class Session(Launching, Approving, Resuming):
         scoped to their owner: a child named "review" never shadows the user's "review".
         `approval`, `approval_allowlist`, `approval_timeout` override the session's policy.
         `max_total_tokens` / `max_cost_usd` (USD) are the task's budgets; `tool_timeout`
-        (seconds) bounds each tool call (default: the session's). Once it returns, the
-        task is in the journal (when kept).
+        (seconds) bounds each tool call (default: the session's). `group_id` is set by `map`
+        (the fan-out group the task belongs to). Once it returns, the task is in the journal.
         """
         a = delegate_args(goal, context, name, model, tools, toolsets, max_iterations, timeout)
         owner = check.optional(check.text, "owner", owner, what="an owner id, or None")
+        group_id = check.optional(check.text, "group_id", group_id, what="a group id, or None")
         max_total_tokens = check.optional(check.count, "max_total_tokens", max_total_tokens)
         max_cost_usd = check.optional(check.amount, "max_cost_usd", max_cost_usd)
         tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
@@ -215,7 +218,7 @@ class Session(Launching, Approving, Resuming):
                 a.timeout if a.timeout is not None else self.task_timeout,
                 self._emit, self._text.add, self.secrets,
             )
-            task.owner = owner
+            task.owner, task.group_id = owner, group_id
             task.max_total_tokens = max_total_tokens
             task.max_cost_usd = max_cost_usd
             task.tool_timeout = self.tool_timeout if tool_timeout is None else tool_timeout
@@ -227,6 +230,7 @@ class Session(Launching, Approving, Resuming):
                 task.resumed_from, task.prior_messages = resumed.key, resumed.messages
             control = task.control_for(self)
             control.on_settle = self._on_settle
+            control.on_cost = self._spend.add
             if self.journal is not None:  # its conversation, at each completed step
                 control.conversation.listener = functools.partial(self.journal.kept, task)
             self._tasks[task_id] = task
@@ -255,7 +259,7 @@ class Session(Launching, Approving, Resuming):
         running tasks within the session's cap; `delegate_options` go to every `delegate`
         (model, tools, toolsets, max_iterations, timeout). Task names are `name[0]`, ..."""
         return fan_out(self.delegate, goal, items, name, context, max_concurrent,
-                       delegate_options)
+                       delegate_options, self.attachment("groups", GroupBook))
 
     def check(self, ref: TaskRef) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""
@@ -379,7 +383,7 @@ class Session(Launching, Approving, Resuming):
         return total_cost(task.control_for(self).usage for task in self.tasks())
 
     def _budget_spent(self) -> str | None:
-        return budget_spent(self.cost()[0], self.session_budget_usd)
+        return budget_spent(self._spend.total, self.session_budget_usd)
 
     @property
     def usage(self) -> Usage:

@@ -157,8 +157,9 @@ async def _call(control: TaskControl, provider: Provider, transcript: list[dict[
         on_hidden=control.note_answer,
         on_notice=lambda line: control.set_activity("writing", line),
     )
-    cost = (pricer.cost(task.model, completion.prompt_tokens, completion.completion_tokens)
-            if pricer is not None else None)
+    cost = (pricer.cost(task.model, completion.prompt_tokens, completion.completion_tokens,
+                        completion.reported_cost_usd)
+            if pricer is not None else completion.reported_cost_usd)
     usage = control.add_usage(completion.prompt_tokens, completion.completion_tokens, cost,
                               completion.usage_estimated)
     control.emit(

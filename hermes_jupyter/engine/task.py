@@ -78,6 +78,7 @@ class Task:
         self.owner: str | None = None  # who started it: None (the user), an agent, a task id
         self.parent_id: str | None = None  # the task that started this one, if a task did
         self.depth = 1  # 1 for the user's and agents' tasks; a task's child is one deeper
+        self.group_id: str | None = None  # the fan-out group (Session.map) it belongs to
         self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
         self.max_cost_usd: float | None = None
         self.tool_timeout: float | None = None  # seconds one tool call may take
