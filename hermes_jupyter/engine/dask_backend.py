@@ -297,7 +297,9 @@ class DaskBackend:
         """Start a task of a lost worker again on `remote.engine` from its last conversation;
         the lost worker is asked to drop it, in case it was only slow to answer."""
         control, target = remote.control, remote.engine
-        conversation = control.conversation.messages()
+        # none yet (it died before its first reply): what it was resumed from, if anything
+        conversation = (control.conversation.messages()
+                        or list(control.task.prior_messages or ()))
         control.set_activity("retrying", f"↻ {why}: retrying once on {target.address} from "
                              f"its last conversation ({plural(len(conversation), 'message')})")
         control.emit("retried", lost=lost.address, worker=target.address,
