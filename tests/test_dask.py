@@ -4,8 +4,10 @@ this process, which the worker processes reach like any model server."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Iterator
 
@@ -14,6 +16,7 @@ import pytest
 import hermes_jupyter as hj
 from hermes_jupyter.core.errors import HermesError
 from hermes_jupyter.core.models import Event, ExitReason, TaskState
+from hermes_jupyter.engine.journal import Journal
 from hermes_jupyter.testing import Fail, FakeLLM, Reply, ToolCall
 
 from .conftest import FAST_RETRY, SECRET
@@ -266,6 +269,30 @@ def where() -> str:
     seen.append(1)
     return str(os.getpid())
 '''
+
+
+def test_a_task_resumed_on_the_cluster_goes_on_from_its_journaled_conversation(
+        client, llm, tmp_path):
+    path = tmp_path / ".hermes" / "tasks.sqlite"
+    path.parent.mkdir()
+    Journal(path).close()  # the current schema; then a row a dead kernel left running
+    talk = [{"role": "system", "content": "old prompt"},
+            {"role": "user", "content": "Goal:\ncount"},
+            {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "c1", "type": "function", "function": {"name": "tally", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "tally is 3"}]
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO tasks (session, id, goal, model, state, created_at, context) "
+                   "VALUES ('old', 't1', 'count', 'worker-model', 'running', 1.0, '')")
+        db.execute("INSERT INTO turns VALUES ('old', 't1', 0, ?)", (json.dumps(talk),))
+    db.close()
+    llm.script(Reply("three, as counted"))
+    with _session(client, llm, tmp_path, journal=True) as session:
+        task = session.resume("old/t1")
+        assert task.collect(10).summary == "three, as counted"
+    sent = llm.requests[-1].messages
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "user"]
+    assert sent[3]["content"] == "tally is 3" and sent[0]["content"] != "old prompt"
 
 
 def test_the_magics_run_notebook_tools_on_the_cluster_set_in_the_config(live, client, llm,
