@@ -207,3 +207,35 @@ def test_the_conversation_is_journaled_step_by_step_not_whole_each_turn(llm, tmp
     assert len(stored) >= len(result.transcript) - 1  # all but the final answer (in result)
     assert sorted(seq for seq, _ in rows) == [seq for seq, _ in rows]
     assert len({seq for seq, _ in rows}) == len(rows) > 4
+
+
+def test_two_threads_resuming_one_task_make_one_task(llm, tmp_path):
+    llm.default = Reply("done")
+    path = tmp_path / ".hermes" / "tasks.sqlite"
+    path.parent.mkdir()
+    hj.Session(model="m", base_url=llm.base_url, api_keys=["k"], workspace=tmp_path,
+               journal=True).close()
+    with sqlite3.connect(path) as db:  # a row whose owner (none: the first schema's) is gone
+        db.execute("INSERT INTO tasks (session, id, goal, model, state, created_at) VALUES "
+                   "('old', 't1', 'once only', 'm', 'running', 1.0)")
+    db.close()
+    with _session(llm, tmp_path) as s:
+        start = threading.Barrier(8)
+        outcomes: list[object] = []
+
+        def resume() -> None:
+            start.wait()
+            try:
+                outcomes.append(s.resume("t1"))
+            except hj.HermesError as err:
+                outcomes.append(str(err))
+
+        threads = [threading.Thread(target=resume) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        [task] = [o for o in outcomes if isinstance(o, hj.Task)]
+        assert len(outcomes) == 8 and len(s.tasks()) == 1
+        assert all("already resumed as" in o for o in outcomes if isinstance(o, str))
+        assert task.collect(10).summary == "done"

@@ -61,8 +61,9 @@ class Resuming:
         or was resumed already."""
         check.optional(check.callables, "tools", tools)
         check.optional(check.names, "toolsets", toolsets, what="toolset names")
+        found = find_resumable(self.journal, task_id)
         with self._lock:  # one resumption of a task, whichever thread asks
-            found = find_resumable(self.journal, task_id)
+            _not_resumed(self.journal, found.record)  # again, now that no one else can
             self._resuming = found  # taken by delegate under the same lock
             try:
                 record = found.record
@@ -87,11 +88,15 @@ def find_resumable(journal: Journal | None, ref: object) -> Resumption:
         raise HermesError(f"Task {record.key} {what}; only an interrupted task can be "
                           "resumed: read its result with history(), or delegate its goal "
                           "again.")
-    later = journal.resumed_by(record)
+    _not_resumed(journal, record)
+    return Resumption(record, journal.conversation(record))
+
+
+def _not_resumed(journal: Journal | None, record: JournalRecord) -> None:
+    later = journal.resumed_by(record) if journal is not None else None
     if later is not None:
         raise HermesError(f"Task {record.key} was already resumed as {later}; resume {later} "
                           "if it was interrupted too, or delegate the goal again.")
-    return Resumption(record, journal.conversation(record))
 
 
 def _record(journal: Journal, ref: object) -> JournalRecord:
