@@ -30,11 +30,12 @@ from ...core.errors import HermesError
 from ...core.models import TaskStatus
 from ...engine.refresher import get_refresher, session_totals
 from ..binding import VariableExistsError, collect_into, default_variable, free_variable
-from .cards import card, newest_first, totals_card
-from .static_view import render_html, render_text
+from .cards import card, layout, newest_first, totals_card
+from .static_view import agent_line, group_line, render_html, render_text
 
 if TYPE_CHECKING:
     from ...engine.session import Session
+    from ...engine.task import Task
 
 __all__ = ["Dashboard", "dashboard"]
 
@@ -69,7 +70,8 @@ class Dashboard(anywidget.AnyWidget):
     `namespace` is where Collect stores results (default: the IPython user namespace).
     """
 
-    _esm = _HERE / "dashboard.js"
+    # One ES module from two files (the view and its cards; the tree's agent and group rows).
+    _esm = "\n".join((_HERE / name).read_text() for name in ("dashboard.js", "dashboard_tree.js"))
     _css = _HERE / "dashboard.css"
 
     def __init__(
@@ -81,6 +83,7 @@ class Dashboard(anywidget.AnyWidget):
         self._cards: dict[str, dict[str, Any]] = {}
         self._ids: list[str] = []  # every task id in creation order
         self._header: dict[str, Any] = {}
+        self._layout: list[dict[str, Any]] = []  # the tree's rows (cards.layout)
         self._changed_at = time.time()  # the state's time, saved with it (`_totals.at`)
         self._opened = False  # a comm exists: deltas may be sent
         self._closing = False
@@ -106,9 +109,14 @@ class Dashboard(anywidget.AnyWidget):
             return newest_first(self._cards)
 
     def header(self) -> dict[str, Any]:
-        """Counts by state, total tokens and API calls."""
+        """Counts by state, tokens, API calls, cost, groups, parent agents, waiting results."""
         with self._lock:
             return dict(self._header)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The tree as the frontend shows it (`cards.layout`): agents, tasks, groups."""
+        with self._lock:
+            return list(self._layout)
 
     def sync(self) -> None:
         """Send now whatever changed since the last update (at most one message).
@@ -165,10 +173,12 @@ class Dashboard(anywidget.AnyWidget):
         state: dict[str, Any] = super().get_state(key=traits, drop_defaults=drop_defaults)
         with self._lock:
             wanted = keys if keys is not None else [
-                "_ids", "_totals", *(_KEY + task_id for task_id in self._ids)]
+                "_ids", "_totals", "_layout", *(_KEY + task_id for task_id in self._ids)]
             for name in wanted:
                 if name == "_ids":
                     state[name] = list(self._ids)
+                elif name == "_layout":
+                    state[name] = list(self._layout)
                 elif name == "_totals":
                     state[name] = {**self._header, "at": self._changed_at}
                 elif name.startswith(_KEY) and name[len(_KEY):] in self._cards:
@@ -186,7 +196,7 @@ class Dashboard(anywidget.AnyWidget):
             return None
         data, metadata = bundle
         with self._lock:
-            cards, header = newest_first(self._cards), dict(self._header)
+            cards, header = self._ordered_locked(), dict(self._header)
         now = time.time()
         data = {**data, "text/plain": render_text(cards, header, now),
                 "text/html": render_html(cards, header, now)}
@@ -207,6 +217,8 @@ class Dashboard(anywidget.AnyWidget):
             if header != self._header:
                 self._header = header
                 keys.append("_totals")
+            if keys and self._relayout_locked():
+                keys.append("_layout")
             if keys:
                 self._changed_at = time.time()
                 if "_totals" not in keys:
@@ -258,9 +270,9 @@ class Dashboard(anywidget.AnyWidget):
         if action == "cancel_all":
             n = session.cancel_all()
             return f"Asked {n} task{'s' if n != 1 else ''} to stop." if n else "No live task."
-        if action not in ("steer", "cancel", "collect"):
-            raise HermesError(f"Unknown action {action!r}: use steer, cancel, collect or "
-                              "cancel_all.")
+        if action not in ("steer", "cancel", "collect", "approve", "deny"):
+            raise HermesError(f"Unknown action {action!r}: use steer, cancel, collect, "
+                              "approve, deny or cancel_all.")
         ref = request.get("task")
         if not isinstance(ref, str) or not ref.strip():
             raise HermesError(f"The {action} request names no task: send its id, like 't1'.")
@@ -268,6 +280,8 @@ class Dashboard(anywidget.AnyWidget):
         if action == "steer":
             session.steer(task, str(request.get("message") or ""))
             return f"Sent to {task.id}; it reads it before its next model call."
+        if action in ("approve", "deny"):
+            return _decide(session, task, action, request)
         if action == "cancel":
             if session.cancel(task):
                 return f"Cancelling {task.id}…"
@@ -297,6 +311,33 @@ class Dashboard(anywidget.AnyWidget):
         for status in self.session.list_tasks():
             self._store_locked(card(status))
         self._header = totals_card(session_totals(self.session))
+        self._relayout_locked()
+
+    def _relayout_locked(self) -> bool:
+        """Recompute the tree's rows; True when they changed."""
+        rows = layout(self._cards, self._header)
+        if rows == self._layout:
+            return False
+        self._layout = rows
+        return True
+
+    def _ordered_locked(self) -> list[dict[str, Any]]:
+        """The static views' rows in tree order, each with its `indent`: task cards, and a
+        `row` line for each parent agent and fan-out group (whose tasks it stands for)."""
+        agents = {a["owner"]: a for a in self._header.get("agents", [])}
+        groups = {g["id"]: g for g in self._header.get("groups", [])}
+        out = []
+        for row in self._layout:
+            kind, key, indent = row["kind"], row["id"], row["depth"]
+            if kind == "task" and key in self._cards:
+                out.append({**self._cards[key], "indent": indent})
+            elif kind == "agent":
+                out.append({"row": agent_line(agents.get(key) or {
+                    "name": key.removeprefix("agent:"), "waiting": 0, "children": 0,
+                    "live": 0}), "indent": indent})
+            elif kind == "group" and key in groups:
+                out.append({"row": group_line(groups[key]), "indent": indent})
+        return out
 
     def _store_locked(self, new: dict[str, Any]) -> bool:
         """Keep `new` unless an equal or newer card is already there; True when kept."""
@@ -307,6 +348,20 @@ class Dashboard(anywidget.AnyWidget):
             self._ids.append(new["id"])
         self._cards[new["id"]] = new
         return True
+
+
+def _decide(session: Session, task: Task, action: str, request: dict[str, Any]) -> str:
+    """Approve or deny one waiting tool call (`call_id`; none: the oldest)."""
+    call_id = request.get("call_id") or None
+    if call_id is not None and not isinstance(call_id, str):
+        raise HermesError(f"Bad call id {call_id!r}: send the id the card shows, like 'c1'.")
+    if action == "approve":
+        call = session.approve(task, call_id)
+        return f"Approved {call.tool} ({call.call_id}) for {task.id}: it runs now."
+    reason = str(request.get("reason") or "").strip()
+    call = session.deny(task, call_id, reason=reason)
+    told = f": “{reason}”" if reason else ""
+    return f"Denied {call.tool} ({call.call_id}) for {task.id}; the model is told so{told}."
 
 
 def _ipython_events() -> Any:
