@@ -15,6 +15,8 @@ function statesOf(totals) {
   return Object.keys((totals && totals.counts) || {});
 }
 
+const RARE_STATES = ["interrupted", "awaiting_approval"];
+
 function isLive(data) {
   return !data.terminal;
 }
@@ -136,8 +138,9 @@ class DashboardView {
       this.lastLive = live;
     }
     this.counts.replaceChildren(
-      ...states.filter((s) => s !== "interrupted" || counts[s]).map((s) => {
-        const chip = h("span", "hj-count", `${counts[s] || 0} ${s}`);
+      // rare states (as in static_view.py) show only while some task is in them
+      ...states.filter((s) => !RARE_STATES.includes(s) || counts[s]).map((s) => {
+        const chip = h("span", "hj-count", `${counts[s] || 0} ${s.replace("_", " ")}`);
         chip.dataset.state = s;
         return chip;
       }),
