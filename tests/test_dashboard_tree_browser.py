@@ -116,9 +116,16 @@ def test_the_tree_waiting_results_and_one_card_per_group(page, lab_llm):
         "1 result waiting for the parent")
     child = card(page, "t1")
     expect(child).to_have_attribute("data-depth", "1")
-    run_cell(page, "g = s.map('tree-say {item}', ['a', 'b', 'c'], name='letters')\n"
-                   "_ = g.collect(30)\n"
-                   "mine = s.delegate('tree-say mine'); _ = mine.collect(30)")
+    shown = run_cell(page, "g = s.map('tree-say {item}', ['a', 'b', 'c'], name='letters')\n"
+                           "_ = g.collect(30)\n"
+                           "mine = s.delegate('tree-say mine'); _ = mine.collect(30)\n"
+                           "g")
+    # A group as a cell's value: one progress bar (the widget, not the text fallback).
+    bar = shown.locator(".hj-group-progress")
+    expect(bar).to_have_attribute("data-ended", "true")
+    expect(bar).to_contain_text("letters (g1)")
+    expect(bar).to_contain_text("3/3 done")
+    assert bar.locator("progress").get_attribute("value") == "3"
     group = dash.locator(".hj-group-card[data-group-id=g1]")
     expect(group.locator(".hj-stats").first).to_contain_text("3/3 done")
     expect(group.locator(".hj-title").first).to_contain_text("letters")

@@ -130,6 +130,9 @@ class TaskGroup:
         self.name = name
         self.goal = goal
         self.items = list(items)
+        self.session: Any = None
+        """The `Session` that runs the group (set by `Session.map`; `Any` here because
+        session.py imports this module)."""
         self._context = context
         self._delegate = delegate
         self._limit = max_concurrent

@@ -250,8 +250,10 @@ class Session(Launching, Approving):
         handed as context). Returns a `TaskGroup` at once. `max_concurrent` caps this group's
         running tasks within the session's cap; `delegate_options` go to every `delegate`
         (model, tools, toolsets, max_iterations, timeout). Task names are `name[0]`, ..."""
-        return fan_out(self.delegate, goal, items, name, context, max_concurrent,
-                       delegate_options, self.attachment("groups", GroupBook))
+        group = fan_out(self.delegate, goal, items, name, context, max_concurrent,
+                        delegate_options, self.attachment("groups", GroupBook))
+        group.session = self  # the faces' way back to this session's refresher
+        return group
 
     def check(self, ref: TaskRef) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""
