@@ -214,10 +214,12 @@ class Dashboard(anywidget.AnyWidget):
             keys = [_KEY + c["id"] for c in fresh_cards if self._store_locked(c)]
             if len(self._ids) != known:
                 keys.append("_ids")
+            owners = _owners(self._header)
             if header != self._header:
                 self._header = header
                 keys.append("_totals")
-            if keys and self._relayout_locked():
+            # The tree moves only with new tasks or parent agents (a task's place is fixed).
+            if ("_ids" in keys or _owners(header) != owners) and self._relayout_locked():
                 keys.append("_layout")
             if keys:
                 self._changed_at = time.time()
@@ -362,6 +364,10 @@ def _decide(session: Session, task: Task, action: str, request: dict[str, Any]) 
     call = session.deny(task, call_id, reason=reason)
     told = f": “{reason}”" if reason else ""
     return f"Denied {call.tool} ({call.call_id}) for {task.id}; the model is told so{told}."
+
+
+def _owners(header: dict[str, Any]) -> list[str]:
+    return [a["owner"] for a in header.get("agents", [])]
 
 
 def _ipython_events() -> Any:
