@@ -1,12 +1,15 @@
-"""`dashboard()`: one live widget per session, a card per task, steer / collect / cancel.
+"""`dashboard()`: one live widget per session, a card per task, steer / collect / cancel,
+approve / deny a waiting tool call; tasks as a tree (parent agents, children under their
+parent, one card per fan-out group; `cards.layout`).
 
 Updates: the session's refresher (one thread, at most 10 ticks a second, none while idle)
 hands the dashboard the snapshots that changed in a tick; they become cards, cards equal to
 what the frontend already has are dropped, and the rest leave as ONE partial state update of
 the widget model, whatever the number of tasks. The model's state holds one key per task
-(`task:t3` → its card) plus `_ids` (every task id, oldest first) and `_totals`, so an update
-carries only what changed, yet the state is always whole: a reloaded page (`request_state`),
-a notebook saved by JupyterLab and one executed by nbclient / nbval all get every card.
+(`task:t3` → its card) plus `_ids` (every task id, oldest first), `_layout` (the tree's rows)
+and `_totals`, so an update carries only what changed, yet the state is always whole: a
+reloaded page (`request_state`), a notebook saved by JupyterLab and one executed by nbclient /
+nbval all get every card.
 
 Threads: updates leave from the refresher thread; clicks arrive on the shell thread or, with
 ipykernel 7 and JupyterLab ≥ 4.4, on a subshell thread while a cell runs. `_lock` guards the
@@ -65,7 +68,8 @@ def dashboard(session: Session | None = None) -> Dashboard:
 
 
 class Dashboard(anywidget.AnyWidget):
-    """A card per task of one session, newest first, kept current by coalesced deltas.
+    """A card per task of one session, as a tree (newest first at each level), kept current
+    by coalesced deltas.
 
     `namespace` is where Collect stores results (default: the IPython user namespace).
     """
