@@ -3,7 +3,7 @@
 Approve on one waiting task's card and Deny (with a reason typed on the card) on another:
 the kernel's tasks end as those decisions say. A parent agent's row shows "1 result waiting
 for the parent" with its child under it, and a fan-out group is one card with its progress.
-Screenshots: test-artifacts/dashboard-approvals.png, dashboard-tree.png.
+Screenshots: test-artifacts/dashboard-approvals*.png, dashboard-tree*.png.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hermes_jupyter.testing import Reply, ToolCall
 pytest.register_assert_rewrite("tests.jupyter_browser")
 pytest_plugins = ["tests.jupyter_browser"]  # the fixtures: page, lab_llm, jupyter_lab, chromium
 
-from .jupyter_browser import open_notebook, run_cell, screenshot  # noqa: E402
+from .jupyter_browser import ARTIFACTS, open_notebook, run_cell, screenshot  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -56,6 +56,8 @@ def test_approve_and_deny_from_the_cards(page, lab_llm):
     expect(page.locator(".hj-dash .hj-count[data-state=awaiting_approval]")).to_have_text(
         "2 awaiting approval")
     screenshot(page, "dashboard-approvals")
+    widget = ARTIFACTS / "dashboard-approvals-widget.png"
+    page.locator(".hj-dash").first.screenshot(path=str(widget))
 
     # (The reply line goes with the state it answered, like Cancel's: the badge tells.)
     one.locator(".hj-approve").click()
@@ -139,6 +141,7 @@ def test_the_tree_waiting_results_and_one_card_per_group(page, lab_llm):
     group.locator("summary").first.click()
     expect(group.locator(".hj-card[data-task-id=t2]")).to_be_visible()
     screenshot(page, "dashboard-tree")
+    dash.screenshot(path=str(ARTIFACTS / "dashboard-tree-widget.png"))
 
     run_cell(page, "agent.ask()")  # takes the result in
     expect(agent.locator(".hj-waiting")).to_be_hidden()
