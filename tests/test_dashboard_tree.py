@@ -89,6 +89,25 @@ def test_a_decision_with_nothing_waiting_is_one_line_and_changes_nothing(shell_s
     assert task.check().state is hj.TaskState.SUCCEEDED
 
 
+def test_approve_all_on_a_group_card_frees_every_waiting_call(shell_session, shell_dash, llm):
+    llm.on("group-a", shell("echo from-a", "ca"), Reply("a done"))
+    llm.on("group-b", shell("echo from-b", "cb"), Reply("b done"))
+    comm = comm_of(shell_dash)
+    group = shell_session.map("group-{item}: run it", ["a", "b"])
+    comm.wait_for(lambda m: any(g["counts"].get("awaiting_approval") == 2
+                                for g in m.get("_totals", {}).get("groups", [])))
+    reply = comm.click(action="approve_group", group="g1")
+    assert reply["ok"] and reply["group"] == "g1"
+    assert reply["text"] == "Approved 2 waiting calls of group g1."
+    assert [r.summary for r in group.collect(20)] == ["a done", "b done"]
+    for fields in ({"action": "approve_group", "group": "g1"},
+                   {"action": "approve_group", "group": "g9"},
+                   {"action": "approve_group"}):
+        refused = comm.click(**fields)
+        assert refused["ok"] is False and "\n" not in refused["text"]
+    assert "waits for approval" in comm.click(action="approve_group", group="g1")["text"]
+
+
 # ---- cost ----------------------------------------------------------------------------------
 
 def test_cards_and_header_carry_the_cost_and_the_tasks_without_a_price(shell_session,

@@ -38,6 +38,8 @@ def test_approve_and_deny_from_the_cards(page, lab_llm):
     lab_llm.on("approve-me", shell("echo approved-by-click", "call_a"), Reply("it ran"))
     lab_llm.on("deny-me", shell("touch denied-file.txt", "call_d"), Reply("did without it"))
     lab_llm.on("decide-later", shell("echo later", "call_l"), Reply("fine"))
+    lab_llm.on("fan-approve x", shell("echo gx", "call_gx"), Reply("x ran"))
+    lab_llm.on("fan-approve y", shell("echo gy", "call_gy"), Reply("y ran"))
     open_notebook(page, "approvals.ipynb")
     run_cell(page, "import hermes_jupyter as hj\n"
                    "from hermes_jupyter.notebook.widgets import dashboard\n"
@@ -87,6 +89,17 @@ def test_approve_and_deny_from_the_cards(page, lab_llm):
     run_cell(page, "s.deny(three, reason='decided in code')")
     expect(three.locator(".hj-badge")).to_have_text("succeeded")
     expect(three.locator(".hj-approvals")).to_be_hidden()
+
+    # A fan-out group waiting for approval: its card opens, one click approves them all.
+    run_cell(page, "g = s.map('fan-approve {item}', ['x', 'y'])")
+    group = page.locator(".hj-dash .hj-group-card[data-group-id=g1]")
+    expect(group.locator(".hj-stats").first).to_contain_text("2 awaiting approval")
+    expect(group).to_have_attribute("open", "")
+    group.locator(".hj-approve-all").click()
+    expect(group.locator(".hj-stats").first).to_contain_text("2/2 done")
+    expect(group.locator(".hj-approve-all")).to_be_hidden()
+    cell = run_cell(page, "print([r.summary for r in g.collect(30)])")
+    expect(cell.locator(".jp-OutputArea-output")).to_have_text("['x ran', 'y ran']")
 
 
 def parent_request(request) -> bool:

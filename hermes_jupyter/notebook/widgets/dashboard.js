@@ -231,7 +231,8 @@ class DashboardView {
     }
     if (!msg || msg.type !== "reply") return;
     const card = this.cards.get(msg.task);
-    const target = msg.action === "cancel_all" ? this.headerReply : (card || {}).reply;
+    const node = msg.group ? this.nodes.get(msg.group) : null; // a group card's button
+    const target = msg.action === "cancel_all" ? this.headerReply : (node || card || {}).reply;
     if (target && card && msg.ok && card.askedIn[msg.req] !== undefined &&
         card.askedIn[msg.req] !== card.data.state) {
       // the task changed state before the answer came: "Cancelling t6…" is already stale

@@ -31,6 +31,7 @@ import anywidget
 
 from ...core.errors import HermesError
 from ...core.models import TaskStatus
+from ...core.text import plural
 from ...engine.refresher import get_refresher, session_totals
 from ..binding import VariableExistsError, collect_into, default_variable, free_variable
 from .cards import card, layout, newest_first, totals_card
@@ -268,6 +269,8 @@ class Dashboard(anywidget.AnyWidget):
         except Exception as err:  # a bug must not kill the widget: answer it, log it
             _log.exception("hermes_jupyter dashboard action %r failed", action)
             text, ok = _one_line(f"{type(err).__name__}: {err}"), False
+        if "group" in request:
+            extra["group"] = request.get("group")
         return {"type": "reply", "req": request.get("req"), "action": action,
                 "task": request.get("task"), "ok": ok, "text": text, **extra}
 
@@ -276,9 +279,11 @@ class Dashboard(anywidget.AnyWidget):
         if action == "cancel_all":
             n = session.cancel_all()
             return f"Asked {n} task{'s' if n != 1 else ''} to stop." if n else "No live task."
+        if action == "approve_group":
+            return _approve_group(session, request.get("group"))
         if action not in ("steer", "cancel", "collect", "approve", "deny"):
             raise HermesError(f"Unknown action {action!r}: use steer, cancel, collect, "
-                              "approve, deny or cancel_all.")
+                              "approve, deny, approve_group or cancel_all.")
         ref = request.get("task")
         if not isinstance(ref, str) or not ref.strip():
             raise HermesError(f"The {action} request names no task: send its id, like 't1'.")
@@ -368,6 +373,18 @@ def _decide(session: Session, task: Task, action: str, request: dict[str, Any]) 
     call = session.deny(task, call_id, reason=reason)
     told = f": “{reason}”" if reason else ""
     return f"Denied {call.tool} ({call.call_id}) for {task.id}; the model is told so{told}."
+
+
+def _approve_group(session: Session, ref: Any) -> str:
+    """Approve every call the fan-out group `ref` ("g1") waits on now (`TaskGroup.approve`)."""
+    book = session.attachments.peek("groups")
+    group = next((g for g in book.groups() if g.id == ref), None) if book is not None else None
+    if group is None:
+        raise HermesError(f"No fan-out group {ref!r} in this session: send its id, like 'g1'.")
+    approved = group.approve()
+    if not approved:
+        raise HermesError(f"No task of group {group.id} waits for approval now.")
+    return f"Approved {plural(approved, 'waiting call')} of group {group.id}."
 
 
 def _owners(header: dict[str, Any]) -> list[str]:

@@ -95,8 +95,16 @@ class GroupCard {
     this.stats = h("span", "hj-stats");
     this.goal = h("span", "hj-activity");
     summary.append(this.badge, this.title, this.bar, this.stats, this.goal);
+    // Every call the group's tasks wait on, approved at once (TaskGroup.approve).
+    this.approveAll = h("button", "hj-btn hj-approve-all", "Approve all waiting");
+    this.approveAll.hidden = true;
+    this.reply = h("span", "hj-reply");
+    this.approveAll.addEventListener("click", () =>
+      view.request({ action: "approve_group", group: id }, this.reply));
+    const actions = h("div", "hj-actions hj-group-actions");
+    actions.append(this.approveAll, this.reply);
     this.tasks = h("div", "hj-group-tasks");
-    el.append(summary, this.tasks);
+    el.append(summary, actions, this.tasks);
     el.addEventListener("toggle", () => {
       if (el.open !== this.autoOpen) this.pinned = true;
     });
@@ -124,6 +132,8 @@ class GroupCard {
       (asking ? ` · ${fmt(asking)} awaiting approval` : "") +
       ` · ${fmt(g.tokens)} tokens` + costText(g.cost_usd, g.cost_unknown);
     this.goal.textContent = g.goal;
+    if (Boolean(asking) === this.approveAll.hidden) show(this.reply, "", null);
+    this.approveAll.hidden = !asking;
     const state = g.done < g.total ? "running" : g.failed ? "failed" : "succeeded";
     this.el.dataset.state = this.badge.dataset.state = state;
     this.el.dataset.done = String(g.done);
