@@ -263,7 +263,7 @@ class Session(Launching, Approving, Resuming):
         if output_type is not None:  # checked once, before any task starts
             delegate_options = {**delegate_options, "output_type": output_spec(output_type)}
         return fan_out(self.delegate, goal, items, name, context, max_concurrent,
-                       delegate_options, self.attachment("groups", GroupBook))
+                       delegate_options, self.attachment("groups", lambda: GroupBook(self)))
 
     def check(self, ref: TaskRef) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""
