@@ -3,6 +3,8 @@
 `%delegate` in a notebook → the task in the "Hermes tasks" panel and the status bar → Steer,
 Cancel → the notification → Collect into a variable from it. Then: a page reload re-syncs from
 the snapshot, a kernel restart empties the list, and switching notebooks switches kernels.
+Tool calls waiting for approval are approved and denied from the panel and the notification;
+a parent agent's children show under it with its waiting results; a fan-out group is one card.
 Screenshots: test-artifacts/labext-*.png.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from hermes_jupyter.testing import Reply
+from hermes_jupyter.testing import Reply, ToolCall
 
 pytest.register_assert_rewrite("tests.jupyter_browser")
 pytest_plugins = ["tests.jupyter_browser"]  # the fixtures: page, lab_llm, jupyter_lab, chromium
@@ -260,3 +262,71 @@ def test_panel_lists_tasks_of_earlier_kernels_with_a_journal(page, lab_llm):
         "t1 'earlier' · succeeded — Old work done.")
     screenshot(page, "labext-history")
     run_cell(page, "cut.close()")
+
+
+# ---- approvals, the task tree, groups and cost ---------------------------------------------
+
+def shell_call(command: str, call_id: str = "c1") -> Reply:
+    return Reply(tool_calls=[ToolCall("run_shell", {"command": command}, id=call_id)])
+
+
+def task_row(page, task_id: str):
+    return page.locator(f"{PANEL} .jp-HermesTask[data-task-id={task_id}]")
+
+
+def test_approve_and_deny_waiting_tool_calls_from_the_panel_and_the_notification(page, lab_llm):
+    from playwright.sync_api import expect
+
+    lab_llm.on("panel-approve", shell_call("echo approved-$((6*7))"), Reply(text="Ran it."))
+    lab_llm.on("panel-deny", shell_call("touch denied.txt"), Reply(text="Did without it."))
+    lab_llm.on("toast-approve", shell_call("echo from-the-toast"), Reply(text="Toast ran."))
+    open_notebook(page, "approvals.ipynb")
+    show_panel(page)
+    run_cell(page, LOAD)
+    run_cell(page, "a = %delegate -n lister --toolsets shell panel-approve: list files")
+    run_cell(page, "d = %delegate -n maker --toolsets shell panel-deny: make a file")
+    approve = wait_for_text(page, row("awaiting_approval"), "lister")
+    deny = wait_for_text(page, row("awaiting_approval"), "maker")
+    wait_for_text(page, STATUS, "0 running · 0 queued · 2 awaiting approval")
+    call = approve.locator(".jp-HermesTask-approval[data-call-id=c1]")
+    expect(call.locator(".jp-HermesTask-approvalTool")).to_have_text("run_shell")
+    expect(call.locator(".jp-HermesTask-approvalCall")).to_have_text("call c1")
+    expect(call.locator(".jp-HermesTask-approvalArgs")).to_have_text(
+        "command: echo approved-$((6*7))")
+    expect(call.locator(".jp-HermesTask-approvalReason")).to_contain_text("shell command")
+    wait_for_text(page, TOAST, "lister (t1) asks to run run_shell (call c1): command: echo")
+    wait_for_text(page, TOAST, "maker (t2) asks to run run_shell (call c1): command: touch")
+    screenshot(page, "labext-awaiting-approval")
+
+    # The newest waiting task is on top (where no notification covers it): deny it first.
+    deny.locator(".jp-HermesTask-denyReason").fill("no files on this machine")
+    deny.locator(".jp-HermesTask-deny").click()
+    wait_for_text(page, row("succeeded"), "maker")
+    # decided in the panel: its notification goes, the other one stays
+    expect(page.locator(TOAST).filter(has_text="maker (t2) asks")).to_have_count(0)
+    expect(page.locator(TOAST).filter(has_text="lister (t1) asks")).to_have_count(1)
+    call.locator(".jp-HermesTask-approve").click()
+    wait_for_text(page, row("succeeded"), "lister")
+    expect(page.locator(TOAST).filter(has_text="lister (t1) asks")).to_have_count(0)
+    wait_for_text(page, STATUS, "0 running · 0 queued")
+    expect(page.locator(STATUS)).not_to_contain_text("awaiting")
+
+    # the notification's own Approve
+    run_cell(page, "n = %delegate -n toaster --toolsets shell toast-approve: say hi")
+    toast = wait_for_text(page, TOAST, "toaster (t3) asks to run run_shell")
+    toast.get_by_role("button", name="Approve").click()
+    wait_for_text(page, row("succeeded"), "toaster")
+    wait_for_text(page, TOAST, "Approved run_shell (c1) for t3.")
+
+    cell = run_cell(page, (
+        "import os\n"
+        "def said(t):\n"
+        "    r = t.collect(30)\n"
+        "    tool = [m['content'] for m in r.transcript if m.get('role') == 'tool']\n"
+        "    return r.summary, tool[0]\n"
+        "(sa, ta), (sd, td), (sn, tn) = said(a), said(d), said(n)\n"
+        "print(sa, 'approved-42' in ta, '|', sd, 'no files on this machine' in td,"
+        " os.path.exists('denied.txt'), '|', sn, 'from-the-toast' in tn)"
+    ))
+    expect(cell.locator(".jp-OutputArea-output")).to_have_text(
+        "Ran it. True | Did without it. True False | Toast ran. True")

@@ -18,7 +18,7 @@ import { JSONObject } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { Action, IState, initialState, reduce } from './model';
+import { Action, IAskedCall, IState, initialState, reduce } from './model';
 import {
   COMM_TARGET,
   ICloseData,
@@ -63,6 +63,11 @@ export class KernelLink implements IDisposable {
   /** Emitted with the tasks that just succeeded, failed or were cancelled. */
   get finished(): ISignal<this, ITask[]> {
     return this._finished;
+  }
+
+  /** Emitted when tool calls start or stop waiting for approval (keys: `approvalKey`). */
+  get approvals(): ISignal<this, IApprovalChange> {
+    return this._approvals;
   }
 
   get state(): IState {
@@ -117,6 +122,10 @@ export class KernelLink implements IDisposable {
       } catch {
         // The kernel is going away: its subshells go with it.
       }
+    }
+    if (this._state.pending.size > 0) {
+      // Nobody can decide these from here any more: their notifications go.
+      this._approvals.emit({ asked: [], settled: [...this._state.pending] });
     }
     Signal.clearData(this);
   }
@@ -431,11 +440,14 @@ export class KernelLink implements IDisposable {
   }
 
   private _dispatch(action: Action): void {
-    const { state, finished } = reduce(this._state, action);
+    const { state, finished, asked, settled } = reduce(this._state, action);
     this._state = state;
     this._changed.emit(state);
     if (finished.length > 0) {
       this._finished.emit(finished);
+    }
+    if (asked.length > 0 || settled.length > 0) {
+      this._approvals.emit({ asked, settled });
     }
   }
 
@@ -463,6 +475,12 @@ export class KernelLink implements IDisposable {
   >();
   private _changed = new Signal<this, IState>(this);
   private _finished = new Signal<this, ITask[]>(this);
+  private _approvals = new Signal<this, IApprovalChange>(this);
+}
+
+export interface IApprovalChange {
+  asked: IAskedCall[];
+  settled: string[];
 }
 
 const CLIENT_ID_KEY = 'hermes-jupyter:client-id';

@@ -5,7 +5,14 @@
  * No JupyterLab or DOM imports: tested with node's test runner (test/model.test.ts).
  */
 
-import { IDeltaMsg, IHistoryTask, ISnapshotMsg, ITask, Totals } from './protocol';
+import {
+  IDeltaMsg,
+  IHistoryTask,
+  IPendingApproval,
+  ISnapshotMsg,
+  ITask,
+  Totals
+} from './protocol';
 import { isTerminal, stateRank } from './states';
 
 /** Whether the task has ended, by its own `terminal` flag or (older kernels) its state. */
@@ -50,6 +57,8 @@ export interface IState {
   readonly history: readonly IHistoryTask[];
   /** Requests the kernel answers. */
   readonly ops: ReadonlySet<string>;
+  /** Tool calls waiting for approval now, as `approvalKey`s. */
+  readonly pending: ReadonlySet<string>;
 }
 
 /** What a kernel of the first release answers (its snapshot has no `ops`). */
@@ -69,6 +78,20 @@ export interface IReduction {
   readonly state: IState;
   /** Tasks that reached a terminal state in this step and were running or queued before. */
   readonly finished: ITask[];
+  /** Tool calls that started waiting for approval in this step (each announced once). */
+  readonly asked: IAskedCall[];
+  /** `approvalKey`s of calls no longer waiting (decided, task gone, kernel reset). */
+  readonly settled: string[];
+}
+
+export interface IAskedCall {
+  readonly task: ITask;
+  readonly call: IPendingApproval;
+}
+
+/** Identifies one pending call of one task: "t3/call_1". */
+export function approvalKey(taskId: string, callId: string): string {
+  return `${taskId}/${callId}`;
 }
 
 export function initialState(connection: ConnectionState = 'no-kernel'): IState {
@@ -81,11 +104,36 @@ export function initialState(connection: ConnectionState = 'no-kernel'): IState 
     totals: {},
     seenTerminal: new Set(),
     history: [],
-    ops: new Set(FIRST_OPS)
+    ops: new Set(FIRST_OPS),
+    pending: new Set()
   };
 }
 
 export function reduce(state: IState, action: Action): IReduction {
+  const { state: next, finished } = reduceTasks(state, action);
+  if (next.tasks === state.tasks && next.pending === state.pending) {
+    return { state: next, finished, asked: [], settled: [] };
+  }
+  // Which calls wait now, against which waited before this step.
+  const pending = new Set<string>();
+  const asked: IAskedCall[] = [];
+  for (const { task } of next.tasks.values()) {
+    if (taskEnded(task)) {
+      continue;
+    }
+    for (const call of task.pending_approvals ?? []) {
+      const key = approvalKey(task.id, call.call_id);
+      pending.add(key);
+      if (!state.pending.has(key)) {
+        asked.push({ task, call });
+      }
+    }
+  }
+  const settled = [...state.pending].filter(key => !pending.has(key));
+  return { state: { ...next, pending }, finished, asked, settled };
+}
+
+function reduceTasks(state: IState, action: Action): { state: IState; finished: ITask[] } {
   switch (action.type) {
     case 'connecting':
       // A new comm numbers its messages from 1 again; keep the tasks so that a
@@ -108,11 +156,15 @@ export function reduce(state: IState, action: Action): IReduction {
   }
 }
 
-function unchanged(state: IState): IReduction {
+function unchanged(state: IState): { state: IState; finished: ITask[] } {
   return { state, finished: [] };
 }
 
-function applySnapshot(state: IState, msg: ISnapshotMsg, now: number): IReduction {
+function applySnapshot(
+  state: IState,
+  msg: ISnapshotMsg,
+  now: number
+): { state: IState; finished: ITask[] } {
   if (msg.seq <= state.seq) {
     return unchanged(state);
   }
@@ -141,13 +193,18 @@ function applySnapshot(state: IState, msg: ISnapshotMsg, now: number): IReductio
       totals: msg.totals,
       seenTerminal: seen,
       history: msg.history ?? [],
-      ops: new Set(Array.isArray(msg.ops) ? msg.ops : FIRST_OPS)
+      ops: new Set(Array.isArray(msg.ops) ? msg.ops : FIRST_OPS),
+      pending: state.pending
     },
     finished
   };
 }
 
-function applyDelta(state: IState, msg: IDeltaMsg, now: number): IReduction {
+function applyDelta(
+  state: IState,
+  msg: IDeltaMsg,
+  now: number
+): { state: IState; finished: ITask[] } {
   if (msg.seq <= state.seq || state.connection !== 'connected') {
     // Stale, duplicate, or before the snapshot (which will carry the same facts).
     return unchanged(state);
@@ -199,6 +256,8 @@ function noteFinished(
 export interface ICounts {
   running: number;
   queued: number;
+  /** Waiting for a person to approve or deny a tool call. */
+  awaiting: number;
   /** Live in a state this frontend does not know by name (a newer kernel's). */
   otherLive: number;
   finished: number;
@@ -206,7 +265,7 @@ export interface ICounts {
 }
 
 export function counts(state: IState): ICounts {
-  const c: ICounts = { running: 0, queued: 0, otherLive: 0, finished: 0, total: 0 };
+  const c: ICounts = { running: 0, queued: 0, awaiting: 0, otherLive: 0, finished: 0, total: 0 };
   for (const { task } of state.tasks.values()) {
     c.total += 1;
     if (taskEnded(task)) {
@@ -215,6 +274,8 @@ export function counts(state: IState): ICounts {
       c.running += 1;
     } else if (task.state === 'queued') {
       c.queued += 1;
+    } else if (task.state === 'awaiting_approval') {
+      c.awaiting += 1;
     } else {
       c.otherLive += 1;
     }
@@ -222,13 +283,20 @@ export function counts(state: IState): ICounts {
   return c;
 }
 
-/** The status-bar text: "2 running · 1 queued" (· "1 other live" when a newer kernel says so). */
+/**
+ * The status-bar text: "2 running · 1 queued", then " · 1 awaiting approval" and
+ * " · 1 other live" (a newer kernel's state) when there are any.
+ */
 export function statusText(c: ICounts): string {
+  const awaiting = c.awaiting > 0 ? ` · ${c.awaiting} awaiting approval` : '';
   const other = c.otherLive > 0 ? ` · ${c.otherLive} other live` : '';
-  return `${c.running} running · ${c.queued} queued${other}`;
+  return `${c.running} running · ${c.queued} queued${awaiting}${other}`;
 }
 
-/** Display order: running, then other live states, then finished; newest first within each. */
+/**
+ * Display order: awaiting approval, running, other live states, then finished; newest first
+ * within each.
+ */
 export function orderedTasks(state: IState): ITaskEntry[] {
   const rank = (t: ITask) => stateRank(t.state, t.terminal);
   return [...state.tasks.values()].sort(
@@ -239,10 +307,15 @@ export function orderedTasks(state: IState): ITaskEntry[] {
   );
 }
 
-/** Elapsed seconds now: a running task keeps ticking between deltas. */
+/** Whether a task's elapsed time moves (started, not ended): it ticks between deltas. */
+export function ticks(task: ITask): boolean {
+  return (task.state === 'running' || task.state === 'awaiting_approval') && !taskEnded(task);
+}
+
+/** Elapsed seconds now: a started task keeps ticking between deltas. */
 export function elapsedNow(entry: ITaskEntry, now: number): number {
   const { task } = entry;
-  if (task.state !== 'running' || taskEnded(task)) {
+  if (!ticks(task)) {
     return task.elapsed_s;
   }
   return task.elapsed_s + Math.max(0, now - entry.receivedAt) / 1000;
