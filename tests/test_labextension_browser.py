@@ -330,3 +330,43 @@ def test_approve_and_deny_waiting_tool_calls_from_the_panel_and_the_notification
     ))
     expect(cell.locator(".jp-OutputArea-output")).to_have_text(
         "Ran it. True | Did without it. True False | Toast ran. True")
+
+
+def test_a_parent_agents_children_show_under_it_with_its_waiting_results(page, lab_llm):
+    from playwright.sync_api import expect
+
+    def planner(request) -> bool:
+        return "delegate_task" in request.tool_names and "tree-plan" in request.first_user_text
+
+    lab_llm.on(planner,
+               Reply(text="Starting.", tool_calls=[
+                   ToolCall("delegate_task", {"goal": "tree-kid-a: count rows", "name": "rows"}),
+                   ToolCall("delegate_task", {"goal": "tree-kid-b: sum cols", "name": "cols"})]),
+               Reply(text="Two children are on it."),
+               Reply(text="Rows and columns are in."))
+    lab_llm.on("tree-kid-a", Reply(text="12 rows"))
+    lab_llm.on("tree-kid-b", Reply(text="3 columns"))
+    open_notebook(page, "tree.ipynb")
+    show_panel(page)
+    run_cell(page, LOAD)
+    run_cell(page, "mine = %delegate -n mine tree-own: the user's own task")
+    run_cell(page, "%%hermes -a planner\ntree-plan: count rows; sum cols")
+    agent = wait_for_text(page, f"{PANEL} .jp-HermesAgent", "planner")
+    expect(agent).to_have_attribute("data-owner", "agent:planner")
+    expect(agent.locator(".jp-HermesAgent-waiting")).to_have_text(
+        "2 results waiting for the parent")
+    # the agent's two children under it, one level in; the user's task at the top level
+    children = page.locator(f"{PANEL} .jp-HermesTask[data-parent='agent:agent:planner']")
+    expect(children).to_have_count(2)
+    expect(children.locator(".jp-HermesTask-name")).to_have_text(["cols", "rows"])
+    expect(children.first).to_have_attribute("aria-level", "2")
+    expect(task_row(page, "t1")).to_have_attribute("aria-level", "1")
+    order = page.locator(f"{PANEL} .jp-HermesPanel-list > li").evaluate_all(
+        "rows => rows.map(r => r.dataset.owner || r.dataset.taskId)")
+    assert order == ["agent:planner", "t3", "t2", "t1"]
+    screenshot(page, "labext-agent-tree")
+
+    cell = run_cell(page, "%hermes -a planner")  # takes the results in
+    expect(cell.locator(".jp-OutputArea-output")).to_contain_text("Rows and columns are in.")
+    expect(agent.locator(".jp-HermesAgent-waiting")).to_be_hidden()
+    expect(agent).to_have_attribute("data-waiting", "0")
