@@ -10,9 +10,11 @@ Screenshots: test-artifacts/labext-*.png.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from hermes_jupyter.testing import Reply, ToolCall
+from hermes_jupyter.testing import Fail, Reply, ToolCall
 
 pytest.register_assert_rewrite("tests.jupyter_browser")
 pytest_plugins = ["tests.jupyter_browser"]  # the fixtures: page, lab_llm, jupyter_lab, chromium
@@ -370,3 +372,56 @@ def test_a_parent_agents_children_show_under_it_with_its_waiting_results(page, l
     expect(cell.locator(".jp-OutputArea-output")).to_contain_text("Rows and columns are in.")
     expect(agent.locator(".jp-HermesAgent-waiting")).to_be_hidden()
     expect(agent).to_have_attribute("data-waiting", "0")
+
+
+def test_a_fan_out_group_is_one_card_and_cost_shows_live(page, lab_llm):
+    from playwright.sync_api import expect
+
+    lab_llm.on("group-item: score bad", Fail(400, message="bad item"))
+    lab_llm.on("group-item: score slow", SLOW)
+    lab_llm.on("group-item", Reply(text="scored"), Reply(text="scored"))
+    lab_llm.on("group-unpriced", Reply(text="free"))
+    open_notebook(page, "group.ipynb")
+    show_panel(page)
+    run_cell(page, LOAD)
+    run_cell(page, "%delegate -n unpriced group-unpriced: a model without a price")
+    wait_for_text(page, row("succeeded"), "unpriced")
+    # gpt-4o-mini has a price in genai-prices' table (the fake server answers any model)
+    run_cell(page, (
+        "from hermes_jupyter.notebook.kernel import get_session\n"
+        "g = get_session().map('group-item: score {item}', ['a', 'b', 'bad', 'slow'],"
+        " name='scores', model='gpt-4o-mini')"
+    ))
+    card = wait_for_text(page, f"{PANEL} .jp-HermesGroup", "scores")
+    expect(card).to_have_attribute("data-group-id", "g1")
+    line = card.locator(".jp-HermesGroup-line")
+    # the kernel counts a task whose calls have no known cost (the failed one, the one still
+    # streaming) as "without a price"
+    expect(line).to_have_text(re.compile(
+        r"^3/4 done · 1 failed · \d+ tokens · \$0\.0000\d\d \(\d tasks? without a price\)$"))
+    # one card, not four rows: the group's tasks show only when it is opened
+    expect(page.locator(f"{PANEL} .jp-HermesTask[data-parent^='group:g1']")).to_have_count(0)
+    order = page.locator(f"{PANEL} .jp-HermesPanel-list > li").evaluate_all(
+        "rows => rows.map(r => r.dataset.groupId || r.dataset.taskId)")
+    assert order == ["g1", "t1"]  # where its running task would be: before the ended one
+    expect(page.locator(f"{PANEL} .jp-HermesPanel-totals")).to_have_text(re.compile(
+        r"^\d+ tokens · \d calls · \$0\.0000\d\d \(\d tasks without a price\)$"))
+    expect(task_row(page, "t1").locator(".jp-HermesTask-meta")).to_contain_text("no price")
+
+    card.locator(".jp-HermesGroup-toggle").click()
+    expect(card).to_have_attribute("aria-expanded", "true")
+    members = page.locator(f"{PANEL} .jp-HermesTask[data-parent='group:g1']")
+    expect(members).to_have_count(4)
+    expect(members.first).to_have_attribute("data-state", "running")
+    expect(task_row(page, "t2").locator(".jp-HermesTask-meta")).to_contain_text(
+        re.compile(r"\$0\.0000\d\d"))
+    expect(task_row(page, "t4")).to_have_attribute("data-state", "failed")
+    screenshot(page, "labext-group-card")
+
+    run_cell(page, "g.cancel()")
+    expect(line).to_have_text(re.compile(r"^4/4 done · 1 failed · "))
+    # one notification for the group, none per item
+    wait_for_text(page, TOAST, "Hermes group scores (g1): 4/4 done, 1 failed.")
+    expect(page.locator(TOAST).filter(has_text="scores[")).to_have_count(0)
+    card.locator(".jp-HermesGroup-toggle").click()
+    expect(members).to_have_count(0)

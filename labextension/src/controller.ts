@@ -12,10 +12,13 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { IApprovalChange, KernelLink } from './link';
 import { IState, initialState } from './model';
 import { ITask } from './protocol';
+import { IGroupSummary } from './totals';
 
 export interface IFinishedArgs {
   link: KernelLink;
   tasks: ITask[];
+  /** Fan-out groups whose last task ended (their tasks are not in `tasks`). */
+  groups: IGroupSummary[];
   /** Name of a notebook on that kernel, to say where the task ran. */
   notebook: string;
 }
@@ -102,8 +105,8 @@ export class HermesController {
     let entry = this._links.get(kernel.id);
     if (entry === undefined || entry.link.isDisposed) {
       const link = new KernelLink(kernel);
-      link.finished.connect((l, tasks) =>
-        this._finished.emit({ link: l, tasks, notebook: this._notebookOf(l) })
+      link.finished.connect((l, { tasks, groups }) =>
+        this._finished.emit({ link: l, tasks, groups, notebook: this._notebookOf(l) })
       );
       link.approvals.connect((l, change) =>
         this._approvals.emit({ link: l, ...change, notebook: this._notebookOf(l) })

@@ -7,10 +7,19 @@ import { formatTokens } from './model';
 import { ITask, Totals } from './protocol';
 import { IGroupSummary } from './tree';
 
-/** "$0.0123" below a dollar, "$4.56" from there; "$0" for nothing spent. */
+/**
+ * "$4.56" from a dollar, "$0.0123" from a cent, two significant digits below ("$0.000033":
+ * one short call costs that much), "<$0.000001" below that, "$0" for nothing spent.
+ */
 export function formatCost(usd: number): string {
   if (usd === 0) {
     return '$0';
+  }
+  if (usd < 0.000001) {
+    return '<$0.000001';
+  }
+  if (usd < 0.01) {
+    return `$${usd.toPrecision(2)}`;
   }
   return usd < 1 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
 }

@@ -19,6 +19,7 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { Action, IAskedCall, IState, initialState, reduce } from './model';
+import { IGroupSummary } from './totals';
 import {
   COMM_TARGET,
   ICloseData,
@@ -61,7 +62,7 @@ export class KernelLink implements IDisposable {
   }
 
   /** Emitted with the tasks that just succeeded, failed or were cancelled. */
-  get finished(): ISignal<this, ITask[]> {
+  get finished(): ISignal<this, IFinished> {
     return this._finished;
   }
 
@@ -440,11 +441,11 @@ export class KernelLink implements IDisposable {
   }
 
   private _dispatch(action: Action): void {
-    const { state, finished, asked, settled } = reduce(this._state, action);
+    const { state, finished, groupsFinished, asked, settled } = reduce(this._state, action);
     this._state = state;
     this._changed.emit(state);
-    if (finished.length > 0) {
-      this._finished.emit(finished);
+    if (finished.length > 0 || groupsFinished.length > 0) {
+      this._finished.emit({ tasks: finished, groups: groupsFinished });
     }
     if (asked.length > 0 || settled.length > 0) {
       this._approvals.emit({ asked, settled });
@@ -474,8 +475,14 @@ export class KernelLink implements IDisposable {
     { resolve: (r: IReplyMsg) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }
   >();
   private _changed = new Signal<this, IState>(this);
-  private _finished = new Signal<this, ITask[]>(this);
+  private _finished = new Signal<this, IFinished>(this);
   private _approvals = new Signal<this, IApprovalChange>(this);
+}
+
+/** Tasks that just ended (none of a fan-out group), and groups whose last task just ended. */
+export interface IFinished {
+  tasks: ITask[];
+  groups: IGroupSummary[];
 }
 
 export interface IApprovalChange {

@@ -13,6 +13,18 @@ import {
   ITask,
   Totals
 } from './protocol';
+import { IGroupSummary, groupsOf } from './totals';
+
+export {
+  NotificationKind,
+  finishNotice,
+  formatElapsed,
+  formatTokens,
+  groupNotice,
+  historyLine,
+  suggestedVariable,
+  taskLabel
+} from './text';
 import { isTerminal, stateRank } from './states';
 
 /** Whether the task has ended, by its own `terminal` flag or (older kernels) its state. */
@@ -59,6 +71,8 @@ export interface IState {
   readonly ops: ReadonlySet<string>;
   /** Tool calls waiting for approval now, as `approvalKey`s. */
   readonly pending: ReadonlySet<string>;
+  /** Fan-out groups the header listed, by id: whether every task of it had ended. */
+  readonly groupsDone: ReadonlyMap<string, boolean>;
 }
 
 /** What a kernel of the first release answers (its snapshot has no `ops`). */
@@ -76,8 +90,13 @@ export type Action =
 
 export interface IReduction {
   readonly state: IState;
-  /** Tasks that reached a terminal state in this step and were running or queued before. */
+  /**
+   * Tasks that reached a terminal state in this step and were running or queued before;
+   * never a task of a fan-out group (its group announces itself, once, in `groupsFinished`).
+   */
   readonly finished: ITask[];
+  /** Fan-out groups whose last task ended in this step. */
+  readonly groupsFinished: IGroupSummary[];
   /** Tool calls that started waiting for approval in this step (each announced once). */
   readonly asked: IAskedCall[];
   /** `approvalKey`s of calls no longer waiting (decided, task gone, kernel reset). */
@@ -105,15 +124,19 @@ export function initialState(connection: ConnectionState = 'no-kernel'): IState 
     seenTerminal: new Set(),
     history: [],
     ops: new Set(FIRST_OPS),
-    pending: new Set()
+    pending: new Set(),
+    groupsDone: new Map()
   };
 }
 
 export function reduce(state: IState, action: Action): IReduction {
-  const { state: next, finished } = reduceTasks(state, action);
-  if (next.tasks === state.tasks && next.pending === state.pending) {
-    return { state: next, finished, asked: [], settled: [] };
+  const { state: reduced, finished: ended } = reduceTasks(state, action);
+  const finished = ended.filter(t => !t.group_id);
+  if (reduced.tasks === state.tasks && reduced.pending === state.pending) {
+    return { state: reduced, finished, groupsFinished: [], asked: [], settled: [] };
   }
+  const groups = noteGroups(state.groupsDone, reduced, action.type === 'delta');
+  const next = { ...reduced, groupsDone: groups.done };
   // Which calls wait now, against which waited before this step.
   const pending = new Set<string>();
   const asked: IAskedCall[] = [];
@@ -130,7 +153,39 @@ export function reduce(state: IState, action: Action): IReduction {
     }
   }
   const settled = [...state.pending].filter(key => !pending.has(key));
-  return { state: { ...next, pending }, finished, asked, settled };
+  return {
+    state: { ...next, pending },
+    finished,
+    groupsFinished: groups.finished,
+    asked,
+    settled
+  };
+}
+
+/**
+ * Groups whose every task has ended now and had not before. A group first seen already done
+ * in a snapshot (a page reload) is not announced; in a delta (made and done within one
+ * coalescing window) it is.
+ */
+function noteGroups(
+  before: ReadonlyMap<string, boolean>,
+  state: IState,
+  inDelta: boolean
+): { done: Map<string, boolean>; finished: IGroupSummary[] } {
+  const done = new Map<string, boolean>();
+  const finished: IGroupSummary[] = [];
+  if (state.connection !== 'connected') {
+    return { done, finished };
+  }
+  for (const group of groupsOf(state.totals).values()) {
+    const now = group.total > 0 && group.done >= group.total;
+    const was = before.get(group.id);
+    if (now && (was === false || (was === undefined && inDelta))) {
+      finished.push(group);
+    }
+    done.set(group.id, now);
+  }
+  return { done, finished };
 }
 
 function reduceTasks(state: IState, action: Action): { state: IState; finished: ITask[] } {
@@ -194,7 +249,8 @@ function applySnapshot(
       seenTerminal: seen,
       history: msg.history ?? [],
       ops: new Set(Array.isArray(msg.ops) ? msg.ops : FIRST_OPS),
-      pending: state.pending
+      pending: state.pending,
+      groupsDone: state.groupsDone
     },
     finished
   };
@@ -319,77 +375,4 @@ export function elapsedNow(entry: ITaskEntry, now: number): number {
     return task.elapsed_s;
   }
   return task.elapsed_s + Math.max(0, now - entry.receivedAt) / 1000;
-}
-
-export function formatElapsed(seconds: number): string {
-  if (seconds < 60) {
-    return `${seconds.toFixed(1)}s`;
-  }
-  const s = Math.floor(seconds);
-  if (s < 3600) {
-    return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
-  }
-  return `${Math.floor(s / 3600)}h ${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
-}
-
-export function formatTokens(n: number): string {
-  if (n < 1000) {
-    return String(n);
-  }
-  if (n < 1_000_000) {
-    return `${(n / 1000).toFixed(n < 10_000 ? 1 : 0)}k`;
-  }
-  return `${(n / 1_000_000).toFixed(1)}M`;
-}
-
-export function taskLabel(task: ITask): string {
-  return task.name ? `${task.name} (${task.id})` : task.id;
-}
-
-export type NotificationKind = 'success' | 'error' | 'warning';
-
-/** What the finish notification of one task says. */
-export function finishNotice(task: ITask): { kind: NotificationKind; message: string } {
-  const label = taskLabel(task);
-  const took = formatElapsed(task.elapsed_s);
-  switch (task.state) {
-    case 'succeeded':
-      return { kind: 'success', message: `Hermes task ${label} succeeded in ${took}.` };
-    case 'failed':
-      return {
-        kind: 'error',
-        message: `Hermes task ${label} failed: ${firstLine(task.error) || 'no error message'}`
-      };
-    case 'cancelled':
-      return { kind: 'warning', message: `Hermes task ${label} was cancelled after ${took}.` };
-    default:
-      return { kind: 'warning', message: `Hermes task ${label} was ${task.state}.` };
-  }
-}
-
-/**
- * The variable name offered when collecting a task: `result_<id>`, never the task's name
- * (in `review = %delegate -n review ...` that name holds the Task). Sent with `free: true`
- * when the user keeps it, so the kernel takes a free variant if the name is taken.
- */
-export function suggestedVariable(task: ITask): string {
-  return `result_${task.id.replace(/[^A-Za-z0-9_]+/g, '_')}`;
-}
-
-/** One line for a task of an earlier kernel: "t3 'review' · interrupted (kernel stopped)". */
-export function historyLine(task: IHistoryTask): string {
-  const label = task.name ? `${task.id} '${task.name}'` : task.id;
-  const why =
-    task.state === 'interrupted'
-      ? ' — its kernel stopped before it ended'
-      : task.error
-        ? ` — ${firstLine(task.error)}`
-        : task.summary
-          ? ` — ${firstLine(task.summary)}`
-          : '';
-  return `${label} · ${task.state}${why}`;
-}
-
-function firstLine(text: string | null): string {
-  return (text ?? '').split('\n', 1)[0].trim();
 }

@@ -1,6 +1,7 @@
 /**
  * JupyterLab notifications: one per task that succeeds, fails or is cancelled (with an action
- * to collect the result into a variable), and one per tool call that waits for approval
+ * to collect the result into a variable), one per fan-out group when its last task ends
+ * (never one per item), and one per tool call that waits for approval
  * (Approve / Deny / Show), withdrawn once the call is decided anywhere.
  */
 
@@ -9,7 +10,7 @@ import { Notification } from '@jupyterlab/apputils';
 import { approveCall, collectIntoVariable, denyCall, IOutcome } from './actions';
 import { approvalNotice } from './approvals';
 import { IApprovalArgs, IFinishedArgs } from './controller';
-import { approvalKey, finishNotice } from './model';
+import { approvalKey, finishNotice, groupNotice } from './model';
 
 /** How long success and cancel toasts stay; failures stay until dismissed. */
 const AUTO_CLOSE_MS = 10_000;
@@ -31,6 +32,15 @@ export function notifyFinished(args: IFinishedArgs, showPanel: () => void): void
         },
         { label: 'Show', caption: 'Open the Hermes tasks panel', callback: showPanel }
       ]
+    });
+  }
+  // One notice per fan-out group, when its last task ends: never one per item.
+  for (const group of args.groups) {
+    const { kind, message } = groupNotice(group);
+    const where = args.notebook ? ` (${args.notebook})` : '';
+    Notification.emit(`${message}${where}`, kind, {
+      autoClose: kind === 'error' ? false : AUTO_CLOSE_MS,
+      actions: [{ label: 'Show', caption: 'Open the Hermes tasks panel', callback: showPanel }]
     });
   }
 }

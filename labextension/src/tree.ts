@@ -12,40 +12,17 @@
  */
 
 import { IState, ITaskEntry, orderedTasks, taskEnded } from './model';
-import { ITask, Totals } from './protocol';
+import { ITask } from './protocol';
+import { IAgentSummary, IGroupSummary, agentsOf, groupsOf } from './totals';
 
-/** One parent agent, as `totals.agents` lists it. */
-export interface IAgentSummary {
-  name: string;
-  /** The owner id its children carry: "agent:NAME". */
-  owner: string;
-  /** Results queued for the agent's next turn. */
-  waiting: number;
-  children: number;
-  /** Children not ended yet. */
-  live: number;
-}
-
-/** One fan-out group, as `totals.groups` lists it (or as its tasks add up, without one). */
-export interface IGroupSummary {
-  id: string;
-  name: string | null;
-  goal: string;
-  total: number;
-  /** Tasks that ended, failed ones included. */
-  done: number;
-  failed: number;
-  tokens: number;
-  /** Known cost in USD; null when no call had a known price. */
-  cost_usd: number | null;
-  /** Tasks whose calls have no known price. */
-  cost_unknown: number;
-}
+export { IAgentSummary, IGroupSummary } from './totals';
 
 export type TreeNode =
   | { kind: 'task'; key: string; entry: ITaskEntry; children: TreeNode[] }
   | { kind: 'agent'; key: string; agent: IAgentSummary; children: TreeNode[] }
   | { kind: 'group'; key: string; group: IGroupSummary; children: TreeNode[] };
+
+const ROOT = '';
 
 /** A node as the flat list shows it: `depth` 0 at the top level. */
 export interface IRow {
@@ -53,49 +30,6 @@ export interface IRow {
   depth: number;
   /** The key of the node it sits under, or null at the top level. */
   parent: string | null;
-}
-
-const ROOT = '';
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function num(value: unknown): number {
-  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
-}
-
-/** `totals.agents`, validated; anything malformed is left out. */
-export function agentsOf(totals: Totals): IAgentSummary[] {
-  const list = Array.isArray(totals.agents) ? totals.agents : [];
-  return list.filter(isObject).flatMap(a =>
-    typeof a.name === 'string' && typeof a.owner === 'string'
-      ? [{ name: a.name, owner: a.owner, waiting: num(a.waiting), children: num(a.children), live: num(a.live) }]
-      : []
-  );
-}
-
-/** `totals.groups`, validated, by id. */
-export function groupsOf(totals: Totals): Map<string, IGroupSummary> {
-  const list = Array.isArray(totals.groups) ? totals.groups : [];
-  const out = new Map<string, IGroupSummary>();
-  for (const g of list.filter(isObject)) {
-    if (typeof g.id !== 'string') {
-      continue;
-    }
-    out.set(g.id, {
-      id: g.id,
-      name: typeof g.name === 'string' ? g.name : null,
-      goal: typeof g.goal === 'string' ? g.goal : '',
-      total: num(g.total),
-      done: num(g.done),
-      failed: num(g.failed),
-      tokens: num(g.tokens),
-      cost_usd: typeof g.cost_usd === 'number' ? g.cost_usd : null,
-      cost_unknown: num(g.cost_unknown)
-    });
-  }
-  return out;
 }
 
 /** A group the header does not list (an older kernel, or a delta in between): from its tasks. */

@@ -13,6 +13,7 @@ import {
   IState,
   counts,
   elapsedNow,
+  groupNotice,
   initialState,
   orderedTasks,
   reduce,
@@ -283,12 +284,53 @@ describe('tree', () => {
   });
 });
 
+describe('fan-out notifications', () => {
+  const header = (id: string, done: number, failed = 0, total = 2) => ({
+    groups: [{ id, name: 'rows', goal: 'g', total, done, failed, tokens: 0, cost_usd: null, cost_unknown: 0 }]
+  });
+  const member = (id: string, state: TaskState, version = 1) => task(id, state, version, { group_id: 'g1' });
+
+  it('announces a group once, when its last task ends, and none of its tasks', () => {
+    const start = connected([member('t1', 'running'), member('t2', 'running'), task('t3', 'running')], header('g1', 0));
+    const one = deltaOf(start, 2, [member('t1', 'succeeded', 2), task('t3', 'failed', 2)], header('g1', 1));
+    assert.deepEqual(one.finished.map(t => t.id), ['t3']); // a task of no group still notifies
+    assert.deepEqual(one.groupsFinished, []);
+    const two = deltaOf(one.state, 3, [member('t2', 'failed', 2)], header('g1', 2, 1));
+    assert.deepEqual(two.finished, []);
+    assert.deepEqual(two.groupsFinished.map(g => g.id), ['g1']);
+    assert.deepEqual(groupNotice(two.groupsFinished[0]), {
+      kind: 'error',
+      message: 'Hermes group rows (g1): 2/2 done, 1 failed.'
+    });
+    const again = deltaOf(two.state, 4, [member('t2', 'failed', 3)], header('g1', 2, 1));
+    assert.deepEqual(again.groupsFinished, []);
+  });
+
+  it('stays quiet about a group already done when the page connects; announces a quick one', () => {
+    const done = reduce(initialState('connecting'), {
+      type: 'snapshot',
+      msg: { type: 'snapshot', protocol: 1, seq: 1, tasks: [member('t1', 'succeeded')], totals: header('g1', 1, 0, 1) },
+      now: 0
+    });
+    assert.deepEqual(done.groupsFinished, []);
+    const quick = deltaOf(done.state, 2, [task('t2', 'succeeded', 1, { group_id: 'g2' })], {
+      groups: [...header('g1', 1, 0, 1).groups, { ...header('g2', 1, 0, 1).groups[0] }]
+    });
+    assert.deepEqual(quick.groupsFinished.map(g => g.id), ['g2']);
+    assert.equal(groupNotice(quick.groupsFinished[0]).kind, 'success');
+  });
+});
+
 describe('figures', () => {
   it('writes money and the header', () => {
     assert.equal(formatCost(0), '$0');
     assert.equal(formatCost(0.00123), '$0.0012');
+    assert.equal(formatCost(0.0000165), '$0.000017');
+    assert.equal(formatCost(0.0000001), '<$0.000001');
+    assert.equal(formatCost(0.0123), '$0.0123');
     assert.equal(formatCost(12.345), '$12.35');
     assert.equal(taskCost(task('t1', 'running', 1, { cost_usd: 0.002 })), '$0.0020');
+    assert.equal(taskCost(task('t1', 'running', 1, { cost_usd: 0.02 })), '$0.0200');
     assert.equal(taskCost(task('t1', 'running', 1, { cost_usd: null })), 'no price');
     assert.equal(taskCost(task('t1', 'queued', 1, { api_calls: 0 })), '');
     const old = task('t1', 'running');
