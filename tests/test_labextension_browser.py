@@ -425,3 +425,32 @@ def test_a_fan_out_group_is_one_card_and_cost_shows_live(page, lab_llm):
     expect(page.locator(TOAST).filter(has_text="scores[")).to_have_count(0)
     card.locator(".jp-HermesGroup-toggle").click()
     expect(members).to_have_count(0)
+
+
+def test_a_task_that_delegates_shows_its_children_under_it(page, lab_llm):
+    from playwright.sync_api import expect
+
+    lab_llm.on("tree-grandchild", Reply(text="leaf done"))
+    lab_llm.on("tree-middle", Reply(tool_calls=[ToolCall(
+        "delegate_task", {"goal": "tree-grandchild: look closer", "name": "leaf"})]),
+        Reply(text="middle done"))
+    open_notebook(page, "deep.ipynb")
+    show_panel(page)
+    run_cell(page, LOAD)
+    run_cell(page, (
+        "import hermes_jupyter as hj\n"
+        "from hermes_jupyter.notebook.kernel import get_session\n"
+        "from hermes_jupyter.parent_tools import session_tools\n"
+        "deep = hj.Agent(get_session(), name='deep', max_depth=2)\n"
+        "tools = {t.__name__: t for t in session_tools(get_session(), owner=deep, max_depth=2)}\n"
+        "print(tools['delegate_task']('tree-middle: split the work', name='middle'))"
+    ))
+    leaf = wait_for_text(page, row("succeeded"), "leaf")
+    wait_for_text(page, row("succeeded"), "middle")
+    expect(leaf).to_have_attribute("data-parent", "task:t1")
+    expect(leaf).to_have_attribute("aria-level", "3")
+    expect(task_row(page, "t1")).to_have_attribute("data-parent", "agent:agent:deep")
+    order = page.locator(f"{PANEL} .jp-HermesPanel-list > li").evaluate_all(
+        "rows => rows.map(r => r.dataset.owner || r.dataset.taskId)")
+    assert order == ["agent:deep", "t1", "t2"]
+    screenshot(page, "labext-task-tree")
