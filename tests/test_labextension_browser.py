@@ -454,3 +454,34 @@ def test_a_task_that_delegates_shows_its_children_under_it(page, lab_llm):
         "rows => rows.map(r => r.dataset.owner || r.dataset.taskId)")
     assert order == ["agent:deep", "t1", "t2"]
     screenshot(page, "labext-task-tree")
+
+
+def test_a_decision_the_kernel_refuses_comes_back_as_one_line(page, lab_llm):
+    """Approve clicked on a call a cell denies first: the kernel's one-line refusal shows.
+
+    Without subshells the click's request waits behind the busy cell; interrupting the cell
+    denies the call in its `finally`, then the request runs and is refused."""
+    from playwright.sync_api import expect
+
+    lab_llm.on("late-decision", shell_call("echo late"), Reply(text="Went on without it."))
+    open_notebook(page, "refused.ipynb", kernel=NO_SUBSHELL_KERNEL)
+    show_panel(page)
+    run_cell(page, f"{LOAD}\nimport threading\ngate = threading.Event()")
+    run_cell(page, "t = %delegate -n late --toolsets shell late-decision: go")
+    task = wait_for_text(page, row("awaiting_approval"), "late")
+    cells = page.locator(".jp-NotebookPanel:visible .jp-Notebook .jp-Cell")
+    cells.last.locator(".cm-content").click()
+    page.keyboard.insert_text(
+        "try: gate.wait()\nfinally: t.deny(None, 'decided in the cell')")
+    page.keyboard.press("Shift+Enter")
+    expect(cells.nth(2).locator(".jp-InputArea-prompt")).to_have_text("[*]:")
+    task.locator(".jp-HermesTask-approve").click()
+    page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()"
+    )
+    toast = wait_for_text(page, TOAST, "Task t1 has no tool call awaiting approval.")
+    expect(toast.locator(".jp-toast-message")).to_have_text(
+        "Task t1 has no tool call awaiting approval.")
+    wait_for_text(page, row("succeeded"), "late")
+    cell = run_cell(page, "print(t.collect(30).summary)")
+    expect(cell.locator(".jp-OutputArea-output")).to_have_text("Went on without it.")
