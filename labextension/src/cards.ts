@@ -49,6 +49,7 @@ export class GroupRow {
   update(group: IGroupSummary, expanded: boolean): void {
     this.node.dataset.groupId = group.id;
     this.node.dataset.done = String(group.done === group.total);
+    this.node.dataset.awaiting = String(group.awaiting);
     this.node.setAttribute('aria-expanded', String(expanded));
     setText(this._toggle, expanded ? '▾' : '▸');
     this._toggle.title = expanded ? 'Hide the group’s tasks' : 'Show the group’s tasks';

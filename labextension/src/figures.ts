@@ -58,11 +58,12 @@ export function totalsLine(totals: Totals): string {
   return parts.filter(Boolean).join(' · ');
 }
 
-/** A group card's line: "3/5 done · 1 failed · 1.2k tokens · $0.0040". */
+/** A group card's line: "3/5 done · 1 failed · 1 awaiting approval · 1.2k tokens · $0.0040". */
 export function groupLine(group: IGroupSummary): string {
   const parts = [
     `${group.done}/${group.total} done`,
     group.failed > 0 ? `${group.failed} failed` : '',
+    group.awaiting > 0 ? `${group.awaiting} awaiting approval` : '',
     `${formatTokens(group.tokens)} tokens`,
     costText(group.cost_usd, group.cost_unknown)
   ];

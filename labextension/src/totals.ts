@@ -26,6 +26,8 @@ export interface IGroupSummary {
   /** Tasks that ended, failed ones included. */
   done: number;
   failed: number;
+  /** Tasks waiting for a person to approve a tool call (the card may hide them: say so). */
+  awaiting: number;
   tokens: number;
   /** Known cost in USD; null when no call had a known price. */
   cost_usd: number | null;
@@ -66,6 +68,7 @@ export function groupsOf(totals: Totals): Map<string, IGroupSummary> {
       total: num(g.total),
       done: num(g.done),
       failed: num(g.failed),
+      awaiting: isObject(g.counts) ? num(g.counts.awaiting_approval) : 0,
       tokens: num(g.tokens),
       cost_usd: typeof g.cost_usd === 'number' ? g.cost_usd : null,
       cost_unknown: num(g.cost_unknown)

@@ -50,6 +50,7 @@ export function groupFromTasks(id: string, tasks: readonly ITask[]): IGroupSumma
     total: tasks.length,
     done: tasks.filter(t => taskEnded(t)).length,
     failed: tasks.filter(t => t.state === 'failed').length,
+    awaiting: tasks.filter(t => t.state === 'awaiting_approval' && !taskEnded(t)).length,
     tokens: tasks.reduce((n, t) => n + t.tokens, 0),
     cost_usd: cost,
     cost_unknown: unknown

@@ -217,7 +217,7 @@ describe('tree', () => {
       total: 3,
       done: 2,
       failed: 1,
-      counts: {},
+      counts: { awaiting_approval: 1 },
       tokens: 45,
       api_calls: 3,
       cost_usd: 0.0123,
@@ -246,22 +246,27 @@ describe('tree', () => {
     ]);
     const card = tree[0];
     assert.ok(card.kind === 'group');
-    assert.equal(groupLine(card.group), '2/3 done · 1 failed · 45 tokens · $0.0123 (1 task without a price)');
+    assert.equal(
+      groupLine(card.group),
+      '2/3 done · 1 failed · 1 awaiting approval · 45 tokens · $0.0123 (1 task without a price)'
+    );
   });
 
   it('adds a group up from its tasks when the header does not list it', () => {
     const tasks = [
       task('t1', 'succeeded', 1, { group_id: 'g2', cost_usd: 0.5 }),
       task('t2', 'failed', 1, { group_id: 'g2', cost_usd: null }),
-      task('t3', 'queued', 1, { group_id: 'g2', api_calls: 0, tokens: 0 })
+      task('t3', 'queued', 1, { group_id: 'g2', api_calls: 0, tokens: 0 }),
+      waiting('t4', ['c1'], 1, { group_id: 'g2', api_calls: 0, tokens: 0 })
     ];
     assert.deepEqual(groupFromTasks('g2', tasks), {
       id: 'g2',
       name: null,
       goal: 'goal of t1',
-      total: 3,
+      total: 4,
       done: 2,
       failed: 1,
+      awaiting: 1,
       tokens: 30,
       cost_usd: 0.5,
       cost_unknown: 1
@@ -286,7 +291,7 @@ describe('tree', () => {
 
 describe('fan-out notifications', () => {
   const header = (id: string, done: number, failed = 0, total = 2) => ({
-    groups: [{ id, name: 'rows', goal: 'g', total, done, failed, tokens: 0, cost_usd: null, cost_unknown: 0 }]
+    groups: [{ id, name: 'rows', goal: 'g', total, done, failed, awaiting: 0, tokens: 0, cost_usd: null, cost_unknown: 0 }]
   });
   const member = (id: string, state: TaskState, version = 1) => task(id, state, version, { group_id: 'g1' });
 
