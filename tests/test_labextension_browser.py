@@ -485,3 +485,37 @@ def test_a_decision_the_kernel_refuses_comes_back_as_one_line(page, lab_llm):
     wait_for_text(page, row("succeeded"), "late")
     cell = run_cell(page, "print(t.collect(30).summary)")
     expect(cell.locator(".jp-OutputArea-output")).to_have_text("Went on without it.")
+
+
+def test_a_group_card_approves_every_waiting_call_of_its_tasks_at_once(page, lab_llm):
+    from playwright.sync_api import expect
+
+    for item in ("north", "south"):
+        lab_llm.on(f"group-ask: count {item}", shell_call(f"echo counted-{item}"),
+                   Reply(text=f"{item} counted"))
+    open_notebook(page, "group-approve.ipynb")
+    show_panel(page)
+    run_cell(page, LOAD)
+    run_cell(page, (
+        "from hermes_jupyter.notebook.kernel import get_session\n"
+        "g = get_session().map('group-ask: count {item}', ['north', 'south'], name='regions',"
+        " toolsets=['shell'])"
+    ))
+    card = wait_for_text(page, f"{PANEL} .jp-HermesGroup", "regions")
+    expect(card.locator(".jp-HermesGroup-line")).to_contain_text("2 awaiting approval")
+    approve_all = card.locator(".jp-HermesGroup-approveAll")
+    expect(approve_all).to_have_text("Approve all 2 waiting")
+    # one notification for the group's waiting calls, none per item
+    wait_for_text(page, TOAST,
+                  "Hermes group regions (g1): 2 tool calls await approval (run_shell).")
+    expect(page.locator(TOAST).filter(has_text="asks to run")).to_have_count(0)
+    screenshot(page, "labext-group-awaiting")
+    approve_all.click()
+    expect(card.locator(".jp-HermesGroup-line")).to_contain_text("2/2 done")
+    expect(card.locator(".jp-HermesGroup-feedback")).to_have_text(
+        "Approved 2 of 2 waiting calls.")
+    expect(approve_all).to_be_hidden()
+    expect(page.locator(TOAST).filter(has_text="await approval")).to_have_count(0)
+    cell = run_cell(page, "print([r.summary for r in g.collect(30)])")
+    expect(cell.locator(".jp-OutputArea-output")).to_have_text(
+        "['north counted', 'south counted']")

@@ -6,7 +6,7 @@
 import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
 
 import { KernelLink } from './link';
-import { suggestedVariable, taskLabel } from './model';
+import { IAskedCall, suggestedVariable, taskLabel } from './model';
 import { IReplyMsg, IRequestFields, ITask } from './protocol';
 
 type TaskOp = 'steer' | 'cancel' | 'collect' | 'approve' | 'deny';
@@ -62,6 +62,26 @@ export function denyCall(
   reason: string
 ): Promise<IOutcome> {
   return ask(link, 'deny', { task: task.id, call_id: callId, reason });
+}
+
+/**
+ * Approve each of `calls` (a fan-out group's waiting calls), one request after another;
+ * one line says how many went through and the first refusal.
+ */
+export async function approveAll(link: KernelLink, calls: readonly IAskedCall[]): Promise<IOutcome> {
+  let approved = 0;
+  let refusal = '';
+  for (const { task, call } of calls) {
+    const outcome = await approveCall(link, task, call.call_id);
+    if (outcome.ok) {
+      approved += 1;
+    } else if (!refusal) {
+      refusal = outcome.text;
+    }
+  }
+  const n = calls.length;
+  const text = `Approved ${approved} of ${n} waiting call${n === 1 ? '' : 's'}.`;
+  return refusal ? { ok: false, text: `${text} ${refusal}` } : { ok: true, text };
 }
 
 export function cancelTask(link: KernelLink, task: ITask): Promise<IOutcome> {

@@ -4,8 +4,11 @@
  * tokens, cost; expands to its tasks).
  */
 
+import { approveAll } from './actions';
 import { button, el, firstWords, setText } from './dom';
 import { groupLine } from './figures';
+import { KernelLink } from './link';
+import { IAskedCall } from './model';
 import { IAgentSummary, IGroupSummary, waitingText } from './tree';
 
 export class AgentRow {
@@ -39,14 +42,36 @@ export class AgentRow {
 export class GroupRow {
   readonly node = el('li', 'jp-HermesGroup');
 
-  constructor(onToggle: () => void) {
+  constructor(
+    onToggle: () => void,
+    private readonly _link: KernelLink
+  ) {
     this._toggle = button('▸', 'jp-HermesGroup-toggle', onToggle);
     const head = el('div', 'jp-HermesGroup-head');
     head.append(this._toggle, el('span', 'jp-HermesGroup-badge', 'group'), this._name, this._id);
-    this.node.append(head, this._progress, this._line);
+    this._approveAll = button('Approve all', 'jp-HermesGroup-approveAll jp-mod-accept', () =>
+      this._approve()
+    );
+    this._feedback.hidden = true;
+    this.node.append(head, this._progress, this._line, this._approveAll, this._feedback);
   }
 
-  update(group: IGroupSummary, expanded: boolean): void {
+  /**
+   * Show the group; `calls`: the tool calls its tasks wait on, offered as one "Approve all"
+   * when `canDecide` (the kernel answers `approve`).
+   */
+  update(
+    group: IGroupSummary,
+    expanded: boolean,
+    calls: readonly IAskedCall[],
+    canDecide: boolean
+  ): void {
+    this._calls = calls;
+    this._approveAll.hidden = !canDecide || calls.length === 0;
+    setText(this._approveAll, `Approve all ${calls.length} waiting`);
+    this._approveAll.title = calls
+      .map(({ task, call }) => `${task.id}: ${call.tool} (${call.call_id})`)
+      .join('\n');
     this.node.dataset.groupId = group.id;
     this.node.dataset.done = String(group.done === group.total);
     this.node.dataset.awaiting = String(group.awaiting);
@@ -62,6 +87,23 @@ export class GroupRow {
     setText(this._line, groupLine(group));
   }
 
+  private _approve(): void {
+    const calls = this._calls;
+    if (calls.length === 0) {
+      return;
+    }
+    this._approveAll.disabled = true;
+    void approveAll(this._link, calls).then(outcome => {
+      this._approveAll.disabled = false;
+      this._feedback.textContent = outcome.text;
+      this._feedback.dataset.ok = String(outcome.ok);
+      this._feedback.hidden = false;
+    });
+  }
+
+  private _calls: readonly IAskedCall[] = [];
+  private _approveAll: HTMLButtonElement;
+  private _feedback = el('div', 'jp-HermesGroup-feedback');
   private _toggle: HTMLButtonElement;
   private _name = el('span', 'jp-HermesGroup-name');
   private _id = el('span', 'jp-HermesGroup-id');

@@ -7,10 +7,11 @@
 
 import { Notification } from '@jupyterlab/apputils';
 
-import { approveCall, collectIntoVariable, denyCall, IOutcome } from './actions';
-import { approvalNotice } from './approvals';
+import { approveAll, approveCall, collectIntoVariable, denyCall, IOutcome } from './actions';
+import { approvalNotice, groupApprovalNotice } from './approvals';
 import { IApprovalArgs, IFinishedArgs } from './controller';
-import { approvalKey, finishNotice, groupNotice } from './model';
+import { IAskedCall, approvalKey, finishNotice, groupNotice } from './model';
+import { groupsOf } from './totals';
 
 /** How long success and cancel toasts stay; failures stay until dismissed. */
 const AUTO_CLOSE_MS = 10_000;
@@ -48,19 +49,40 @@ export function notifyFinished(args: IFinishedArgs, showPanel: () => void): void
 /** Notification ids of the calls waiting now, by kernel id and `approvalKey`. */
 const waiting = new Map<string, string>();
 
-/** Announce calls that started waiting; withdraw the notices of calls no longer waiting. */
+/** One notification per fan-out group with waiting calls, by kernel id and group id. */
+const groupNotices = new Map<string, { id: string; calls: Map<string, IAskedCall> }>();
+
+/**
+ * Announce calls that started waiting; withdraw the notices of calls no longer waiting.
+ * Calls of a fan-out group's tasks share one notice per group (never one per item), with
+ * "Approve all".
+ */
 export function notifyApprovals(args: IApprovalArgs, showPanel: () => void): void {
   const kernel = args.link.kernel.id;
+  const touched = new Set<string>();
   for (const key of args.settled) {
     const id = waiting.get(`${kernel}:${key}`);
     if (id !== undefined) {
       waiting.delete(`${kernel}:${key}`);
       Notification.dismiss(id);
     }
+    for (const [groupKey, notice] of groupNotices) {
+      if (groupKey.startsWith(`${kernel}:`) && notice.calls.delete(key)) {
+        touched.add(groupKey);
+      }
+    }
   }
-  for (const { task, call } of args.asked) {
-    const where = args.notebook ? ` (${args.notebook})` : '';
-    const id = Notification.emit(`${approvalNotice(task, call)}${where}`, 'warning', {
+  for (const asked of args.asked) {
+    const { task, call } = asked;
+    if (task.group_id) {
+      const groupKey = `${kernel}:${task.group_id}`;
+      const notice = groupNotices.get(groupKey) ?? { id: '', calls: new Map() };
+      notice.calls.set(approvalKey(task.id, call.call_id), asked);
+      groupNotices.set(groupKey, notice);
+      touched.add(groupKey);
+      continue;
+    }
+    const id = Notification.emit(`${approvalNotice(task, call)}${where(args)}`, 'warning', {
       autoClose: false,
       actions: [
         {
@@ -84,6 +106,49 @@ export function notifyApprovals(args: IApprovalArgs, showPanel: () => void): voi
     });
     waiting.set(`${kernel}:${approvalKey(task.id, call.call_id)}`, id);
   }
+  for (const groupKey of touched) {
+    showGroupNotice(args, groupKey, showPanel);
+  }
+}
+
+/** Emit, update or withdraw the one notice of a group's waiting calls. */
+function showGroupNotice(args: IApprovalArgs, groupKey: string, showPanel: () => void): void {
+  const notice = groupNotices.get(groupKey);
+  if (notice === undefined) {
+    return;
+  }
+  const calls = [...notice.calls.values()];
+  if (calls.length === 0) {
+    groupNotices.delete(groupKey);
+    if (notice.id) {
+      Notification.dismiss(notice.id);
+    }
+    return;
+  }
+  const groupId = groupKey.slice(groupKey.indexOf(':') + 1);
+  const group = groupsOf(args.link.state.totals).get(groupId) ?? { id: groupId, name: null };
+  const message = `${groupApprovalNotice(group, calls)}${where(args)}`;
+  const actions = [
+    {
+      label: 'Approve all',
+      caption: calls.map(({ task, call }) => `${task.id}: ${call.tool} (${call.call_id})`).join('\n'),
+      displayType: 'accent' as const,
+      callback: () => {
+        groupNotices.delete(groupKey); // this notice closes; calls that come later get a new one
+        void approveAll(args.link, calls).then(report);
+      }
+    },
+    { label: 'Show', caption: 'Open the Hermes tasks panel', callback: showPanel }
+  ];
+  if (notice.id && Notification.manager.has(notice.id)) {
+    Notification.update({ id: notice.id, message, type: 'warning', autoClose: false, actions });
+  } else {
+    notice.id = Notification.emit(message, 'warning', { autoClose: false, actions });
+  }
+}
+
+function where(args: { notebook: string }): string {
+  return args.notebook ? ` (${args.notebook})` : '';
 }
 
 function report(outcome: IOutcome | null): void {

@@ -18,7 +18,7 @@ import { KernelLink } from './link';
 import { IState, counts, historyLine, statusText, ticks } from './model';
 import { IHistoryTask } from './protocol';
 import { TaskRow } from './taskrow';
-import { IRow, buildTree, flatten } from './tree';
+import { IRow, buildTree, flatten, waitingCalls } from './tree';
 
 type Row = TaskRow | AgentRow | GroupRow;
 
@@ -150,9 +150,9 @@ export class HermesPanel extends Widget {
       row.update(node.agent);
     } else {
       if (!(row instanceof GroupRow)) {
-        row = new GroupRow(() => this._toggle(node.key));
+        row = new GroupRow(() => this._toggle(node.key), link);
       }
-      row.update(node.group, this._expanded.has(node.key));
+      row.update(node.group, this._expanded.has(node.key), waitingCalls(node), state.ops.has('approve'));
     }
     const old = this._rows.get(node.key);
     if (old !== undefined && old !== row) {

@@ -11,7 +11,7 @@
  * Pure module: no JupyterLab or DOM imports (test/tree.test.ts).
  */
 
-import { IState, ITaskEntry, orderedTasks, taskEnded } from './model';
+import { IAskedCall, IState, ITaskEntry, orderedTasks, taskEnded } from './model';
 import { ITask } from './protocol';
 import { IAgentSummary, IGroupSummary, agentsOf, groupsOf } from './totals';
 
@@ -196,4 +196,17 @@ export function waitingText(waiting: number): string {
     return '';
   }
   return `${waiting} result${waiting === 1 ? '' : 's'} waiting for the parent`;
+}
+
+/** Every tool call waiting for approval in the tasks under `node`, in display order. */
+export function waitingCalls(node: TreeNode): IAskedCall[] {
+  const calls: IAskedCall[] = [];
+  if (node.kind === 'task' && !taskEnded(node.entry.task)) {
+    const task = node.entry.task;
+    calls.push(...(task.pending_approvals ?? []).map(call => ({ task, call })));
+  }
+  for (const child of node.children) {
+    calls.push(...waitingCalls(child));
+  }
+  return calls;
 }

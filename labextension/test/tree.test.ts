@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { approvalNotice, argumentsText } from '../src/approvals';
+import { approvalNotice, argumentsText, groupApprovalNotice } from '../src/approvals';
 import { costText, formatCost, groupLine, taskCost, totalsLine } from '../src/figures';
 import {
   IReduction,
@@ -21,7 +21,14 @@ import {
 } from '../src/model';
 import { IPendingApproval, ITask, TaskState, Totals } from '../src/protocol';
 import { isTerminal, learnStates } from '../src/states';
-import { TreeNode, buildTree, flatten, groupFromTasks, waitingText } from '../src/tree';
+import {
+  TreeNode,
+  buildTree,
+  flatten,
+  groupFromTasks,
+  waitingCalls,
+  waitingText
+} from '../src/tree';
 
 function task(id: string, state: TaskState, version = 1, extra: Partial<ITask> = {}): ITask {
   return {
@@ -142,7 +149,21 @@ describe('awaiting approval', () => {
     );
     assert.match(notice, /^Hermes task cleanup \(t3\) asks to run run_shell \(call c1\): command: x+…/);
     assert.ok(notice.endsWith(' — runs a shell command'));
-    assert.ok(notice.length < 300);
+    assert.ok(notice.length < 200);
+    const t = waiting('t4', ['c1']);
+    const calls = [
+      { task: t, call: call('c1') },
+      { task: t, call: call('c2', 'write_file') },
+      { task: t, call: call('c3') }
+    ];
+    assert.equal(
+      groupApprovalNotice({ id: 'g1', name: 'regions' }, calls),
+      'Hermes group regions (g1): 3 tool calls await approval (run_shell, write_file).'
+    );
+    assert.equal(
+      groupApprovalNotice({ id: 'g2', name: null }, calls.slice(0, 1)),
+      'Hermes group g2: 1 tool call awaits approval (run_shell).'
+    );
   });
 });
 
@@ -273,6 +294,22 @@ describe('tree', () => {
     });
     const tree = buildTree(connected(tasks));
     assert.deepEqual(shape(tree, false), ['0:group:g2']);
+  });
+
+  it('lists the calls a group card can approve at once', () => {
+    const state = connected([
+      waiting('t1', ['c1', 'c2'], 1, { group_id: 'g1' }),
+      task('t2', 'running', 1, { group_id: 'g1' }),
+      waiting('t3', ['c1'], 1, { group_id: 'g1' }),
+      waiting('t4', ['c9'], 1, { group_id: 'g1', state: 'cancelled', terminal: true }),
+      waiting('t5', ['c1'])
+    ]);
+    const card = buildTree(state).find(n => n.kind === 'group');
+    assert.ok(card !== undefined);
+    assert.deepEqual(
+      waitingCalls(card).map(a => `${a.task.id}/${a.call.call_id}`).sort(),
+      ['t1/c1', 't1/c2', 't3/c1']
+    );
   });
 
   it('nests a group an agent started under that agent', () => {
