@@ -61,7 +61,10 @@ export class KernelLink implements IDisposable {
     return this._changed;
   }
 
-  /** Emitted with the tasks that just succeeded, failed or were cancelled. */
+  /**
+   * Emitted with the tasks that just succeeded, failed or were cancelled (not those of a
+   * fan-out group) and the groups whose last task just ended.
+   */
   get finished(): ISignal<this, IFinished> {
     return this._finished;
   }
