@@ -68,7 +68,7 @@ def _body(value: Any, limit: int) -> tuple[str, str | None]:
     module = type(value).__module__.split(".")[0]
     if module == "pandas" and type(value).__name__ in ("DataFrame", "Series"):
         return _pandas(value, limit)
-    numpy = sys.modules.get("numpy") if module == "numpy" else None
+    numpy = sys.modules.get("numpy")  # loaded whenever `value` is an array: never imported
     if numpy is not None and isinstance(value, numpy.ndarray):
         return _ndarray(value)
     if isinstance(value, _CONTAINERS):
