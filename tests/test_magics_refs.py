@@ -59,7 +59,11 @@ def test_an_unquoted_name_with_spaces_says_to_quote_it(named, live, capsys):
         message = rejected(live, f"%{magic} my task", capsys)
         assert message == (f"%{magic}: unrecognized arguments: task; a task name with spaces "
                            f"needs quotes: 'my task' (see %{magic}?)")
-    assert not named[0].done()
+    for magic in ("steer_task", "deny_task"):  # their rest is free text
+        message = rejected(live, f"%{magic} my task do more", capsys)
+        assert message == (f"%{magic}: No task 'my': a name with spaces needs quotes, as in "
+                           "'my task'.")
+    assert not named[0].done() and named[0].check().steering == []
     _, out, _ = cell(live, "%cancel_task 'my task'", capsys)
     assert out == "Cancelled t1 'my task'.\n"
 

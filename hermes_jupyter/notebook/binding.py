@@ -98,7 +98,7 @@ def _ipython_names(namespace: Mapping[str, Any]) -> set[str]:
     shell = get_ipython()
     if shell is None or getattr(shell, "user_ns", None) is not namespace:
         return {"display", "get_ipython", "exit", "quit", "In", "Out"}
-    return {"display", *shell.user_ns_hidden}
+    return {"display", *getattr(shell, "user_ns_hidden", ())}
 
 
 def check_variable_name(variable: str) -> str:

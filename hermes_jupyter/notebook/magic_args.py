@@ -95,7 +95,12 @@ def find_task(ref: str | None, namespace: Mapping[str, Any]) -> Task:
         held = namespace.get(ref.strip())
         if isinstance(held, Task):
             return kernel.find_task(held)
-        known = [s.label for s in kernel.all_statuses()][-8:]
+        statuses = kernel.all_statuses()
+        spaced = [s.name for s in statuses if s.name and s.name.startswith(ref.strip() + " ")]
+        if spaced:  # `%steer_task my task go`: the first word of a name with spaces
+            raise HermesError(f"No task {ref!r}: a name with spaces needs quotes, as in "
+                              f"{shlex.quote(spaced[-1])}.") from None
+        known = [s.label for s in statuses][-8:]
         hint = f" Known tasks: {', '.join(known)}." if known else " No tasks exist yet."
         raise HermesError(f"No task {ref!r}.{hint} Use %list_tasks to see them.") from None
 
