@@ -49,17 +49,23 @@ class ApprovalMagics(Magics):
         if args.all and not calls:
             raise HermesError(f"task {task.id} has no tool call awaiting approval.")
         done: list[PendingApproval] = []
+        gone: list[str] = []  # decided meanwhile (a timeout, the panel): said, not hidden
         for n, call_id in enumerate(calls, 1):
             # the pattern is remembered with the last call, so it approves none of these first
             remember = args.remember if n == len(calls) else None
             try:
                 done.append(task.approve(call_id, remember=remember))
             except HermesError:
-                if not done:
+                if len(calls) == 1:
                     raise
+                gone.append(call_id)
+        if not done:
+            raise HermesError(f"the calls of {task.id} were decided meanwhile: "
+                              f"{', '.join(gone)}.")
         remembered = (f"; calls matching {args.remember!r} now run without asking"
-                      if args.remember else "")
-        shown = ", ".join(_call(p) for p in done)
+                      if args.remember and calls[-1] not in gone else "")
+        skipped = f" ({', '.join(gone)} decided meanwhile)" if gone else ""
+        shown = ", ".join(_call(p) for p in done) + skipped
         print(f"Approved {plural(len(done), 'call')} of {task.id}: {shown}{remembered}.")
 
     @line_magic
