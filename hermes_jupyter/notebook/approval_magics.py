@@ -20,7 +20,7 @@ from ..core.errors import HermesError
 from ..core.models import PendingApproval
 from ..core.text import plural, short
 from ..engine.task import Task
-from .magic_args import find_task, one_line_errors, parse_line, parser_of, split_options
+from .magic_args import TASK_HELP, find_task, one_line_errors, parse_line, parser_of, split_options
 
 __all__ = ["ApprovalMagics", "load"]
 
@@ -32,7 +32,7 @@ class ApprovalMagics(Magics):
     @line_magic
     @one_line_errors("approve_task")
     @magic_arguments()
-    @argument("task", metavar="ID", help="task id (t3), name, or a variable holding the Task")
+    @argument("task", metavar="ID", help=TASK_HELP)
     @argument("call", nargs="?", default=None, metavar="CALL",
               help="the pending call's id as %%check_task shows it (default: the oldest)")
     @argument("--all", action="store_true", help="approve every call the task waits on")
@@ -71,7 +71,7 @@ class ApprovalMagics(Magics):
     @line_magic
     @one_line_errors("deny_task")
     @magic_arguments()
-    @argument("task", metavar="ID", help="task id (t3), name, or a variable holding the Task")
+    @argument("task", metavar="ID", help=TASK_HELP)
     @argument("reason", nargs="*", metavar="REASON",
               help="free text the model reads, e.g. not on this machine (taken as typed)")
     def deny_task(self, line: str) -> None:

@@ -31,11 +31,13 @@ from ..engine.task import Task
 from . import kernel
 
 __all__ = [
-    "TASK_MAGICS", "comma_list", "complete_task_refs", "find_task", "keep_question_marks",
-    "one_line_errors", "parse_line", "parser_of", "seconds", "split_options",
+    "TASK_HELP", "TASK_MAGICS", "comma_list", "complete_task_refs", "find_task",
+    "keep_question_marks", "one_line_errors", "parse_line", "parser_of", "seconds", "split_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+# How every task magic's ID argument reads, in its help.
+TASK_HELP = "task id (t3), name ('my task' quoted), or a variable holding the Task"
 # Every magic whose first argument is a task: completion covers them all.
 TASK_MAGICS = ("check_task", "steer_task", "collect_task", "cancel_task", "approve_task",
                "deny_task")

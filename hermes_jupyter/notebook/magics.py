@@ -36,6 +36,7 @@ from .context import context_text
 from .each import items_of, output_type_of
 from .goal import expand
 from .magic_args import (
+    TASK_HELP,
     TASK_MAGICS,
     comma_list,
     complete_task_refs,
@@ -73,7 +74,7 @@ _timeout_option = argument(
 )
 _task_option = argument(
     "task", nargs="?", default=None, metavar="ID",
-    help="task id (t3), name, or a variable holding the Task; default: the most recent task",
+    help=f"{TASK_HELP}; default: the most recent task",
 )
 _delegate_options = _bundle(
     argument("-n", "--name", help="a name to address the task by, instead of its id"),
@@ -174,7 +175,7 @@ class HermesMagics(Magics):
     @needs_local_scope
     @one_line_errors("steer_task")
     @magic_arguments()
-    @argument("task", metavar="ID", help="task id (t3), name, or a variable holding the Task")
+    @argument("task", metavar="ID", help=TASK_HELP)
     @argument("message", nargs="*", metavar="MESSAGE",
               help="what the subagent should do differently; {expr} and $name are filled in "
                    "from the notebook ({{ }} and $$ keep them)")
@@ -219,7 +220,7 @@ class HermesMagics(Magics):
     @one_line_errors("cancel_task")
     @magic_arguments()
     @argument("task", nargs="?", metavar="ID",
-              help="task id (t3), name, or a variable holding the Task")
+              help=TASK_HELP)
     @argument("--all", action="store_true", help="cancel every queued or running task")
     def cancel_task(self, line: str) -> None:
         """Stop a task (within about a second) or, with --all, every live task."""
