@@ -231,3 +231,21 @@ def test_a_deep_or_wide_value_says_it_was_shortened():
     assert context_text("w", wide, 10_000).note == (
         "-c w has 80 columns: the task gets the dtypes of the first 50.")
     assert context_text("ok", {"a": [1, 2]}, 1000).note is None
+
+
+class Tensor:
+    """An array-like of another library, whose str() shows only a part of it."""
+
+    shape = (1000, 3)
+
+    def __str__(self) -> str:
+        return "tensor([[0, 0, 0], ..., [0, 0, 0]])"
+
+
+def test_an_array_like_of_another_library_says_its_printed_form_may_be_partial():
+    assert context_text("x", Tensor(), 1000).note == (
+        "-c x is a Tensor of shape (1000, 3): the task gets its printed form, which may show "
+        "only some of its 3,000 values.")
+    assert context_text("i", pd.Index(range(10**6)), 1000).note.startswith(
+        "-c i is a RangeIndex of shape (1000000,): the task gets its printed form")
+    assert context_text("few", pd.Index([1, 2]), 1000).note is None

@@ -84,8 +84,24 @@ def _body(value: Any, limit: int) -> tuple[str, str | None]:
                           "(HermesJupyter.context_limit).")
         return text, None
     text, failed = _shown(str, value)
-    return text, None if failed is None else (
-        f"could not be shown as text (str() raised {failed}); the task gets one line saying so.")
+    if failed is not None:
+        return text, (f"could not be shown as text (str() raised {failed}); the task gets one "
+                      "line saying so.")
+    shape = _shape(value)  # a tensor, an Index, a polars frame: their str() shows a part
+    if shape is not None and math.prod(shape) > ARRAY_VALUES:
+        return text, (f"is a {type(value).__name__} of shape {shape}: the task gets its "
+                      f"printed form, which may show only some of its {math.prod(shape):,} "
+                      "values.")
+    return text, None
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    """`value.shape` when it is a tuple of ints (array-likes), else None."""
+    try:
+        shape = tuple(getattr(value, "shape", None) or ())
+    except Exception:
+        return None
+    return shape if shape and all(isinstance(n, int) for n in shape) else None
 
 
 def _cut_note(shown: int, full: int, unit: str) -> str:
