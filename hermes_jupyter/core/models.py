@@ -74,6 +74,7 @@ class ExitReason(str, enum.Enum):
     RATE_LIMIT_CAP = "rate_limit_cap"
     BUDGET = "budget"
     EMPTY_ANSWER = "empty_answer"
+    INVALID_OUTPUT = "invalid_output"
     TOOL_ERROR = "tool_error"
     ERROR = "error"
     INTERRUPTED = "interrupted"
@@ -111,6 +112,8 @@ _EXIT_MEANINGS = {
     ExitReason.BUDGET: "the task reached max_total_tokens or max_cost_usd, or the session "
                        "spent session_budget_usd",
     ExitReason.EMPTY_ANSWER: "the model answered with nothing twice, even when asked again",
+    ExitReason.INVALID_OUTPUT: "the final answer did not match the task's output_type, even "
+                               "after one correction turn naming the errors",
     ExitReason.TOOL_ERROR: "a tool failed in a way the task cannot go on from",
     ExitReason.ERROR: "an unexpected error (a bug of ours or of a library)",
     ExitReason.INTERRUPTED: "the process running the task stopped before it ended",
@@ -237,6 +240,8 @@ class TaskStatus:
     `awaiting_approval`)."""
     group_id: str | None = None
     """The fan-out group (`Session.map`) the task belongs to, e.g. "g1"; None for the rest."""
+    resumed_from: str | None = None
+    """The interrupted task this one resumed (`Session.resume`), as "kernel/id"."""
 
     @property
     def tokens(self) -> int:
@@ -283,6 +288,11 @@ class TaskResult:
     truncated: bool = False
     """The summary is not the model's complete final answer (cut by the output limit, or
     partial after a stop)."""
+    data: Any = field(default=None, repr=False)
+    """With `output_type`: the validated final answer (an instance of a model class or a
+    dataclass; a dict for a TypedDict or a JSON-schema dict), `summary` holding its raw text.
+    None otherwise, and when the output stayed invalid (`exit_reason` "invalid_output"). A
+    result rebuilt from the journal holds it as plain JSON (dicts and lists)."""
 
     @property
     def ok(self) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from ..core.errors import HermesError
 from ..core.models import Event, TaskResult, ToolTraceEntry, Usage
 from ..core.text import short
 from ..tools import build_registry
-from .parent_tools import session_tools
+from .parent_tools import OutputTypes, session_tools
 from .session import Session
 from .task import Task
 
@@ -71,6 +71,8 @@ class Agent:
     `max_children`: children of this agent live at once (None: no limit beyond the session's
     `max_concurrent`). `max_depth`: 1 means its children cannot delegate; 2 lets them start
     children of their own, and so on. `tools` / `toolsets`: extra tools for the parent itself.
+    `output_types`: the schemas its `delegate_task(output_type=NAME)` may name (a mapping of
+    names, or a function returning one; in a notebook, the user namespace).
     """
 
     def __init__(
@@ -84,7 +86,12 @@ class Agent:
         toolsets: Iterable[str] = (),
         max_children: int | None = None,
         max_depth: int = 1,
+        output_types: OutputTypes | None = None,
     ) -> None:
+        if not (output_types is None or callable(output_types)
+                or isinstance(output_types, Mapping)):
+            raise HermesError(f"Bad output_types {type(output_types).__name__}: pass a dict of "
+                              "names to schemas, a function returning one, or None.")
         if not isinstance(name, str) or not name.strip() or name.strip() != name:
             raise HermesError(f"Bad agent name {name!r}: use a non-empty name such as 'default'.")
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
@@ -101,7 +108,8 @@ class Agent:
         self.max_children = max_children
         self.max_depth = max_depth
         functions = [*session_tools(self.session, self, max_depth=max_depth,
-                                    max_children=max_children), *tools]
+                                    max_children=max_children, output_types=output_types),
+                     *tools]
         self._registry = build_registry(functions, list(toolsets), self.session.workspace,
                                         self.session.services.processes)
         self._system = system_prompt or DEFAULT_PARENT_PROMPT

@@ -32,6 +32,7 @@ from .loop import EngineLoop
 from .pricing import Pricer
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT, Provider, RetryPolicy
 from .runner import run_task
+from .structured import OutputSpec, jsonable
 from .task import Task, TaskControl
 
 __all__ = ["EngineConfig", "RemoteControl", "TaskSpec", "WorkerApprovals", "WorkerEngine"]
@@ -73,6 +74,8 @@ class TaskSpec:
     steers: tuple[str, ...] = ()  # queued in the kernel before the task reached its worker
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # as the kernel set it
     needs_workspace: bool = False  # it has a tool of the files/python/shell toolsets
+    output_type: OutputSpec | None = None  # typed output (pickles as the user's schema)
+    prior: tuple[dict[str, Any], ...] = ()  # the conversation to go on from (resumed, retried)
 
 
 class _NoHost:
@@ -127,6 +130,7 @@ class RemoteControl(TaskControl):
         super().__init__(task, self._record_event, lambda _id, _text: None, secrets)
         self._ops: list[Op] = []
         self._ops_lock = threading.Lock()
+        self.conversation.listener = lambda start, kept: self._log(("messages", start, kept))
 
     def drain(self) -> list[Op]:
         with self._ops_lock:
@@ -135,8 +139,12 @@ class RemoteControl(TaskControl):
 
     def _log(self, op: Op) -> None:
         with self._ops_lock:
-            if op[0] in _MERGED and self._ops and self._ops[-1][0] == op[0]:
-                self._ops[-1] = (op[0], self._ops[-1][1] + op[1])
+            last = self._ops[-1] if self._ops else None
+            if last is not None and op[0] in _MERGED and last[0] == op[0]:
+                self._ops[-1] = (op[0], last[1] + op[1])
+            elif (last is not None and op[0] == last[0] == "messages"
+                  and last[1] <= op[1] <= last[1] + len(last[2])):  # steps of one drain: one op
+                self._ops[-1] = ("messages", last[1], last[2][:op[1] - last[1]] + op[2])
             else:
                 self._ops.append(op)
 
@@ -195,11 +203,13 @@ class RemoteControl(TaskControl):
         self._log(("tool", entry))
 
     def settle(self, exit_reason: ExitReason, *, summary: str = "", error: str | None = None,
-               transcript: list[dict[str, Any]] | None = None, truncated: bool = False) -> bool:
+               transcript: list[dict[str, Any]] | None = None, truncated: bool = False,
+               data: Any = None) -> bool:
         settled = super().settle(exit_reason, summary=summary, error=error,
-                                 transcript=transcript, truncated=truncated)
-        if settled:
-            self._log(("end", exit_reason, summary, error, transcript, truncated))
+                                 transcript=transcript, truncated=truncated, data=data)
+        if settled:  # typed output goes back as JSON; the kernel revives it as its own class
+            self._log(("end", exit_reason, summary, error, transcript, truncated,
+                       jsonable(data)))
         return settled
 
 
@@ -243,6 +253,8 @@ class WorkerEngine:
         task.max_total_tokens = spec.max_total_tokens
         task.max_cost_usd = spec.max_cost_usd
         task.approval = spec.approval
+        task.output_type = spec.output_type
+        task.prior_messages = list(spec.prior) or None
         control = RemoteControl(task, self._secrets)
         control.claim()
         for message in spec.steers:

@@ -19,12 +19,15 @@ from ..core import validate as check
 from ..core.errors import CollectTimeout, HermesError, InvalidArgument, InvalidArgumentType
 from ..core.models import TaskResult, TaskState, Usage
 from ..core.text import plural
+from .structured import jsonable
 from .task import Task
 
 __all__ = ["ITEM", "GroupBook", "GroupStatus", "TaskGroup", "fan_out", "goal_for", "item_text"]
 
 ITEM = "{item}"  # the placeholder in a fan-out goal; every other brace stays as written
 ITEM_TEXT_CAP = 4000  # characters of one item handed to its task
+_COLUMNS = frozenset({"item", "id", "state", "tokens", "api_calls", "cost_usd", "error"})
+# ^ to_pandas's own columns: an output field of one of these names gets "output." first
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,8 @@ class GroupBook:
     """The fan-out groups of one session (`session.attachment("groups", GroupBook)`), in
     creation order, with their ids ("g1", "g2", ...). Thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, session: Any = None) -> None:
+        self.session = session  # the `Session` whose groups these are (`Any`: no import cycle)
         self._lock = threading.Lock()
         self._groups: list[TaskGroup] = []
         self._issued = 0
@@ -92,7 +96,7 @@ Delegate = Callable[[str, str, str | None], Task]
 MAP_OPTIONS = frozenset({"model", "tools", "toolsets", "max_iterations", "timeout", "owner",
                          "max_total_tokens", "max_cost_usd", "tool_timeout", "approval",
                          "approval_allowlist",
-                         "approval_timeout"})
+                         "approval_timeout", "output_type"})
 
 
 def fan_out(delegate: Callable[..., Task], goal: object, items: object, name: object,
@@ -117,6 +121,7 @@ def fan_out(delegate: Callable[..., Task], goal: object, items: object, name: ob
         return delegate(item_goal, item_context, name=item_name, group_id=group_id, **options)
 
     group = TaskGroup(label, text.strip(), listed, extra, start, limit, group_id)
+    group.session = book.session
     book.add(group)
     return group
 
@@ -130,6 +135,9 @@ class TaskGroup:
         self.name = name
         self.goal = goal
         self.items = list(items)
+        self.session: Any = None
+        """The `Session` that runs the group (set by `Session.map`; `Any` here because
+        session.py imports this module)."""
         self._context = context
         self._delegate = delegate
         self._limit = max_concurrent
@@ -212,7 +220,9 @@ class TaskGroup:
         return skipped + sum(task.cancel() for task in tasks if not task.done())
 
     def to_pandas(self) -> Any:
-        """A DataFrame, one row per item started: item, id, state, summary, tokens, error."""
+        """A DataFrame, one row per item started: item, id, state, summary (with an
+        `output_type`: the output's fields as columns instead; empty when a task has no valid
+        output), tokens, api_calls, cost_usd (None when unknown), error."""
         try:
             import pandas as pd
         except ImportError:
@@ -221,12 +231,18 @@ class TaskGroup:
         for item, task in zip(self.items, self.tasks, strict=False):
             status = task.check()
             result = task.result
-            rows.append({
-                "item": item, "id": task.id, "state": status.state.value,
-                "summary": result.summary if result else None,
-                "tokens": status.tokens, "api_calls": status.api_calls,
-                "error": status.error,
-            })
+            row: dict[str, Any] = {"item": item, "id": task.id, "state": status.state.value}
+            spec = task.output_type
+            if spec is None:
+                row["summary"] = result.summary if result else None
+            else:
+                data = jsonable(result.data) if result is not None else None
+                for key in spec.schema.get("properties") or {}:
+                    column = key if key not in _COLUMNS else f"output.{key}"
+                    row[column] = data.get(key) if isinstance(data, dict) else None
+            row.update(tokens=status.tokens, api_calls=status.api_calls,
+                       cost_usd=status.cost_usd, error=status.error)
+            rows.append(row)
         return pd.DataFrame(rows)
 
     def __len__(self) -> int:
@@ -298,6 +314,8 @@ def item_text(item: Any) -> str:
 
 def check_items(items: Iterable[Any]) -> list[Any]:
     """The items of a fan-out as a list; one clear line for what cannot be one."""
+    if hasattr(items, "to_dict") and hasattr(items, "columns"):  # a DataFrame: its rows
+        items = items.to_dict("records")
     if isinstance(items, str | bytes) or not isinstance(items, Iterable):
         raise InvalidArgumentType(f"Bad items {type(items).__name__}: pass a list (or any "
                                   "iterable) of items, one task each.")

@@ -15,7 +15,6 @@ said once in one line (a logged warning, and `Journal.problems`). Keys are never
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -24,23 +23,25 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigurationError
 from ..core.models import LIVE_STATES, ExitReason, TaskResult, TaskState, ToolTraceEntry, Usage
+from ..core.text import short
 from . import lease
+from .sqlite_file import unusable
+from .structured import jsonable
 
 if TYPE_CHECKING:
     from .task import Task
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournalRecord", "history_of"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _COLUMNS = ("session, id, name, goal, model, state, created_at, ended_at, exit_reason, error, "
-            "summary, result, owner")
+            "summary, result, owner, context, resumed_from")
 _CREATE = """
 CREATE TABLE IF NOT EXISTS tasks (
     session TEXT NOT NULL, id TEXT NOT NULL, name TEXT, goal TEXT NOT NULL, model TEXT NOT NULL,
@@ -49,16 +50,24 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
 """
-# MIGRATIONS[n] takes a file from version n - 1 to n (version 0: the first, owner-less schema).
+# MIGRATIONS[n] takes a file from version n - 1 to n (version 0: the first, owner-less schema;
+# a new file is made at version 1 by _CREATE, then migrated).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE tasks ADD COLUMN owner TEXT",),
+    # 2: the task's context, the task it resumed, and its conversation: one row per step, the
+    # messages from index `seq` on (a JSON list), so a turn appends only what it added.
+    2: ("ALTER TABLE tasks ADD COLUMN context TEXT",
+        "ALTER TABLE tasks ADD COLUMN resumed_from TEXT",
+        "CREATE UNIQUE INDEX IF NOT EXISTS tasks_resumed ON tasks (resumed_from)",
+        "CREATE TABLE IF NOT EXISTS turns (session TEXT NOT NULL, task TEXT NOT NULL, "
+        "seq INTEGER NOT NULL, messages TEXT NOT NULL, PRIMARY KEY (session, task, seq))"),
 }
 # Rows may reach the file in any order (a task cancelled while `delegate` writes its first
 # row): "insert" never overwrites, "finish" inserts the whole row when there is none yet.
 _SQL = {
-    "insert": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, owner) "
-              "VALUES (:session, :id, :name, :goal, :model, :state, :created_at, :owner) "
-              "ON CONFLICT (session, id) DO NOTHING",
+    "insert": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, owner, "
+              "context, resumed_from) VALUES (:session, :id, :name, :goal, :model, :state, "
+              ":created_at, :owner, :context, :resumed_from) ON CONFLICT (session, id) DO NOTHING",
     "state": "UPDATE tasks SET state = :state WHERE session = :session AND id = :id "
              "AND state = 'queued'",
     "finish": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, ended_at, "
@@ -67,6 +76,10 @@ _SQL = {
               ":owner) ON CONFLICT (session, id) DO UPDATE SET state = excluded.state, "
               "ended_at = excluded.ended_at, exit_reason = excluded.exit_reason, "
               "error = excluded.error, summary = excluded.summary, result = excluded.result",
+    "turn": "INSERT INTO turns (session, task, seq, messages) VALUES (:session, :id, :seq, "
+            ":messages) ON CONFLICT (session, task, seq) DO UPDATE SET messages = "
+            "excluded.messages",
+    "rewind": "DELETE FROM turns WHERE session = :session AND task = :id AND seq >= :seq",
 }
 # Every live state, as an SQL list (from TaskState: no hand-kept copy).
 _LIVE = "(" + ", ".join(f"'{state.value}'" for state in sorted(LIVE_STATES)) + ")"
@@ -95,8 +108,31 @@ class JournalRecord:
     summary: str | None
     _result_json: str | None
     owner: str | None = None
+    context: str = ""
+    resumed_from: str | None = None
+    """The interrupted task this one resumed, as "kernel/id" (`Session.resume`)."""
+
+    @property
+    def key(self) -> str:
+        """"kernel/id": this task among every kernel's tasks in the journal."""
+        return f"{self.session}/{self.id}"
+
+    def __repr__(self) -> str:
+        """One short line (the kept result, with its transcript, only through `result()`)."""
+        name = f" {self.name!r}" if self.name else ""
+        reason = f" [{self.exit_reason}]" if self.exit_reason else ""
+        what = short(self.error or self.summary or self.goal, 60)
+        return (f"<JournalRecord {self.session} {self.id}{name}: {self.state.value}{reason} "
+                f"{what!r}>")
+
+    @property
+    def has_result(self) -> bool:
+        """True when the task ended with a result kept (`result()` is not None)."""
+        return bool(self._result_json)
 
     def result(self) -> TaskResult | None:
+        """The task's result as it was kept; a typed output (`data`) comes back as plain
+        JSON (dicts, lists), not as the class it was validated into."""
         if not self._result_json:
             return None
         data = json.loads(self._result_json)
@@ -123,7 +159,7 @@ class Journal:
         self._said: set[str] = set()
         self._closed = False
         self._db_lock = threading.Lock()
-        with self._db_lock, _unusable(self.path):
+        with self._db_lock, unusable(self.path, "journal"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False,
                                        isolation_level=None, timeout=10.0)
@@ -138,6 +174,7 @@ class Journal:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._idle = threading.Condition()
         self._pending = 0
+        self._ends: dict[str, int] = {}  # per live task: messages queued so far (under _idle)
         self._writer = threading.Thread(target=self._write_loop, name="hermes-journal",
                                         daemon=True)
         self._writer.start()
@@ -148,7 +185,7 @@ class Journal:
         self._write_now(("insert", {
             "session": self.session_id, "id": task.id, "name": task.name, "goal": task.goal,
             "model": task.model, "state": TaskState.QUEUED.value, "created_at": time.time(),
-            "owner": self.owner}))
+            "owner": self.owner, "context": task.context, "resumed_from": task.resumed_from}))
 
     def started(self, task: Task) -> None:
         """Queue `running` for the task (batched: progress may lag by `_FLUSH_EVERY`)."""
@@ -160,8 +197,26 @@ class Journal:
             self._pending += 1
         self._queue.put(row)
 
+    def kept(self, task: Task, start: int, messages: list[dict[str, Any]]) -> None:
+        """Queue the task's conversation from index `start` on (redacted by the caller):
+        batched with progress, one row per step holding only the messages it added."""
+        values = {"session": self.session_id, "id": task.id, "seq": start}
+        rows: list[Row] = []
+        with self._idle:
+            if self._closed:
+                return
+            if start < self._ends.get(task.id, 0):  # rewritten (a retried worker): drop after
+                rows.append(("rewind", values))
+            self._ends[task.id] = start + len(messages)
+            rows.append(("turn", {**values, "messages": json.dumps(messages, default=str)}))
+            self._pending += len(rows)
+        for row in rows:
+            self._queue.put(row)
+
     def finished(self, task: Task, result: TaskResult) -> None:
         """Commit the task's terminal row now (called before its result becomes visible)."""
+        with self._idle:
+            self._ends.pop(task.id, None)
         self._write_now(("finish", {
             "session": self.session_id, "id": task.id, "name": task.name, "goal": task.goal,
             "model": task.model, "state": result.state.value, "ended_at": time.time(),
@@ -179,6 +234,27 @@ class Journal:
             rows = self._db.execute(sql, (exclude_session or "", -1 if limit is None else limit)
                                     ).fetchall()
         return [_record(row) for row in reversed(rows)]
+
+    def conversation(self, record: JournalRecord) -> list[dict[str, Any]]:
+        """The messages the journal kept of `record`'s task, oldest first (up to the first
+        step it lacks)."""
+        with self._db_lock:
+            rows = self._db.execute("SELECT seq, messages FROM turns WHERE session = ? AND "
+                                    "task = ? ORDER BY seq", (record.session, record.id)
+                                    ).fetchall()
+        out: list[dict[str, Any]] = []
+        for seq, text in rows:
+            if seq > len(out):
+                break  # a step never reached the file: what follows would not fit
+            out[seq:] = json.loads(text)
+        return out
+
+    def resumed_by(self, record: JournalRecord) -> str | None:
+        """"kernel/id" of the task that resumed `record`'s task, if one did."""
+        with self._db_lock:
+            row = self._db.execute("SELECT session || '/' || id FROM tasks WHERE "
+                                   "resumed_from = ?", (record.key,)).fetchone()
+        return None if row is None else str(row[0])
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is on disk; False if `timeout` ran out."""
@@ -290,20 +366,6 @@ class Journal:
         return count
 
 
-@contextlib.contextmanager
-def _unusable(path: Path) -> Iterator[None]:
-    """A file or folder that cannot serve as the journal (not a database, unwritable, a file
-    where its folder should be) becomes one `ConfigurationError` line naming the path."""
-    try:
-        yield
-    except (sqlite3.Error, OSError) as err:
-        reason = " ".join(str(getattr(err, "strerror", None) or err).split())
-        raise ConfigurationError(
-            f"The journal {str(path)!r} cannot be opened or created ({reason}): move the file "
-            "(and its -wal, -shm) away, or pass journal=False or journal=<another path>."
-        ) from None
-
-
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
     """Create the schema, or bring an older file up to `SCHEMA_VERSION` in one transaction."""
     db.execute("BEGIN IMMEDIATE")  # two kernels opening one old file migrate it once
@@ -319,10 +381,10 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
             for statement in _CREATE.split(";"):
                 if statement.strip():
                     db.execute(statement)
-        else:
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
-                    db.execute(statement)
+            version = 1
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[step]:
+                db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
@@ -348,7 +410,8 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _result_json(result: TaskResult) -> str:
-    data = asdict(result)
+    data = asdict(replace(result, data=None))
+    data["data"] = jsonable(result.data)  # typed output as plain JSON (read back as such)
     data["state"] = result.state.value
     data["usage"] = {k: v for k, v in data["usage"].items() if k != "total_tokens"}
     return json.dumps(data, default=str)  # ensure_ascii: lone surrogates become \udce9
@@ -364,9 +427,10 @@ def _exit_reason(value: str) -> ExitReason:
 
 def _record(row: tuple[Any, ...]) -> JournalRecord:
     (session, task_id, name, goal, model, state, created_at, ended_at, exit_reason, error,
-     summary, result, owner) = row
+     summary, result, owner, context, resumed_from) = row
     return JournalRecord(session, task_id, name, goal, model, TaskState(state), created_at,
-                         ended_at, exit_reason, error, summary, result, owner)
+                         ended_at, exit_reason, error, summary, result, owner, context or "",
+                         resumed_from)
 
 
 def history_of(journal: Journal | None, limit: int | None) -> list[JournalRecord]:

@@ -7,6 +7,7 @@ subscribers on the event bus's thread. The registry and the slots are guarded by
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -21,7 +22,7 @@ from ..core.models import ExitReason, TaskResult, TaskState, TaskStatus, Usage
 from ..tools import McpServerInfo, McpServers, ProcessPolicy, build_registry
 from .approvals import Approvals
 from .approving import Approving
-from .arguments import delegate_args, session_args
+from .arguments import delegate_args, session_args, task_limits
 from .backends import check_cluster, make_backend
 from .credentials import CredentialPool, resolve_keys
 from .events import EventBus, Subscriber, TextBatcher
@@ -37,9 +38,11 @@ from .provider import (
     ProviderSetting,
     RetryPolicy,
 )
+from .resuming import Resuming
 from .retention import Retention, check_forget
 from .scheduling import Slots
 from .services import Attachments, EngineServices
+from .structured import output_spec
 from .subagent import DEFAULT_SYSTEM_PROMPT
 from .task import Task, descendants_of
 
@@ -50,7 +53,7 @@ _T = TypeVar("_T")
 DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
 
 
-class Session(Launching, Approving):
+class Session(Launching, Approving, Resuming):
     """Runs subagents in the background of a kernel or of a plain Python process.
 
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys: `api_keys`
@@ -178,6 +181,7 @@ class Session(Launching, Approving):
         approval: str | None = None,
         approval_allowlist: Iterable[str] | None = None,
         approval_timeout: float | None = None,
+        output_type: Any = None,
         group_id: str | None = None,
     ) -> Task:
         """Start a subagent on `goal` and return its handle at once (no network I/O here).
@@ -187,16 +191,16 @@ class Session(Launching, Approving):
         scoped to their owner: a child named "review" never shadows the user's "review".
         `approval`, `approval_allowlist`, `approval_timeout` override the session's policy.
         `max_total_tokens` / `max_cost_usd` (USD) are the task's budgets; `tool_timeout`
-        (seconds) bounds each tool call (default: the session's). `group_id` is set by `map`
-        (the fan-out group the task belongs to). Once it returns, the task is in the journal.
+        (seconds) bounds each tool call (default: the session's). `output_type` (a pydantic
+        model class, a dataclass, a TypedDict or a JSON-schema dict) makes the final answer
+        typed: `result.data` holds it validated, `result.summary` its JSON text; an answer
+        that stays invalid after one correction ends `failed` (`invalid_output`). `group_id`
+        is set by `map` (the fan-out group the task belongs to). Once it returns, the task is
+        in the journal (when kept).
         """
         a = delegate_args(goal, context, name, model, tools, toolsets, max_iterations, timeout)
-        owner = check.optional(check.text, "owner", owner, what="an owner id, or None")
-        group_id = check.optional(check.text, "group_id", group_id, what="a group id, or None")
-        max_total_tokens = check.optional(check.count, "max_total_tokens", max_total_tokens)
-        max_cost_usd = check.optional(check.amount, "max_cost_usd", max_cost_usd)
-        tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
-                                      none_means="the session's tool_timeout")
+        o = task_limits(owner, max_total_tokens, max_cost_usd, tool_timeout, output_type,
+                        group_id)
         if spent := self._budget_spent():
             raise HermesError(spent)
         policy = self.approval_policy.replace(approval, approval_allowlist, approval_timeout)
@@ -206,7 +210,7 @@ class Session(Launching, Approving):
         with self._lock:
             if self._closed:
                 raise HermesError("This session is closed: create a new Session.")
-            parent = self._tasks.get(owner) if owner is not None else None
+            parent = self._tasks.get(o.owner) if o.owner is not None else None
             task_id = f"t{self.next_id}"
             self.next_id += 1
             task = Task(
@@ -216,22 +220,27 @@ class Session(Launching, Approving):
                 a.timeout if a.timeout is not None else self.task_timeout,
                 self._emit, self._text.add, self.secrets,
             )
-            task.owner, task.group_id = owner, group_id
-            task.max_total_tokens = max_total_tokens
-            task.max_cost_usd = max_cost_usd
-            task.tool_timeout = self.tool_timeout if tool_timeout is None else tool_timeout
+            task.owner, task.group_id, task.output_type = o.owner, o.group_id, o.output_type
+            task.max_total_tokens, task.max_cost_usd = o.max_total_tokens, o.max_cost_usd
+            task.tool_timeout = self.tool_timeout if o.tool_timeout is None else o.tool_timeout
             task.approval = policy
             task.parent_id = parent.id if parent is not None else None
             task.depth = parent.depth + 1 if parent is not None else 1
-            task.control_for(self).on_settle = self._on_settle
-            task.control_for(self).on_cost = self._spend.add
+            resumed, self._resuming = self._resuming, None  # set by `resume`, under _lock
+            if resumed is not None:
+                task.resumed_from, task.prior_messages = resumed.key, resumed.messages
+            control = task.control_for(self)
+            control.on_settle = self._on_settle
+            control.on_cost = self._spend.add
+            if self.journal is not None:  # its conversation, at each completed step
+                control.conversation.listener = functools.partial(self.journal.kept, task)
             self._tasks[task_id] = task
             if a.name:
-                self._by_name[(owner, a.name)] = task
+                self._by_name[(o.owner, a.name)] = task
         if self.journal is not None:  # durable before delegate returns
             self.journal.created(task)
         self._emit("created", task_id, name=a.name, model=task.model, goal=task.goal,
-                   owner=owner, parent=task.parent_id)
+                   owner=o.owner, parent=task.parent_id, resumed_from=task.resumed_from)
         self._emit("queued", task_id)
         self._slots.schedule(task)
         return task
@@ -241,17 +250,20 @@ class Session(Launching, Approving):
         goal: str,
         items: Iterable[Any],
         *,
+        output_type: Any = None,
         name: str | None = None,
         context: str = "",
         max_concurrent: int | None = None,
         **delegate_options: Any,
     ) -> TaskGroup:
-        """Fan out: one task per item, the item put in the goal where it says `{item}` (else
-        handed as context). Returns a `TaskGroup` at once. `max_concurrent` caps this group's
-        running tasks within the session's cap; `delegate_options` go to every `delegate`
-        (model, tools, toolsets, max_iterations, timeout). Task names are `name[0]`, ..."""
+        """Fan out: one task per item (a DataFrame's rows as dicts), put in the goal where it
+        says `{item}` (else handed as context); returns a `TaskGroup` at once. `output_type`:
+        as for `delegate`. `max_concurrent` caps this group's running tasks within the
+        session's; `delegate_options` go to every `delegate`. Names: `name[0]`, ..."""
+        if output_type is not None:  # checked once, before any task starts
+            delegate_options = {**delegate_options, "output_type": output_spec(output_type)}
         return fan_out(self.delegate, goal, items, name, context, max_concurrent,
-                       delegate_options, self.attachment("groups", GroupBook))
+                       delegate_options, self.attachment("groups", lambda: GroupBook(self)))
 
     def check(self, ref: TaskRef) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""

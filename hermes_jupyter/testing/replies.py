@@ -83,6 +83,12 @@ class Reply:
                                           and 0 <= self.cost < float("inf")):
             raise ValueError(f"Reply.cost must be a number of USD >= 0, got {self.cost!r}")
 
+    @classmethod
+    def json(cls, value: Any, **options: Any) -> Reply:
+        """A reply whose text is `value` as JSON (a typed final answer); `options` as for
+        `Reply` (chunk_size, delay, usage, ...)."""
+        return cls(text=json.dumps(value), **options)
+
     @property
     def effective_finish_reason(self) -> str:
         """`finish_reason`, or the one OpenAI would send for this content."""
