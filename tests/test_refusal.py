@@ -74,6 +74,7 @@ ORDINARY = [
     "sudo apt-get install -y x", "rm -rf node_modules dist", "echo $HOME",
     "cd build && rm -rf *.o", "command -v rm", "env FOO=1 python x.py", "rm -rf ~/.cache/pip",
     "echo $(date)", "ls `pwd`", "sh -c 'ls -la'", "time make", "kill -9 1234",
+    "echo approved-$((6*7))", "seq $((2 + 3))",
 ]
 
 

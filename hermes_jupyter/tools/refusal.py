@@ -137,7 +137,11 @@ def _substitutions(command: str) -> tuple[str, list[str]]:
     texts (nested ones come out of the recursive analysis of these)."""
     out, inner, i = [], [], 0
     while i < len(command):
-        if command.startswith("$(", i):
+        if command.startswith("$((", i):  # arithmetic: a number, not a command
+            end = command.find("))", i + 3)
+            out.append("0")
+            i = len(command) if end == -1 else end + 2
+        elif command.startswith("$(", i):
             depth, j = 1, i + 2
             while j < len(command) and depth:
                 depth += {"(": 1, ")": -1}.get(command[j], 0)
