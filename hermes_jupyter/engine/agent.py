@@ -101,16 +101,23 @@ class Agent:
                                          or max_children < 1):
             raise HermesError(f"Bad max_children {max_children!r}: use a whole number ≥ 1 "
                               "or None.")
-        self.session = session if session is not None else _default_session()
+        if session is None:
+            session = _default_session()
+        if not isinstance(session, Session):
+            raise HermesError(f"Bad session {type(session).__name__}: pass Agent(hj.Session(...)"
+                              "), or nothing in a notebook (the kernel's session).")
+        self.session = session
         self.name = name
         self.owner_id = f"agent:{name}"
         self.model = model or self.session.model
         self.max_children = max_children
         self.max_depth = max_depth
+        self._output_types = output_types
+        self._extra_tools, self._toolsets = list(tools), list(toolsets)
         functions = [*session_tools(self.session, self, max_depth=max_depth,
                                     max_children=max_children, output_types=output_types),
-                     *tools]
-        self._registry = build_registry(functions, list(toolsets), self.session.workspace,
+                     *self._extra_tools]
+        self._registry = build_registry(functions, self._toolsets, self.session.workspace,
                                         self.session.services.processes)
         self._system = system_prompt or DEFAULT_PARENT_PROMPT
         self._lock = threading.Lock()
@@ -119,8 +126,9 @@ class Agent:
         self._history: list[dict[str, Any]] = [{"role": "system", "content": self._system}]
         self._inbox: list[tuple[str, str]] = []  # (task id, message) waiting for a turn
         self._usage = Usage()
+        self._closed = False
+        self.session.attachment("agents", AgentBook).add(self)  # refuses a second live name
         self._unsubscribe = self.session.subscribe(self._on_event)
-        self.session.attachment("agents", AgentBook).add(self)
 
     def __repr__(self) -> str:
         live = sum(1 for t in self.children if not t.done())
@@ -173,6 +181,9 @@ class Agent:
         if message is not None and not isinstance(message, str):
             raise HermesError(f"Bad message {message!r}: pass text, or nothing to take in "
                               "the results that arrived.")
+        if self._closed:
+            raise HermesError(f"Agent {self.name!r} is closed: make a new Agent (in a "
+                              f"notebook, hj.get_agent({self.name!r})).")
         if not self._turn_lock.acquire(blocking=False):
             raise HermesError(f"Agent {self.name!r} is answering another turn: wait for it.")
         try:
@@ -180,11 +191,39 @@ class Agent:
         finally:
             self._turn_lock.release()
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called: a closed agent takes no more turns."""
+        return self._closed
+
     def close(self) -> None:
-        """Stop hearing about children (they keep running in the session)."""
+        """Stop hearing about children (they keep running in the session) and free the name:
+        a new `Agent` of this name may then be made in the session. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         self._unsubscribe()
         self.session.attachment("agents", AgentBook).remove(self)
         self._inbox_changed()
+
+    def move_to(self, session: Session) -> Agent:
+        """This agent on `session`, its conversation, usage and waiting results carried over;
+        this one is closed. Its children stay in the old session (found there by id).
+        For a kernel whose session was rebuilt (new endpoint or keys)."""
+        with self._turn_lock:  # not in the middle of a turn
+            moved = Agent(session, name=self.name, model=None if self.model == self.session.model
+                          else self.model, system_prompt=self._system, tools=self._extra_tools,
+                          toolsets=self._toolsets, max_children=self.max_children,
+                          max_depth=self.max_depth, output_types=self._output_types)
+            self.close()  # no result arrives here after this
+            with self._lock:
+                history, inbox, usage = list(self._history), list(self._inbox), self._usage
+            with moved._lock:
+                moved._history, moved._inbox, moved._usage = history, inbox, usage
+            if inbox:
+                moved._inbox_changed()
+            return moved
 
     # ---- one turn ----------------------------------------------------------------------
     def _ask(self, message: str, on_text: Callable[[str], None] | None) -> AgentReply:
@@ -282,16 +321,29 @@ class Agent:
 
 
 class AgentBook:
-    """The parent agents of one session (`session.attachment("agents", AgentBook)`), one per
-    name (a newer agent of the same name replaces the older), for the faces. Thread-safe."""
+    """The live parent agents of one session (`session.attachment("agents", AgentBook)`), at
+    most one per name: the name is the owner id its children carry, so a second live agent of
+    the same name is refused (it could act on the first one's children). Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._agents: dict[str, Agent] = {}
 
     def add(self, agent: Agent) -> None:
+        """Book `agent`; `HermesError` when a live agent of its name is booked already."""
         with self._lock:
+            other = self._agents.get(agent.owner_id)
+            if other is not None and other is not agent:
+                raise HermesError(
+                    f"An agent named {agent.name!r} is already live in this session: use it "
+                    f"(hj.get_agent({agent.name!r}) in a notebook), close it first, or pass "
+                    "another name=.")
             self._agents[agent.owner_id] = agent
+
+    def get(self, name: str) -> Agent | None:
+        """The live agent called `name`, if any."""
+        with self._lock:
+            return self._agents.get(f"agent:{name}")
 
     def remove(self, agent: Agent) -> None:
         with self._lock:

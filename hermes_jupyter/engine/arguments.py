@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..core import validate as v
 from ..core.errors import InvalidArgument, InvalidArgumentType
@@ -56,7 +57,7 @@ def session_args(
     return SessionArgs(
         model=v.optional(v.text, "model", model, what=model_hint),
         subagent_model=v.optional(v.text, "subagent_model", subagent_model, what=model_hint),
-        base_url=v.optional(v.a_url, "base_url", base_url),
+        base_url=_base_url(base_url),
         api_keys=_api_keys(api_keys),
         max_concurrent=v.count("max_concurrent", max_concurrent, maximum=MAX_CONCURRENT),
         max_iterations=v.count("max_iterations", max_iterations, maximum=MAX_ITERATIONS),
@@ -106,6 +107,23 @@ def delegate_args(goal: object, context: object, name: object, model: object, to
         timeout=v.optional(v.seconds, "timeout", timeout, none_means="the session's "
                            "task_timeout"),
     )
+
+
+def _base_url(value: object) -> str | None:
+    """`base_url`, else OPENAI_BASE_URL: an http(s) URL without a user name or password (a
+    key goes in api_keys; credentials in a URL are refused by the transport, and shown in
+    logs and tracebacks). Never repeats the URL."""
+    name = "base_url"
+    if value is None:
+        value, name = os.environ.get("OPENAI_BASE_URL") or None, "OPENAI_BASE_URL"
+        if value is None:
+            return None
+    url = v.a_url(name, value)
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise InvalidArgument(f"Bad {name}: it holds a user name or password (user:pass@); "
+                              "remove them and pass the key in api_keys (or OPENAI_API_KEY).")
+    return url
 
 
 def _api_keys(value: object) -> Iterable[str] | str | None:

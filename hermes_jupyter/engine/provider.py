@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import json
 import random
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -157,7 +159,8 @@ class Provider:
             except openai.APIStatusError as err:
                 await run.failed(_status_failure(err), key)
             except _TRANSPORT as err:
-                await run.failed(Failure(FailureKind.RETRY, None, _transport_line(err)), key)
+                line = _transport_line(err, self.base_url)
+                await run.failed(Failure(FailureKind.RETRY, None, line), key)
             except (ValueError, TypeError, KeyError, AttributeError):
                 line = "the endpoint sent a reply that is not a chat completion"
                 await run.failed(Failure(FailureKind.RETRY, None, line), key)
@@ -359,13 +362,34 @@ def _status_failure(err: openai.APIStatusError) -> Failure:
     return Failure(classify(status, error), status, line, wait)
 
 
-def _transport_line(err: BaseException) -> str:
-    """A readable line for a network failure (never a library's exception text)."""
+def _transport_line(err: BaseException, base_url: str | None = None) -> str:
+    """A readable line for a network failure (never a library's exception text).
+
+    The cause chain decides, not the outer type: the aiohttp transport reports a refused
+    connection or an unknown host as a connect *timeout*."""
+    where = base_url or "the OpenAI API"
+    causes = _causes(err)
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return f"could not connect to {where} (its host name does not resolve)"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return f"could not connect to {where} (connection refused)"
+    if any(isinstance(c, ssl.SSLError) for c in causes):
+        return f"could not connect to {where} (the TLS handshake failed)"
     if isinstance(err, openai.APITimeoutError):
         return "the request timed out"
     if isinstance(err, openai.APIConnectionError):
-        return "could not connect to the endpoint"
+        return f"could not connect to {where}"
     return "the connection dropped before the reply was complete"
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """`err` and what it wraps (`__cause__`, else `__context__`), at most eight deep."""
+    out: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and len(out) < 8 and all(current is not c for c in out):
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
 
 
 def _http_client() -> Any:
