@@ -28,6 +28,7 @@ class UnknownTaskError(HermesError, KeyError):
         hint = f" {note}" if note else hint
         super().__init__(f"No task {ref!r}.{hint} Use list_tasks() to see them.")
         self.ref = ref
+        self.note = note  # where a task of that name is, when it is another owner's
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])

@@ -81,9 +81,7 @@ def session_tools(
             goal: what the subagent should do, complete and self-contained.
             context: facts the subagent needs; it knows nothing else about your work.
             name: optional short name to refer to the task by.
-            toolsets: optional tools for the subagent: "files" (read, list and write files
-                in the workspace), "python" (run Python code), "shell" (run commands), or
-                "mcp:SERVER" for a configured MCP server. Omit it for the session's default.
+            toolsets: its tools, from "files", "python", "shell", "mcp:SERVER" (omit: default).
             output_type: optional name of an output type the user defined (a class or JSON
                 schema); the subagent's answer is then JSON validated against it.
         """

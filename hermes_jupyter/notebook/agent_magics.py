@@ -46,7 +46,7 @@ def get_agent(name: str = "default") -> Agent:
         booked = session.attachment("agents", AgentBook).get(name)
         if booked is not None:
             agent = booked
-        elif agent is not None and not agent.closed:
+        elif agent is not None and not agent.closed and kernel.replaced(agent.session):
             old = agent.session
             agent = agent.move_to(session)
             before = [t.id for t in old.tasks() if t.owner == agent.owner_id]
@@ -55,6 +55,8 @@ def get_agent(name: str = "default") -> Agent:
                                             "the old one (%check_task ID still finds them)."
                                             if before else "."))
         else:
+            if agent is not None:
+                agent.close()  # of a session this kernel no longer knows
             agent = Agent(session, name=name, output_types=_user_namespace)
         _agents[name] = agent
         return agent

@@ -326,12 +326,13 @@ class HermesMagics(Magics):
             return kernel.latest_task()
         try:
             return kernel.find_task(ref)
-        except UnknownTaskError:
+        except UnknownTaskError as missing:
             held = self._ns.get(ref.strip())
             if isinstance(held, Task):
                 return kernel.find_task(held)
             known = [s.label for s in kernel.all_statuses()][-8:]
             hint = f" Known tasks: {', '.join(known)}." if known else " No tasks exist yet."
+            hint = f" {missing.note}" if missing.note else hint  # an agent's child's name
             raise HermesError(f"No task {ref!r}.{hint} Use %list_tasks to see them.") from None
 
     def _named(self, name: str | None) -> str | None:
