@@ -12,6 +12,7 @@ import pytest
 
 import hermes_jupyter as hj
 from hermes_jupyter.engine.provider import _transport_line
+from hermes_jupyter.testing import Fail
 
 from .conftest import FAST_RETRY, SECRET
 
@@ -101,3 +102,36 @@ def test_a_wrong_scheme_or_no_host_is_refused_up_front(url, monkeypatch, tmp_pat
     monkeypatch.setenv("OPENAI_BASE_URL", url)
     with pytest.raises(hj.InvalidArgument, match="Bad OPENAI_BASE_URL"):
         hj.Session(model="m", api_keys=["k"], workspace=tmp_path)
+
+
+def test_a_parent_agent_whose_endpoint_is_down_says_so_in_one_line(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    with hj.Session(model="m", base_url=url, api_keys=[SECRET], workspace=tmp_path,
+                    retry=FAST_RETRY) as session:
+        agent = hj.Agent(session)
+        with pytest.raises(hj.HermesError) as caught:
+            agent.ask("hi")
+        message = str(caught.value)
+        assert "\n" not in message and "'default'" in message
+        assert f"could not connect to {url} (connection refused)" in message
+        assert [m["role"] for m in agent.history] == ["system"]  # nothing half-done kept
+
+
+def test_hermes_cell_whose_model_call_fails_says_so_in_one_line(live, llm, capsys):
+    llm.default = Fail(400, "no such model: parent-model")  # refused at once, no retries
+    result = live.run_cell("%hermes hi")
+    out, err = capsys.readouterr()
+    assert not result.success and "Traceback" not in out + err
+    assert "UsageError: %hermes: The model call of agent 'default' failed: request refused: " \
+        "400: no such model" in err
+    assert SECRET not in out + err
+
+
+def test_credentials_in_the_base_url_setting_are_refused_at_config(ip, capsys, caplog):
+    ip.run_line_magic("config", "HermesJupyter.base_url = 'http://me:pw-SECRET-9@127.0.0.1:9/v1'")
+    out, err = capsys.readouterr()
+    said = out + err + caplog.text  # IPython's %config logs a setting's refusal
+    assert "Bad HermesJupyter.base_url: it holds a user name or password" in said
+    assert "SECRET" not in said
+    from hermes_jupyter.notebook.kernel import get_config
+    assert get_config().base_url is None

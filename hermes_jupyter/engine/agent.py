@@ -23,6 +23,8 @@ from ..core.errors import HermesError
 from ..core.models import Event, TaskResult, ToolTraceEntry, Usage
 from ..core.text import short
 from ..tools import build_registry
+from .agent_book import AgentBook
+from .failures import ProviderError
 from .parent_tools import OutputTypes, session_tools
 from .session import Session
 from .task import Task
@@ -240,6 +242,7 @@ class Agent:
         if message:
             convo.append({"role": "user", "content": secrets.redact(message)})
         before = {t.id for t in self.children}
+        sent = len(convo)
         pieces: queue.SimpleQueue[str] = queue.SimpleQueue()
         ended = threading.Event()
         future = self.session.services.submit(self._turn(convo, pieces.put, ended))
@@ -257,7 +260,13 @@ class Agent:
             ended.wait(5.0)
             self._commit(secrets.redact_data(_repair(convo)), Usage())
             raise
-        text, trace, usage = future.result()
+        try:
+            text, trace, usage = future.result()
+        except ProviderError as err:  # the parent's own model call failed for good
+            if len(convo) > sent:  # it got as far as tool calls: keep what they did
+                self._commit(secrets.redact_data(_repair(convo)), Usage())
+            raise HermesError(f"The model call of agent {self.name!r} failed: "
+                              f"{secrets.redact(str(err))}") from None
         text = secrets.redact(text)
         convo = secrets.redact_data(convo)
         self._commit(convo, usage)
@@ -318,52 +327,6 @@ class Agent:
     def _inbox_changed(self) -> None:
         """Tell the faces (through the session's events) that `waiting` moved."""
         self.session._emit("agent_inbox", None, agent=self.name, waiting=self.waiting)
-
-
-class AgentBook:
-    """The live parent agents of one session (`session.attachment("agents", AgentBook)`), at
-    most one per name: the name is the owner id its children carry, so a second live agent of
-    the same name is refused (it could act on the first one's children). Thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._agents: dict[str, Agent] = {}
-
-    def add(self, agent: Agent) -> None:
-        """Book `agent`; `HermesError` when a live agent of its name is booked already."""
-        with self._lock:
-            other = self._agents.get(agent.owner_id)
-            if other is not None and other is not agent:
-                raise HermesError(
-                    f"An agent named {agent.name!r} is already live in this session: use it "
-                    f"(hj.get_agent({agent.name!r}) in a notebook), close it first, or pass "
-                    "another name=.")
-            self._agents[agent.owner_id] = agent
-
-    def get(self, name: str) -> Agent | None:
-        """The live agent called `name`, if any."""
-        with self._lock:
-            return self._agents.get(f"agent:{name}")
-
-    def remove(self, agent: Agent) -> None:
-        with self._lock:
-            if self._agents.get(agent.owner_id) is agent:
-                del self._agents[agent.owner_id]
-
-    def agents(self) -> list[Agent]:
-        with self._lock:
-            return list(self._agents.values())
-
-    def summaries(self) -> list[dict[str, Any]]:
-        """One JSON-able dict per agent: name, owner (the owner id its children carry),
-        waiting (results queued for its next turn), children, live (children not ended)."""
-        out = []
-        for agent in self.agents():
-            children = agent.children
-            out.append({"name": agent.name, "owner": agent.owner_id, "waiting": agent.waiting,
-                        "children": len(children),
-                        "live": sum(1 for t in children if not t.done())})
-        return out
 
 
 def result_message(task: Task, result: TaskResult) -> str:

@@ -19,7 +19,7 @@ from ..core import validate as v
 from ..core.errors import InvalidArgument, InvalidArgumentType
 from .provider import RetryPolicy
 
-__all__ = ["DelegateArgs", "SessionArgs", "delegate_args", "session_args"]
+__all__ = ["DelegateArgs", "SessionArgs", "check_base_url", "delegate_args", "session_args"]
 
 MAX_CONCURRENT = 10_000  # threads and sockets: far beyond any endpoint's rate limit
 MAX_ITERATIONS = 1_000_000
@@ -110,14 +110,17 @@ def delegate_args(goal: object, context: object, name: object, model: object, to
 
 
 def _base_url(value: object) -> str | None:
-    """`base_url`, else OPENAI_BASE_URL: an http(s) URL without a user name or password (a
-    key goes in api_keys; credentials in a URL are refused by the transport, and shown in
-    logs and tracebacks). Never repeats the URL."""
-    name = "base_url"
-    if value is None:
-        value, name = os.environ.get("OPENAI_BASE_URL") or None, "OPENAI_BASE_URL"
-        if value is None:
-            return None
+    """`base_url`, else OPENAI_BASE_URL, checked by `check_base_url`."""
+    if value is not None:
+        return check_base_url(value)
+    from_env = os.environ.get("OPENAI_BASE_URL") or None
+    return None if from_env is None else check_base_url(from_env, "OPENAI_BASE_URL")
+
+
+def check_base_url(value: object, name: str = "base_url") -> str:
+    """An endpoint URL: http(s), with a host, without a user name or password (a key goes in
+    api_keys; credentials in a URL are refused by the transport and would show in logs).
+    Raises `InvalidArgument` naming `name`; never repeats the URL."""
     url = v.a_url(name, value)
     parts = urlsplit(url)
     if parts.username is not None or parts.password is not None:
