@@ -130,8 +130,13 @@ class Agent:
         self._inbox: list[tuple[str, str]] = []  # (task id, message) waiting for a turn
         self._usage = Usage()
         self._closed = False
-        self.session.attachment("agents", AgentBook).add(self)  # refuses a second live name
-        self._unsubscribe = self.session.subscribe(self._on_event)
+        book = self.session.attachment("agents", AgentBook)
+        book.add(self)  # refuses a second live agent of this name
+        try:
+            self._unsubscribe = self.session.subscribe(self._on_event)
+        except BaseException:
+            book.remove(self)
+            raise
 
     def __repr__(self) -> str:
         live = sum(1 for t in self.children if not t.done())
