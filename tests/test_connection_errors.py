@@ -72,6 +72,7 @@ REQUEST = httpx.Request("POST", "http://h/v1/chat/completions")
 ])
 def test_the_cause_chain_decides_the_line(err, said):
     assert _transport_line(err, "http://h/v1") == said
+    assert _transport_line(err, "http://h/v1?token=abc#x") == said  # no query in the line
 
 
 @pytest.mark.parametrize("url", ["http://user:pw-SECRET-9@127.0.0.1:9/v1",

@@ -19,6 +19,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
@@ -367,7 +368,7 @@ def _transport_line(err: BaseException, base_url: str | None = None) -> str:
 
     The cause chain decides, not the outer type: the aiohttp transport reports a refused
     connection or an unknown host as a connect *timeout*."""
-    where = base_url or "the OpenAI API"
+    where = _endpoint(base_url) if base_url else "the OpenAI API"
     causes = _causes(err)
     if any(isinstance(c, socket.gaierror) for c in causes):
         return f"could not connect to {where} (its host name does not resolve)"
@@ -380,6 +381,12 @@ def _transport_line(err: BaseException, base_url: str | None = None) -> str:
     if isinstance(err, openai.APIConnectionError):
         return f"could not connect to {where}"
     return "the connection dropped before the reply was complete"
+
+
+def _endpoint(url: str) -> str:
+    """The URL without its query or fragment (where a token may ride)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _causes(err: BaseException) -> list[BaseException]:
