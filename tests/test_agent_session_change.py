@@ -50,6 +50,8 @@ def test_the_conversation_survives_a_rebuilt_session(live, llm, llm2, capsys, ch
     assert "the word was PINEAPPLE" in out
     agent = get_agent()
     assert agent is not first and first.closed and agent.session is hj.get_session()
+    with pytest.raises(hj.HermesError, match=r"is closed: .*hj.get_agent\('default'\)"):
+        first.ask("the old handle")
     assert next(m["content"] for m in agent.history if m["role"] == "assistant") == \
         "ok, I will remember PINEAPPLE"
 

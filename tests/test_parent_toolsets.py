@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -107,3 +108,14 @@ def test_the_users_view_of_an_agents_child_name_points_to_its_id(session, llm):
     other = hj.Agent(session, name="other")
     answer = tools_by_name(session, other)["check_task"]("kid")
     assert answer.startswith("Error: No task 'kid'") and "agent default" not in answer
+
+
+def test_the_demo_parent_names_the_toolsets_a_part_needs(tmp_path):
+    with demo_session(workspace=tmp_path) as session:
+        agent = hj.Agent(session)
+        reply = agent.ask("- compute `sum(range(10))`\n- write a haiku about tea\n"
+                          "- read notes.md")
+        args = [json.loads(call.arguments) for call in reply.tool_calls]
+        assert [a.get("toolsets") for a in args] == [["python"], None, ["files"]]
+        for task in reply.children:
+            task.collect(30)
