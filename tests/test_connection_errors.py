@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 
@@ -11,7 +12,9 @@ import openai
 import pytest
 
 import hermes_jupyter as hj
-from hermes_jupyter.engine.provider import _transport_line
+from hermes_jupyter.engine.credentials import CredentialPool
+from hermes_jupyter.engine.failures import ProviderError
+from hermes_jupyter.engine.provider import Provider, _transport_line
 from hermes_jupyter.testing import Fail
 
 from .conftest import FAST_RETRY, SECRET
@@ -136,3 +139,40 @@ def test_credentials_in_the_base_url_setting_are_refused_at_config(ip, capsys, c
     assert "SECRET" not in said
     from hermes_jupyter.notebook.kernel import get_config
     assert get_config().base_url is None
+
+
+@pytest.mark.parametrize("url", ["http://user:pw-SECRET-9@127.0.0.1:9/v1",  # the transport's
+                                 "http://[::1]:9/v1?x=1"])  # own refusals, and a plain one
+def test_a_request_that_cannot_be_sent_fails_at_once_not_as_a_bad_reply(url):
+    """Below Session's checks: an error raised before any reply is not retried, nor called
+    a reply that is not a chat completion; the line holds no user info or query."""
+    sent: list[int] = []
+    provider = Provider(CredentialPool(["k-plain-1"]), url, FAST_RETRY)
+
+    async def ask() -> None:
+        try:
+            await provider.complete("m", [{"role": "user", "content": "hi"}], None,
+                                    on_text=lambda _: None, on_event=lambda *_: None,
+                                    on_request=lambda: sent.append(1))
+        finally:
+            await provider.aclose()
+
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(ask())
+    line = str(caught.value)
+    assert "not a chat completion" not in line and "SECRET" not in line and "x=1" not in line
+    if "@" in url:
+        assert line.startswith("request refused: the request could not be sent to "
+                               "http://127.0.0.1:9/v1 (ValueError)") and len(sent) == 1
+    else:
+        assert "could not connect to http://[::1]:9/v1" in line
+
+
+@pytest.mark.parametrize("key", ["sk-ключ-1234567890", "sk-tab\tinside-123", "sk-nul\x00-12345"])
+def test_a_key_a_header_cannot_carry_is_refused_in_one_line_never_echoed(key, tmp_path):
+    with pytest.raises(hj.ConfigurationError) as caught:
+        hj.Session(model="m", base_url="http://127.0.0.1:9/v1", api_keys=["k-good-1", key],
+                   workspace=tmp_path)
+    message = str(caught.value)
+    assert message.startswith("Bad API key #2:") and "\n" not in message
+    assert key not in message and "ключ" not in message and "inside" not in message

@@ -191,17 +191,24 @@ class Provider:
         body.update((k, v) for k, v in OPTIONAL_FIELDS.items() if k not in skip)
         body.update((k, v) for k, v in extra.items() if k not in skip)
         watch = StallWatch(self.stall_timeout)
-        finished = False
+        finished = responded = False
         try:
             async with self._client(key).chat.completions.with_streaming_response.create(
                 model=model, messages=(), stream=True, extra_body=body,
             ) as response:
+                responded = True
                 kind = response.headers.get("content-type", "")
                 if "json" in kind and "event-stream" not in kind:
                     out.add_body(json.loads(await response.read()))
                     finished = True  # a whole completion: the server ignored `stream`
                 else:
                     finished = await _read_events(response.iter_bytes(), out, watch)
+        except (ValueError, TypeError) as err:
+            if responded:
+                raise  # the reply was not a chat completion: `complete` says so
+            raise Failure(FailureKind.REFUSED, None, "the request could not be sent to "
+                          f"{_endpoint(self.base_url) if self.base_url else 'the OpenAI API'}"
+                          f" ({type(err).__name__}): check base_url and the keys") from None
         except asyncio.CancelledError:
             if watch.fired and not cancelled_by_others():
                 raise Failure(FailureKind.RETRY, None, f"the stream sent nothing for "
@@ -384,9 +391,12 @@ def _transport_line(err: BaseException, base_url: str | None = None) -> str:
 
 
 def _endpoint(url: str) -> str:
-    """The URL without its query or fragment (where a token may ride)."""
+    """The URL without user info, query or fragment (where a secret may ride)."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
 
 
 def _causes(err: BaseException) -> list[BaseException]:
