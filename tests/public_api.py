@@ -190,6 +190,11 @@ API: tuple[Api, ...] = (
         (Param("callback", NOT_A_FUNCTION),)),
     Api("Session.history", lambda c, kw: c.session.history(**kw),
         (Param("limit", (ZERO, NEG, HALF, NAN, INF, HUGE, BYTES, THING, TRUE, "3")),)),
+    Api("Session.resume", lambda c, kw: c.session.resume(**{"task_id": "t1", **kw}), (
+        Param("task_id", NOT_A_REF),
+        Param("tools", (ZERO, "print", THING, [0], [None]), mention="tools"),
+        Param("toolsets", ("files", ZERO, THING, [0]), mention="toolset"),
+    )),
     Api("Session.close", lambda c, kw: c.session.close(**kw),
         (Param("timeout", (NONE, *NOT_SECONDS)),)),
     Api("Session.attachment", lambda c, kw: c.session.attachment(**{"key": "k",

@@ -240,6 +240,8 @@ class TaskStatus:
     `awaiting_approval`)."""
     group_id: str | None = None
     """The fan-out group (`Session.map`) the task belongs to, e.g. "g1"; None for the rest."""
+    resumed_from: str | None = None
+    """The interrupted task this one resumed (`Session.resume`), as "kernel/id"."""
 
     @property
     def tokens(self) -> int:

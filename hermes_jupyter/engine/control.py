@@ -30,6 +30,7 @@ from ..core.models import (
     ToolTraceEntry,
     Usage,
 )
+from .conversation import Conversation
 from .output import RedactedTail
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class TaskFacts(Protocol):
     tool_timeout: float | None
     approval: ApprovalPolicy
     output_type: OutputSpec | None
+    resumed_from: str | None
+    prior_messages: list[dict[str, Any]] | None
 
 
 class TaskControl:
@@ -97,6 +100,7 @@ class TaskControl:
         self._cancel_reason: str | None = None
         self._tool_trace: list[ToolTraceEntry] = []
         self._transcript: list[dict[str, Any]] = []
+        self.conversation = Conversation(secrets.redact_data)  # kept at each completed step
         self._version = 0
         self._result: TaskResult | None = None
         # An ended task's snapshot never changes: keep it, so listing 1,000 finished tasks
@@ -372,6 +376,7 @@ class TaskControl:
                 truncated=truncated,
                 data=data,
             )
+        self.conversation.drop()  # the result keeps the transcript
         if self.on_settle is not None:  # durable before visible
             try:
                 self.on_settle(task, result)
@@ -417,6 +422,7 @@ class TaskControl:
             depth=task.depth,
             pending_approvals=list(self._pending),
             group_id=task.group_id,
+            resumed_from=task.resumed_from,
         )
 
     def _end_word(self) -> str:

@@ -75,6 +75,7 @@ class TaskSpec:
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # as the kernel set it
     needs_workspace: bool = False  # it has a tool of the files/python/shell toolsets
     output_type: OutputSpec | None = None  # typed output (pickles as the user's schema)
+    prior: tuple[dict[str, Any], ...] = ()  # the conversation to go on from (resumed, retried)
 
 
 class _NoHost:
@@ -129,6 +130,7 @@ class RemoteControl(TaskControl):
         super().__init__(task, self._record_event, lambda _id, _text: None, secrets)
         self._ops: list[Op] = []
         self._ops_lock = threading.Lock()
+        self.conversation.listener = lambda start, kept: self._log(("messages", start, kept))
 
     def drain(self) -> list[Op]:
         with self._ops_lock:
@@ -137,8 +139,12 @@ class RemoteControl(TaskControl):
 
     def _log(self, op: Op) -> None:
         with self._ops_lock:
-            if op[0] in _MERGED and self._ops and self._ops[-1][0] == op[0]:
-                self._ops[-1] = (op[0], self._ops[-1][1] + op[1])
+            last = self._ops[-1] if self._ops else None
+            if last is not None and op[0] in _MERGED and last[0] == op[0]:
+                self._ops[-1] = (op[0], last[1] + op[1])
+            elif (last is not None and op[0] == last[0] == "messages"
+                  and last[1] <= op[1] <= last[1] + len(last[2])):  # steps of one drain: one op
+                self._ops[-1] = ("messages", last[1], last[2][:op[1] - last[1]] + op[2])
             else:
                 self._ops.append(op)
 
@@ -248,6 +254,7 @@ class WorkerEngine:
         task.max_cost_usd = spec.max_cost_usd
         task.approval = spec.approval
         task.output_type = spec.output_type
+        task.prior_messages = list(spec.prior) or None
         control = RemoteControl(task, self._secrets)
         control.claim()
         for message in spec.steers:

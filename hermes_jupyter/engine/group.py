@@ -66,7 +66,8 @@ class GroupBook:
     """The fan-out groups of one session (`session.attachment("groups", GroupBook)`), in
     creation order, with their ids ("g1", "g2", ...). Thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, session: Any = None) -> None:
+        self.session = session  # the `Session` whose groups these are (`Any`: no import cycle)
         self._lock = threading.Lock()
         self._groups: list[TaskGroup] = []
         self._issued = 0
@@ -120,6 +121,7 @@ def fan_out(delegate: Callable[..., Task], goal: object, items: object, name: ob
         return delegate(item_goal, item_context, name=item_name, group_id=group_id, **options)
 
     group = TaskGroup(label, text.strip(), listed, extra, start, limit, group_id)
+    group.session = book.session
     book.add(group)
     return group
 
@@ -133,6 +135,9 @@ class TaskGroup:
         self.name = name
         self.goal = goal
         self.items = list(items)
+        self.session: Any = None
+        """The `Session` that runs the group (set by `Session.map`; `Any` here because
+        session.py imports this module)."""
         self._context = context
         self._delegate = delegate
         self._limit = max_concurrent

@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournalRecord", "history_of"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _COLUMNS = ("session, id, name, goal, model, state, created_at, ended_at, exit_reason, error, "
-            "summary, result, owner")
+            "summary, result, owner, context, resumed_from")
 _CREATE = """
 CREATE TABLE IF NOT EXISTS tasks (
     session TEXT NOT NULL, id TEXT NOT NULL, name TEXT, goal TEXT NOT NULL, model TEXT NOT NULL,
@@ -48,16 +48,24 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
 """
-# MIGRATIONS[n] takes a file from version n - 1 to n (version 0: the first, owner-less schema).
+# MIGRATIONS[n] takes a file from version n - 1 to n (version 0: the first, owner-less schema;
+# a new file is made at version 1 by _CREATE, then migrated).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE tasks ADD COLUMN owner TEXT",),
+    # 2: the task's context, the task it resumed, and its conversation: one row per step, the
+    # messages from index `seq` on (a JSON list), so a turn appends only what it added.
+    2: ("ALTER TABLE tasks ADD COLUMN context TEXT",
+        "ALTER TABLE tasks ADD COLUMN resumed_from TEXT",
+        "CREATE UNIQUE INDEX IF NOT EXISTS tasks_resumed ON tasks (resumed_from)",
+        "CREATE TABLE IF NOT EXISTS turns (session TEXT NOT NULL, task TEXT NOT NULL, "
+        "seq INTEGER NOT NULL, messages TEXT NOT NULL, PRIMARY KEY (session, task, seq))"),
 }
 # Rows may reach the file in any order (a task cancelled while `delegate` writes its first
 # row): "insert" never overwrites, "finish" inserts the whole row when there is none yet.
 _SQL = {
-    "insert": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, owner) "
-              "VALUES (:session, :id, :name, :goal, :model, :state, :created_at, :owner) "
-              "ON CONFLICT (session, id) DO NOTHING",
+    "insert": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, owner, "
+              "context, resumed_from) VALUES (:session, :id, :name, :goal, :model, :state, "
+              ":created_at, :owner, :context, :resumed_from) ON CONFLICT (session, id) DO NOTHING",
     "state": "UPDATE tasks SET state = :state WHERE session = :session AND id = :id "
              "AND state = 'queued'",
     "finish": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, ended_at, "
@@ -66,6 +74,10 @@ _SQL = {
               ":owner) ON CONFLICT (session, id) DO UPDATE SET state = excluded.state, "
               "ended_at = excluded.ended_at, exit_reason = excluded.exit_reason, "
               "error = excluded.error, summary = excluded.summary, result = excluded.result",
+    "turn": "INSERT INTO turns (session, task, seq, messages) VALUES (:session, :id, :seq, "
+            ":messages) ON CONFLICT (session, task, seq) DO UPDATE SET messages = "
+            "excluded.messages",
+    "rewind": "DELETE FROM turns WHERE session = :session AND task = :id AND seq >= :seq",
 }
 # Every live state, as an SQL list (from TaskState: no hand-kept copy).
 _LIVE = "(" + ", ".join(f"'{state.value}'" for state in sorted(LIVE_STATES)) + ")"
@@ -94,6 +106,14 @@ class JournalRecord:
     summary: str | None
     _result_json: str | None
     owner: str | None = None
+    context: str = ""
+    resumed_from: str | None = None
+    """The interrupted task this one resumed, as "kernel/id" (`Session.resume`)."""
+
+    @property
+    def key(self) -> str:
+        """"kernel/id": this task among every kernel's tasks in the journal."""
+        return f"{self.session}/{self.id}"
 
     def result(self) -> TaskResult | None:
         """The task's result as it was kept; a typed output (`data`) comes back as plain
@@ -139,6 +159,7 @@ class Journal:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._idle = threading.Condition()
         self._pending = 0
+        self._ends: dict[str, int] = {}  # per live task: messages queued so far (under _idle)
         self._writer = threading.Thread(target=self._write_loop, name="hermes-journal",
                                         daemon=True)
         self._writer.start()
@@ -149,7 +170,7 @@ class Journal:
         self._write_now(("insert", {
             "session": self.session_id, "id": task.id, "name": task.name, "goal": task.goal,
             "model": task.model, "state": TaskState.QUEUED.value, "created_at": time.time(),
-            "owner": self.owner}))
+            "owner": self.owner, "context": task.context, "resumed_from": task.resumed_from}))
 
     def started(self, task: Task) -> None:
         """Queue `running` for the task (batched: progress may lag by `_FLUSH_EVERY`)."""
@@ -161,8 +182,26 @@ class Journal:
             self._pending += 1
         self._queue.put(row)
 
+    def kept(self, task: Task, start: int, messages: list[dict[str, Any]]) -> None:
+        """Queue the task's conversation from index `start` on (redacted by the caller):
+        batched with progress, one row per step holding only the messages it added."""
+        values = {"session": self.session_id, "id": task.id, "seq": start}
+        rows: list[Row] = []
+        with self._idle:
+            if self._closed:
+                return
+            if start < self._ends.get(task.id, 0):  # rewritten (a retried worker): drop after
+                rows.append(("rewind", values))
+            self._ends[task.id] = start + len(messages)
+            rows.append(("turn", {**values, "messages": json.dumps(messages, default=str)}))
+            self._pending += len(rows)
+        for row in rows:
+            self._queue.put(row)
+
     def finished(self, task: Task, result: TaskResult) -> None:
         """Commit the task's terminal row now (called before its result becomes visible)."""
+        with self._idle:
+            self._ends.pop(task.id, None)
         self._write_now(("finish", {
             "session": self.session_id, "id": task.id, "name": task.name, "goal": task.goal,
             "model": task.model, "state": result.state.value, "ended_at": time.time(),
@@ -180,6 +219,27 @@ class Journal:
             rows = self._db.execute(sql, (exclude_session or "", -1 if limit is None else limit)
                                     ).fetchall()
         return [_record(row) for row in reversed(rows)]
+
+    def conversation(self, record: JournalRecord) -> list[dict[str, Any]]:
+        """The messages the journal kept of `record`'s task, oldest first (up to the first
+        step it lacks)."""
+        with self._db_lock:
+            rows = self._db.execute("SELECT seq, messages FROM turns WHERE session = ? AND "
+                                    "task = ? ORDER BY seq", (record.session, record.id)
+                                    ).fetchall()
+        out: list[dict[str, Any]] = []
+        for seq, text in rows:
+            if seq > len(out):
+                break  # a step never reached the file: what follows would not fit
+            out[seq:] = json.loads(text)
+        return out
+
+    def resumed_by(self, record: JournalRecord) -> str | None:
+        """"kernel/id" of the task that resumed `record`'s task, if one did."""
+        with self._db_lock:
+            row = self._db.execute("SELECT session || '/' || id FROM tasks WHERE "
+                                   "resumed_from = ?", (record.key,)).fetchone()
+        return None if row is None else str(row[0])
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is on disk; False if `timeout` ran out."""
@@ -306,10 +366,10 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
             for statement in _CREATE.split(";"):
                 if statement.strip():
                     db.execute(statement)
-        else:
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
-                    db.execute(statement)
+            version = 1
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[step]:
+                db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
@@ -352,9 +412,10 @@ def _exit_reason(value: str) -> ExitReason:
 
 def _record(row: tuple[Any, ...]) -> JournalRecord:
     (session, task_id, name, goal, model, state, created_at, ended_at, exit_reason, error,
-     summary, result, owner) = row
+     summary, result, owner, context, resumed_from) = row
     return JournalRecord(session, task_id, name, goal, model, TaskState(state), created_at,
-                         ended_at, exit_reason, error, summary, result, owner)
+                         ended_at, exit_reason, error, summary, result, owner, context or "",
+                         resumed_from)
 
 
 def history_of(journal: Journal | None, limit: int | None) -> list[JournalRecord]:

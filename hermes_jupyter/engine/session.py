@@ -7,6 +7,7 @@ subscribers on the event bus's thread. The registry and the slots are guarded by
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -21,7 +22,7 @@ from ..core.models import ExitReason, TaskResult, TaskState, TaskStatus, Usage
 from ..tools import McpServerInfo, McpServers, ProcessPolicy, build_registry
 from .approvals import Approvals
 from .approving import Approving
-from .arguments import delegate_args, session_args
+from .arguments import delegate_args, session_args, task_limits
 from .backends import check_cluster, make_backend
 from .credentials import CredentialPool, resolve_keys
 from .events import EventBus, Subscriber, TextBatcher
@@ -37,6 +38,7 @@ from .provider import (
     ProviderSetting,
     RetryPolicy,
 )
+from .resuming import Resuming
 from .retention import Retention, check_forget
 from .scheduling import Slots
 from .services import Attachments, EngineServices
@@ -51,7 +53,7 @@ _T = TypeVar("_T")
 DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
 
 
-class Session(Launching, Approving):
+class Session(Launching, Approving, Resuming):
     """Runs subagents in the background of a kernel or of a plain Python process.
 
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys: `api_keys`
@@ -197,13 +199,8 @@ class Session(Launching, Approving):
         in the journal (when kept).
         """
         a = delegate_args(goal, context, name, model, tools, toolsets, max_iterations, timeout)
-        owner = check.optional(check.text, "owner", owner, what="an owner id, or None")
-        group_id = check.optional(check.text, "group_id", group_id, what="a group id, or None")
-        max_total_tokens = check.optional(check.count, "max_total_tokens", max_total_tokens)
-        max_cost_usd = check.optional(check.amount, "max_cost_usd", max_cost_usd)
-        tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
-                                      none_means="the session's tool_timeout")
-        spec = output_spec(output_type) if output_type is not None else None
+        o = task_limits(owner, max_total_tokens, max_cost_usd, tool_timeout, output_type,
+                        group_id)
         if spent := self._budget_spent():
             raise HermesError(spent)
         policy = self.approval_policy.replace(approval, approval_allowlist, approval_timeout)
@@ -213,7 +210,7 @@ class Session(Launching, Approving):
         with self._lock:
             if self._closed:
                 raise HermesError("This session is closed: create a new Session.")
-            parent = self._tasks.get(owner) if owner is not None else None
+            parent = self._tasks.get(o.owner) if o.owner is not None else None
             task_id = f"t{self.next_id}"
             self.next_id += 1
             task = Task(
@@ -223,23 +220,27 @@ class Session(Launching, Approving):
                 a.timeout if a.timeout is not None else self.task_timeout,
                 self._emit, self._text.add, self.secrets,
             )
-            task.owner, task.group_id = owner, group_id
-            task.max_total_tokens = max_total_tokens
-            task.max_cost_usd = max_cost_usd
-            task.tool_timeout = self.tool_timeout if tool_timeout is None else tool_timeout
+            task.owner, task.group_id, task.output_type = o.owner, o.group_id, o.output_type
+            task.max_total_tokens, task.max_cost_usd = o.max_total_tokens, o.max_cost_usd
+            task.tool_timeout = self.tool_timeout if o.tool_timeout is None else o.tool_timeout
             task.approval = policy
-            task.output_type = spec
             task.parent_id = parent.id if parent is not None else None
             task.depth = parent.depth + 1 if parent is not None else 1
-            task.control_for(self).on_settle = self._on_settle
-            task.control_for(self).on_cost = self._spend.add
+            resumed, self._resuming = self._resuming, None  # set by `resume`, under _lock
+            if resumed is not None:
+                task.resumed_from, task.prior_messages = resumed.key, resumed.messages
+            control = task.control_for(self)
+            control.on_settle = self._on_settle
+            control.on_cost = self._spend.add
+            if self.journal is not None:  # its conversation, at each completed step
+                control.conversation.listener = functools.partial(self.journal.kept, task)
             self._tasks[task_id] = task
             if a.name:
-                self._by_name[(owner, a.name)] = task
+                self._by_name[(o.owner, a.name)] = task
         if self.journal is not None:  # durable before delegate returns
             self.journal.created(task)
         self._emit("created", task_id, name=a.name, model=task.model, goal=task.goal,
-                   owner=owner, parent=task.parent_id)
+                   owner=o.owner, parent=task.parent_id, resumed_from=task.resumed_from)
         self._emit("queued", task_id)
         self._slots.schedule(task)
         return task
@@ -262,7 +263,7 @@ class Session(Launching, Approving):
         if output_type is not None:  # checked once, before any task starts
             delegate_options = {**delegate_options, "output_type": output_spec(output_type)}
         return fan_out(self.delegate, goal, items, name, context, max_concurrent,
-                       delegate_options, self.attachment("groups", GroupBook))
+                       delegate_options, self.attachment("groups", lambda: GroupBook(self)))
 
     def check(self, ref: TaskRef) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""

@@ -10,6 +10,7 @@ from typing import Any
 from ..core.models import ExitReason, ToolTraceEntry, Usage
 from ..core.text import short
 from ..tools import ToolOutcome
+from .conversation import resumed_transcript
 from .pricing import Pricer
 from .provider import Completion, Provider
 from .structured import RESPONSE_FORMAT, OutputSpec
@@ -88,15 +89,23 @@ async def run_agent(
     """
     task = control.task
     typed = _Typed(getattr(task, "output_type", None), provider)
-    transcript += [
-        {"role": "system", "content": system_prompt},
-        {"role": "user", "content": typed.first_message(first_message(task.goal,
-                                                                      task.context))},
-    ]
+    step = control.conversation.step  # each consistent point is kept (journal, kernel)
+    if task.prior_messages:  # resumed: go on from the conversation it had
+        transcript += resumed_transcript(task.prior_messages, system_prompt)
+        step(transcript)
+    else:  # kept with the first reply (goal and context are in the task's own record)
+        transcript += [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": typed.first_message(first_message(task.goal,
+                                                                          task.context))},
+        ]
     schemas = task.tools.schemas() or None
     nudged = False
     for _ in range(task.max_iterations):
-        transcript += [steer_message(m) for m in control.take_steers()]
+        steers = control.take_steers()
+        if steers:
+            transcript += [steer_message(m) for m in steers]
+            step(transcript)
         transcript += typed.late_instructions()
         completion = await _call(control, provider, transcript, schemas, pricer,
                                  typed.response_format())
@@ -108,10 +117,12 @@ async def run_agent(
             continue
         transcript.append(completion.assistant_message())
         if calls:
+            step(transcript)
             refused = await review(calls) if review is not None else {}
             for call in calls:
                 transcript.append(await _run_tool(control, call, executor,
                                                   refused.get(call["id"])))
+                step(transcript)  # a call that returned is never run again on resuming
             continue
         if not completion.text.strip():
             if nudged:

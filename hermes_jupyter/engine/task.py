@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.models import (
     PendingApproval,
@@ -50,7 +50,8 @@ class Task:
 
     Like ipyparallel's `AsyncResult`: `done()`, `collect(timeout)`, `check()`, `steer()`,
     `cancel()`, and a short repr. Attributes: `id` ("t3"), `name`, `goal`, `context`, `model`,
-    `max_iterations`, `timeout` (seconds or None).
+    `max_iterations`, `timeout` (seconds or None), `resumed_from` ("kernel/id" of the
+    interrupted task it resumed, `Session.resume`, else None).
     """
 
     def __init__(
@@ -83,6 +84,8 @@ class Task:
         self.max_cost_usd: float | None = None
         self.tool_timeout: float | None = None  # seconds one tool call may take
         self.output_type: OutputSpec | None = None  # typed output: its final answer's schema
+        self.resumed_from: str | None = None  # "kernel/id" of the interrupted task resumed
+        self.prior_messages: list[dict[str, Any]] | None = None  # its conversation, to go on
         self._host = host
         self.approval = ApprovalPolicy()  # which of its tool calls wait for a person
         self._control = TaskControl(self, emit, text_sink, secrets)

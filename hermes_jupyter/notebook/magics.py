@@ -395,10 +395,11 @@ class HermesMagics(Magics):
 def load_ipython_extension(ip: Any) -> None:
     """`%load_ext hermes_jupyter`: register the magics, the settings and tab completion."""
     ip.register_magics(HermesMagics)
-    from . import agent_magics, approval_magics
+    from . import agent_magics, approval_magics, resume_magics
 
     agent_magics.load(ip)
     approval_magics.load(ip)
+    resume_magics.load(ip)
     if keep_question_marks not in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.append(keep_question_marks)
     for name in TASK_MAGICS:
