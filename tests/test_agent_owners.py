@@ -83,3 +83,23 @@ def test_a_session_that_is_not_one_is_refused_in_one_line(bad):
     with pytest.raises(hj.HermesError) as caught:
         hj.Agent(bad)
     assert "\n" not in str(caught.value) and "Bad session" in str(caught.value)
+
+
+def test_move_to_carries_the_conversation_and_waiting_results(session, llm, tmp_path):
+    llm.on(lambda r: "delegate_task" not in r.tool_names, Reply("child says 7"))
+    llm.on(lambda r: "delegate_task" in r.tool_names,
+           Reply(tool_calls=[ToolCall("delegate_task", {"goal": "count", "name": "kid"})]),
+           Reply("started"), Reply("the child said 7"))
+    first = hj.Agent(session, name="p", model="parent-x")
+    first.ask("count things")
+    assert first.wait_for_results(1, timeout=10)
+    with hj.Session(model="other", base_url=llm.base_url, api_keys=["k2-abcdef"],
+                    workspace=tmp_path) as second:
+        moved = first.move_to(second)
+        assert first.closed and moved.session is second and moved.model == "parent-x"
+        assert moved.history == first.history and moved.waiting == 1
+        assert moved.children == [] and [t.name for t in first.children] == ["kid"]
+        assert session.attachment("agents", AgentBook).agents() == []  # the name is free there
+        assert moved.ask().text == "the child said 7"
+        with pytest.raises(hj.HermesError, match="already live"):
+            hj.Agent(second, name="p")

@@ -219,8 +219,11 @@ class Agent:
     def move_to(self, session: Session) -> Agent:
         """This agent on `session`, its conversation, usage and waiting results carried over;
         this one is closed. Its children stay in the old session (found there by id).
-        For a kernel whose session was rebuilt (new endpoint or keys)."""
-        with self._turn_lock:  # not in the middle of a turn
+        For a kernel whose session was rebuilt (new endpoint or keys). Raises `HermesError`
+        while a turn runs, or when `session` has a live agent of this name."""
+        if not self._turn_lock.acquire(blocking=False):
+            raise HermesError(f"Agent {self.name!r} is answering another turn: wait for it.")
+        try:
             moved = Agent(session, name=self.name, model=None if self.model == self.session.model
                           else self.model, system_prompt=self._system, tools=self._extra_tools,
                           toolsets=self._toolsets, max_children=self.max_children,
@@ -232,7 +235,9 @@ class Agent:
                 moved._history, moved._inbox, moved._usage = history, inbox, usage
             if inbox:
                 moved._inbox_changed()
-            return moved
+        finally:
+            self._turn_lock.release()
+        return moved
 
     # ---- one turn ----------------------------------------------------------------------
     def _ask(self, message: str, on_text: Callable[[str], None] | None) -> AgentReply:
