@@ -20,18 +20,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import HermesError
-from ..core.models import Event, TaskResult, ToolTraceEntry, Usage
+from ..core.models import Event, ToolTraceEntry, Usage
 from ..core.text import short
 from ..tools import build_registry
 from .agent_book import AgentBook
+from .agent_messages import (
+    INTERRUPTED,
+    RESULTS_HEADER,
+    pump,
+    repair,
+    result_message,
+    results_message,
+)
 from .failures import ProviderError
 from .parent_tools import OutputTypes, session_tools
 from .session import Session
 from .task import Task
 
-__all__ = ["DEFAULT_PARENT_PROMPT", "RESULTS_HEADER", "Agent", "AgentBook", "AgentReply"]
+__all__ = ["DEFAULT_PARENT_PROMPT", "INTERRUPTED", "RESULTS_HEADER", "Agent", "AgentBook",
+           "AgentReply", "result_message"]
 
-RESULTS_HEADER = "[background task results]"
 DEFAULT_PARENT_PROMPT = (
     "You are the parent agent in a Jupyter notebook. Hand self-contained pieces of work to "
     "background subagents with delegate_task: it returns a task id at once and the subagent "
@@ -45,9 +53,6 @@ DEFAULT_PARENT_PROMPT = (
     "summarise what they mean for the user's request."
 )
 MAX_TURN_CALLS = 20  # model calls in one parent turn
-SUMMARY_CAP = 4000  # characters of a child's summary in its pushed message
-ERROR_CAP = 500
-INTERRUPTED = "Interrupted by the user before this tool call finished; it has no result."
 
 
 @dataclass(frozen=True)
@@ -249,7 +254,7 @@ class Agent:
         if arrived:
             self._inbox_changed()
         if arrived:
-            convo.append({"role": "user", "content": _results_message(arrived)})
+            convo.append({"role": "user", "content": results_message(arrived)})
         secrets = self.session.secrets  # nothing secret reaches the model, the cell or history
         if message:
             convo.append({"role": "user", "content": secrets.redact(message)})
@@ -265,18 +270,18 @@ class Agent:
                 on_text(safe)
 
         try:
-            _pump(future, pieces, lambda piece: show(shown.feed(piece)))
+            pump(future, pieces, lambda piece: show(shown.feed(piece)))
             show(shown.flush())
         except KeyboardInterrupt:
             future.cancel()  # cancels the turn's asyncio task on the engine loop
             ended.wait(5.0)
-            self._commit(secrets.redact_data(_repair(convo)), Usage())
+            self._commit(secrets.redact_data(repair(convo)), Usage())
             raise
         try:
             text, trace, usage = future.result()
         except ProviderError as err:  # the parent's own model call failed for good
             if len(convo) > sent:  # it got as far as tool calls: keep what they did
-                self._commit(secrets.redact_data(_repair(convo)), Usage())
+                self._commit(secrets.redact_data(repair(convo)), Usage())
             raise HermesError(f"The model call of agent {self.name!r} failed: "
                               f"{secrets.redact(str(err))}") from None
         text = secrets.redact(text)
@@ -339,60 +344,6 @@ class Agent:
     def _inbox_changed(self) -> None:
         """Tell the faces (through the session's events) that `waiting` moved."""
         self.session._emit("agent_inbox", None, agent=self.name, waiting=self.waiting)
-
-
-def result_message(task: Task, result: TaskResult) -> str:
-    """A child's result as a message that stands on its own, each part capped."""
-    lines = [f"{result.headline()}", f"Goal: {short(task.goal, 300)}"]
-    if result.summary:
-        summary = result.summary
-        if len(summary) > SUMMARY_CAP:
-            summary = summary[:SUMMARY_CAP] + f"… [cut at {SUMMARY_CAP} characters]"
-        lines.append(f"Summary:\n{summary}")
-    if result.error:
-        lines.append(f"Error: {short(result.error, ERROR_CAP)}")
-    if not result.ok:
-        lines.append(f"Ended: {result.exit_reason.value} ({result.exit_reason.meaning}).")
-    lines.append(f'(The full result stays available: collect_task("{task.id}").)')
-    return "\n".join(lines)
-
-
-def _results_message(arrived: list[tuple[str, str]]) -> str:
-    count = len(arrived)
-    head = f"{RESULTS_HEADER} {count} of your tasks ended since your last turn."
-    return "\n\n".join([head, *(text for _, text in arrived)])
-
-
-def _repair(convo: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give every tool call left without an answer one, so strict servers accept the next
-    turn (an interrupted turn may stop between a call and its result)."""
-    answered = {m.get("tool_call_id") for m in convo if m.get("role") == "tool"}
-    out: list[dict[str, Any]] = []
-    for message in convo:
-        out.append(message)
-        for call in message.get("tool_calls") or ():
-            if call["id"] not in answered:
-                out.append({"role": "tool", "tool_call_id": call["id"], "content": INTERRUPTED})
-    return out
-
-
-def _pump(future: Any, pieces: queue.SimpleQueue[str],
-          on_text: Callable[[str], None] | None) -> None:
-    """Hand streamed pieces to `on_text` on this thread until the turn ends; the short
-    blocking waits keep the caller interruptible."""
-    while True:
-        try:
-            piece = pieces.get(timeout=0.05)
-        except queue.Empty:
-            if future.done():
-                break
-            continue
-        if on_text is not None:
-            on_text(piece)
-    while not pieces.empty():
-        piece = pieces.get_nowait()
-        if on_text is not None:
-            on_text(piece)
 
 
 _default_session_factory: Callable[[], Session] | None = None
