@@ -93,7 +93,7 @@ def find_task(ref: str | None, namespace: Mapping[str, Any]) -> Task:
         return kernel.latest_task()
     try:
         return kernel.find_task(ref)
-    except UnknownTaskError:
+    except UnknownTaskError as missing:
         held = namespace.get(ref.strip())
         if isinstance(held, Task):
             return kernel.find_task(held)
@@ -104,6 +104,7 @@ def find_task(ref: str | None, namespace: Mapping[str, Any]) -> Task:
                               f"{shlex.quote(spaced[-1])}.") from None
         known = [s.label for s in statuses][-8:]
         hint = f" Known tasks: {', '.join(known)}." if known else " No tasks exist yet."
+        hint = f" {missing.note}" if missing.note else hint  # an agent's child's name
         raise HermesError(f"No task {ref!r}.{hint} Use %list_tasks to see them.") from None
 
 
