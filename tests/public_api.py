@@ -103,6 +103,7 @@ SESSION_PARAMS = (
                           {"s": {"command": 1}}, {"s": {"url": "ftp://x"}}, {"s": {}}),
           mention="mcp_servers|MCP server"),
     Param("cluster", (ZERO, HALF, TRUE, BYTES, THING, "", "   ", SURROGATE)),
+    Param("detach_timeout", (ZERO, *NOT_SECONDS)),
 )
 NOT_MONEY = (ZERO, NEG, NAN, INF, BYTES, THING, TRUE, "1")
 

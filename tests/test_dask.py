@@ -23,16 +23,6 @@ pytestmark = pytest.mark.dask
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[object]:
-    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=2,
-                                       dashboard_address=None)
-    dask_client = distributed.Client(cluster)
-    yield dask_client
-    dask_client.close()
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
 def model_server() -> Iterator[FakeLLM]:
     with FakeLLM() as server:
         yield server
@@ -205,13 +195,18 @@ def test_the_workers_pool_rotates_keys_and_its_events_reach_the_kernel(client, l
 
 
 def _scheduler_dump(dask_scheduler: object) -> bytes:
-    """What the scheduler holds about tasks (keys, states, run specs), its log and its
-    transition log, as bytes."""
+    """What the scheduler holds about tasks (keys, states, run specs), the datasets published
+    on it (the state of tasks that outlive their kernel), its log and its transition log,
+    as bytes."""
     from distributed.protocol.pickle import dumps
 
     parts = []
     for key, ts in dask_scheduler.tasks.items():  # type: ignore[attr-defined]
         parts += [repr(key).encode(), repr(ts).encode(), dumps(ts.run_spec)]
+    for name, dataset in dask_scheduler.extensions["publish"].datasets.items():  # type: ignore[attr-defined]
+        data = dataset["data"]
+        parts += [repr(name).encode(), repr(getattr(data, "header", data)).encode(),
+                  *(bytes(frame) for frame in getattr(data, "frames", ()))]
     parts.append(repr(dask_scheduler.get_logs()).encode())  # type: ignore[attr-defined]
     parts.append(repr(list(dask_scheduler.transition_log)).encode())  # type: ignore[attr-defined]
     return b"\n".join(parts)

@@ -26,6 +26,7 @@ __all__ = ["Backend", "InProcessBackend", "check_cluster", "make_backend"]
 class Backend(Protocol):
     def run(self, control: TaskControl) -> Coroutine[Any, Any, None]: ...
     def steer(self, control: TaskControl, message: str) -> None: ...
+    def detach(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -37,6 +38,9 @@ class InProcessBackend:
 
     def steer(self, control: TaskControl, message: str) -> None:
         control.accept_steer(message)
+
+    def detach(self) -> None:  # nothing outlives the kernel here
+        return None
 
     def close(self) -> None:
         return None
@@ -71,9 +75,12 @@ def make_backend(
     max_concurrent: int,
     stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
     cooldown_cap: float = DEFAULT_COOLDOWN_CAP,
+    keep: bool = False,
+    detach_timeout: float | None = None,
 ) -> Backend:
     """`InProcessBackend` without a cluster, else a `DaskBackend` on `cluster` (a
-    `distributed.Client`, a cluster object or a scheduler address)."""
+    `distributed.Client`, a cluster object or a scheduler address); with `keep` its tasks
+    outlive the kernel, cancelled after `detach_timeout` seconds without one."""
     if cluster is None:
         return InProcessBackend(run)
     from .dask_backend import DaskBackend
@@ -81,4 +88,4 @@ def make_backend(
     return DaskBackend(cluster, keys=keys, base_url=base_url, workspace=workspace,
                        system_prompt=system_prompt, retry=retry, prices=prices,
                        max_concurrent=max_concurrent, stall_timeout=stall_timeout,
-                       cooldown_cap=cooldown_cap)
+                       cooldown_cap=cooldown_cap, keep=keep, detach_timeout=detach_timeout)

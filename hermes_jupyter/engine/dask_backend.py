@@ -27,6 +27,7 @@ from ..core.errors import ConfigurationError, HermesError, TaskFinishedError
 from ..core.models import ExitReason
 from ..core.text import short
 from ..tools import TOOLSETS, build_registry
+from .dask_attach import Adopted, engines_dataset, owner_of, replay, tasks_dataset
 from .dask_worker import EngineConfig, Op, TaskSpec, WorkerEngine
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT
 from .task import TaskControl
@@ -50,6 +51,7 @@ class _Engine:
     actor: Any  # the actor's future: its status turns from "finished" when the worker goes
     running: int = 0
     lost: bool = False
+    index: int = 0  # its place in the session's dataset (for the scheduler's copy)
 
 
 @dataclass
@@ -70,7 +72,8 @@ class DaskBackend:
                  system_prompt: str, retry: RetryPolicy | None,
                  prices: Mapping[str, tuple[float, float]] | None, max_concurrent: int,
                  stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
-                 cooldown_cap: float = DEFAULT_COOLDOWN_CAP) -> None:
+                 cooldown_cap: float = DEFAULT_COOLDOWN_CAP, keep: bool = False,
+                 detach_timeout: float | None = None) -> None:
         try:
             from distributed import Client
         except ImportError as err:
@@ -99,7 +102,12 @@ class DaskBackend:
         if not workers:
             raise ConfigurationError("The Dask cluster has no worker: start one (or scale the "
                                      "cluster) before Session(cluster=...).")
-        token = uuid.uuid4().hex[:8]
+        token = self.token = uuid.uuid4().hex[:8]
+        self.scheduler = str(self.client.scheduler.address)  # type: ignore[union-attr]
+        self.keep = keep  # tasks outlive the kernel (dask_attach.py)
+        self.detached = False  # detach(): stop talking to the engines, cancel nothing
+        self.adopted: list[_Engine] = []  # engines of earlier kernels' sessions taken over
+        self._datasets: list[str] = []  # what close() unpublishes
         self._actors = [
             self.client.submit(WorkerEngine, config, actor=True, workers=[address],
                                allow_other_workers=False, pure=False,
@@ -107,17 +115,26 @@ class DaskBackend:
             for i, address in enumerate(workers)
         ]
         self.engines: list[_Engine] = []
-        for address, future in zip(workers, self._actors, strict=True):
+        for i, (address, future) in enumerate(zip(workers, self._actors, strict=True)):
             future.result(timeout=60)
             key = str(future.key)
+            keeping = (tasks_dataset(token, i), detach_timeout) if keep else None
             try:
-                info = self._call_sync(address, key, "configure", keys)
+                info = self._call_sync(address, key, "configure", keys, keeping)
             except OSError as err:
                 self.close()
                 raise ConfigurationError(
                     f"Cannot reach Dask worker {address} from here ({type(err).__name__}): "
                     "cluster= needs direct connections to the workers.") from err
-            self.engines.append(_Engine(address, key, info["workspace"], info["pid"], future))
+            self.engines.append(_Engine(address, key, info["workspace"], info["pid"], future,
+                                        index=i))
+        if keep:  # published futures stay wanted once this client is gone (dask_attach.py)
+            self._publish(engines_dataset(token), {"actors": self._actors, "workers": workers})
+
+    @property
+    def owner(self) -> str:
+        """The journal owner of this session's tasks: the cluster, not this process."""
+        return owner_of(self.scheduler, self.token)
 
     # ---- the Backend interface ------------------------------------------------------
     async def run(self, control: TaskControl) -> None:
@@ -152,8 +169,7 @@ class DaskBackend:
                 control.settle(ExitReason.ERROR, error=refused)
                 return
             self._forward_early_steers(remote, len(steering))
-            self._ensure_pump()
-            await asyncio.shield(remote.done)
+            await self._follow(remote)
         except asyncio.CancelledError:
             await self._cancel_remote(remote)
         except Exception as err:  # the worker or the connection failed
@@ -164,6 +180,56 @@ class DaskBackend:
             engine.running -= 1
             with self._lock:
                 self._live.pop(task.id, None)
+
+    async def _follow(self, remote: _Remote) -> None:
+        self._ensure_pump()
+        await asyncio.shield(remote.done)
+
+    async def follow(self, control: TaskControl, index: int) -> None:
+        """The coroutine of a task taken over from an earlier kernel (`adopt`), on adopted
+        engine `index`: replay what its engine sends until it ends; forward a cancel."""
+        engine = self.adopted[index]
+        remote = _Remote(control, engine, asyncio.get_running_loop().create_future(), True)
+        with self._lock:
+            self._live[control.task.id] = remote
+        engine.running += 1
+        try:
+            await self._follow(remote)
+        except asyncio.CancelledError:
+            await self._cancel_remote(remote)
+        finally:
+            engine.running -= 1
+            with self._lock:
+                self._live.pop(control.task.id, None)
+
+    def adopt(self, token: str) -> list[Adopted] | None:
+        """Take over the tasks of the cluster session `token` (an earlier kernel's): each
+        engine's tasks (facts and whole op history), read from the scheduler's copy when its
+        worker is gone. None when the cluster no longer has that session."""
+        from distributed import wait
+
+        try:
+            published = self.client.get_dataset(engines_dataset(token))
+        except KeyError:
+            return None
+        self._datasets.append(engines_dataset(token))
+        with contextlib.suppress(TimeoutError):  # an actor whose worker died stays pending
+            wait(published["actors"], timeout=2)  # type: ignore[no-untyped-call]
+        found: list[Adopted] = []
+        for i, (address, future) in enumerate(zip(published["workers"], published["actors"],
+                                                  strict=True)):
+            engine = _Engine(address, str(future.key), True, -1, future, index=i)
+            try:
+                if future.status != "finished":
+                    raise ConnectionError(f"its actor is {future.status}")
+                taken = self._call_sync(address, engine.key, "attach")
+                where: int | None = len(self.adopted)
+                self.adopted.append(engine)
+            except Exception:  # its worker is gone: the keeper's copy on the scheduler
+                records = self.client.get_dataset(tasks_dataset(token, i), default={})
+                taken, where = list(records.values()), None
+            found += [Adopted(facts, history, where) for facts, history in taken]
+        return found
 
     def steer(self, control: TaskControl, message: str) -> None:
         """Queue on the worker first (it tells whether the task still takes steers), then in
@@ -184,16 +250,35 @@ class DaskBackend:
                                         "one instead.")
             control.accept_steer(message)
 
+    def detach(self) -> None:
+        """Leave the tasks running on the cluster on purpose (their engines' detach clocks
+        start now) and let go of this kernel's side."""
+        self.detached = True
+        for engine in [*self.engines, *self.adopted]:
+            with contextlib.suppress(Exception):
+                self._call_sync(engine.address, engine.key, "detach", timeout=3.0)
+        self._let_go()
+
     def close(self) -> None:
-        for engine in self.engines:
+        for engine in [*self.engines, *self.adopted]:
             with contextlib.suppress(Exception):
                 self._call_sync(engine.address, engine.key, "close", timeout=3.0)
+        for name in self._datasets:
+            with contextlib.suppress(Exception):
+                self.client.unpublish_dataset(name)
+        self._let_go()
+
+    def _let_go(self) -> None:
         for future in self._actors:
             with contextlib.suppress(Exception):
                 future.release()
         if self._owns_client:
             with contextlib.suppress(Exception):
                 self.client.close()
+
+    def _publish(self, name: str, data: object) -> None:
+        self.client.publish_dataset(**{name: data})
+        self._datasets.append(name)
 
     # ---- the kernel's side of the conversation ---------------------------------------
     def _forward_early_steers(self, remote: _Remote, sent: int) -> None:
@@ -208,6 +293,8 @@ class DaskBackend:
 
     async def _cancel_remote(self, remote: _Remote) -> None:
         control = remote.control
+        if self.detached:  # the session let go of it: it goes on on its worker
+            return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._call(remote.engine, "cancel", control.task.id,
                                               control.cancel_reason or "cancelled"),
@@ -235,7 +322,7 @@ class DaskBackend:
             wake.clear()
             with self._lock:
                 engines = {id(r.engine): r.engine for r in self._live.values()}
-            if not engines:
+            if not engines or self.detached:
                 return
             found = await asyncio.gather(*(self._drain(e) for e in engines.values()),
                                          return_exceptions=True)
@@ -262,7 +349,7 @@ class DaskBackend:
             return
         with remote.lock:
             for op in ops:
-                _replay(remote.control, op)
+                replay(remote.control, op)
                 if op[0] == "end" and not remote.done.done():
                     remote.done.set_result(None)
 
@@ -306,35 +393,3 @@ def _spec(control: TaskControl, steers: tuple[str, ...], needs_workspace: bool) 
     return TaskSpec(task.id, task.name, task.goal, task.context, task.model, task.tools,
                     task.max_iterations, task.timeout, task.max_total_tokens,
                     task.max_cost_usd, steers, task.approval, needs_workspace)
-
-
-def _replay(control: TaskControl, op: Op) -> None:
-    """Apply one worker op to the kernel's control through its public methods."""
-    kind = op[0]
-    if kind == "text":
-        control.on_text(op[1])
-    elif kind == "reasoning":
-        control.on_reasoning(op[1])
-    elif kind == "hidden":
-        control.note_answer(op[1])
-    elif kind == "request":
-        control.count_request()
-    elif kind == "usage":
-        control.add_usage(op[1], op[2], op[3], op[4])
-    elif kind == "activity":
-        control.set_activity(op[1], op[2])
-    elif kind == "tool":
-        control.record_tool(op[1])
-    elif kind == "steer":
-        with contextlib.suppress(HermesError):
-            control.accept_steer(op[1])
-    elif kind == "steers":
-        control.take_steers(op[1])
-    elif kind == "finish":
-        control.try_finish()
-    elif kind == "event":
-        control.emit(op[1], **op[2])
-    elif kind == "end":
-        _, reason, summary, error, transcript, truncated = op
-        control.settle(reason, summary=summary, error=error, transcript=transcript,
-                       truncated=truncated)

@@ -28,6 +28,7 @@ from ..tools import ToolRegistry
 from ..tools.approval import ApprovalPolicy
 from .approvals import Approvals, TaskClock
 from .credentials import CredentialPool
+from .dask_keeper import DETACHED, Keeper, Records
 from .loop import EngineLoop
 from .pricing import Pricer
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT, Provider, RetryPolicy
@@ -123,30 +124,54 @@ class RemoteControl(TaskControl):
     """A task's control on the worker: its own state for the loop, plus an op log of every
     change for the kernel (consecutive text pieces merged into one op)."""
 
-    def __init__(self, task: Task, secrets: Secrets) -> None:
+    def __init__(self, task: Task, secrets: Secrets, facts: dict[str, Any] | None = None
+                 ) -> None:
         super().__init__(task, self._record_event, lambda _id, _text: None, secrets)
-        self._ops: list[Op] = []
+        self.facts = facts or {}  # what a kernel that re-attaches rebuilds the task from
+        self._ops: list[Op] = []  # since the kernel's last drain
+        self._history: list[Op] = []  # every op since the start (text runs as lists)
         self._ops_lock = threading.Lock()
+        self.changed = False  # since the keeper last copied it to the scheduler
 
     def drain(self) -> list[Op]:
         with self._ops_lock:
             ops, self._ops = self._ops, []
         return ops
 
-    def _log(self, op: Op) -> None:
+    def history(self, attach: bool = False) -> list[Op]:
+        """Every op since the start, in order; with `attach` (a kernel takes the task over)
+        the ops not yet drained are dropped, since the history holds them."""
         with self._ops_lock:
-            if op[0] in _MERGED and self._ops and self._ops[-1][0] == op[0]:
-                self._ops[-1] = (op[0], self._ops[-1][1] + op[1])
+            if attach:
+                self._ops = []
+            self.changed = False
+            return [(op[0], "".join(op[1])) if op[0] in _MERGED else op
+                    for op in self._history]
+
+    def _log(self, op: Op, kernel: bool = True) -> None:
+        with self._ops_lock:
+            self.changed = True
+            if kernel:
+                if op[0] in _MERGED and self._ops and self._ops[-1][0] == op[0]:
+                    self._ops[-1] = (op[0], self._ops[-1][1] + op[1])
+                else:
+                    self._ops.append(op)
+            if op[0] in _MERGED and self._history and self._history[-1][0] == op[0]:
+                self._history[-1][1].append(op[1])
+            elif op[0] in _MERGED:
+                self._history.append((op[0], [op[1]]))
             else:
-                self._ops.append(op)
+                self._history.append(op)
 
     def _record_event(self, kind: str, _task_id: str | None, **data: Any) -> None:
         if kind not in _QUIET:
             self._log(("event", kind, data))
 
     def accept_forwarded(self, message: str) -> None:
-        """A steer the kernel forwards (the kernel records it itself)."""
+        """A steer the kernel forwards (the kernel records it itself; a kernel that
+        re-attaches reads it in the history)."""
         super().accept_steer(message)
+        self._log(("steer", message), kernel=False)
 
     def accept_steer(self, message: str) -> None:  # the worker's own, e.g. the wrap-up
         super().accept_steer(message)
@@ -196,6 +221,10 @@ class RemoteControl(TaskControl):
 
     def settle(self, exit_reason: ExitReason, *, summary: str = "", error: str | None = None,
                transcript: list[dict[str, Any]] | None = None, truncated: bool = False) -> bool:
+        if (exit_reason is ExitReason.CANCELLED and error is None
+                and self.cancel_reason == DETACHED):
+            error = ("no kernel re-attached to it within detach_timeout; it was cancelled on "
+                     "its Dask worker")
         settled = super().settle(exit_reason, summary=summary, error=error,
                                  transcript=transcript, truncated=truncated)
         if settled:
@@ -219,11 +248,18 @@ class WorkerEngine:
         self._lock = threading.Lock()
         self._controls: dict[str, RemoteControl] = {}
         self._cancelled_early: set[str] = set()  # a cancel that overtook its task's start
+        self._keeper: Keeper | None = None
 
-    def configure(self, keys: list[str]) -> dict[str, Any]:
+    def configure(self, keys: list[str], keep: tuple[str, float | None] | None = None
+                  ) -> dict[str, Any]:
         """Take the session's keys (held in this process's memory only) and report what this
-        worker can do: whether the workspace exists here, and its process id."""
+        worker can do: whether the workspace exists here, and its process id. With `keep`
+        (the scheduler dataset's name, detach_timeout in seconds) the tasks outlive the
+        kernel (see `Keeper`)."""
         self._secrets = Secrets(keys)
+        if keep is not None and self._keeper is None:
+            self._keeper = Keeper(keep[0], keep[1], self._records, self._live, self.cancel,
+                                  lambda: self._secrets)
         self._provider = Provider(CredentialPool(list(keys)), self._config.base_url,
                                   self._config.retry, stall_timeout=self._config.stall_timeout,
                                   cooldown_cap=self._config.cooldown_cap)
@@ -232,6 +268,7 @@ class WorkerEngine:
     def start(self, blob: bytes) -> str | None:
         """Start one task: `blob` is a cloudpickled `TaskSpec` (its tool functions by value).
         Returns why it cannot run here (one line), or None once it is started."""
+        self._contact()
         spec: TaskSpec = cloudpickle.loads(blob)
         if spec.needs_workspace and not os.path.isdir(self._config.workspace):
             return (f"The workspace {self._config.workspace} is not on worker "
@@ -243,7 +280,7 @@ class WorkerEngine:
         task.max_total_tokens = spec.max_total_tokens
         task.max_cost_usd = spec.max_cost_usd
         task.approval = spec.approval
-        control = RemoteControl(task, self._secrets)
+        control = RemoteControl(task, self._secrets, _facts(spec))
         control.claim()
         for message in spec.steers:
             control.accept_forwarded(message)
@@ -257,6 +294,7 @@ class WorkerEngine:
 
     def steer(self, task_id: str, message: str) -> str | None:
         """Queue a steer; the reason as text when the task no longer takes one."""
+        self._contact()
         control = self._control(task_id)
         if control is None:
             return f"Task {task_id} has already ended on its worker."
@@ -284,6 +322,7 @@ class WorkerEngine:
 
     def drain(self) -> list[tuple[str, list[Op]]]:
         """Every task's ops since the last drain; ended tasks are forgotten once drained."""
+        self._contact()
         with self._lock:
             controls = list(self._controls.items())
         out = []
@@ -296,7 +335,27 @@ class WorkerEngine:
                     self._controls.pop(task_id, None)
         return out
 
+    def attach(self) -> list[tuple[dict[str, Any], list[Op]]]:
+        """A kernel takes this engine's tasks over (after its own kernel stopped or
+        detached): every task's facts and whole op history; later drains give what follows.
+        The scheduler's copy is dropped: this kernel journals from here on."""
+        if self._keeper is not None:
+            self._keeper.attach()
+        with self._lock:
+            controls = list(self._controls.values())
+        return [(c.facts, c.history(attach=True)) for c in controls]
+
+    def detach(self) -> int:
+        """The kernel leaves its tasks running here on purpose: the detach clock starts now
+        and their state is copied to the scheduler now. Returns how many are live."""
+        if self._keeper is not None:
+            self._keeper.detach()
+        return len(self._live())
+
     def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper.forget()
         for _task_id, control in list(self._controls.items()):
             self.cancel(_task_id, "closed")
             control.wait(1.0)
@@ -310,6 +369,22 @@ class WorkerEngine:
     def _control(self, task_id: str) -> RemoteControl | None:
         with self._lock:
             return self._controls.get(task_id)
+
+    def _contact(self) -> None:
+        if self._keeper is not None:
+            self._keeper.contact()
+
+    def _live(self) -> list[str]:
+        with self._lock:
+            return [i for i, c in self._controls.items() if not c.done()]
+
+    def _records(self, everything: bool) -> Records | None:
+        """Every held task as (facts, history), when one changed since the last copy."""
+        with self._lock:
+            controls = list(self._controls.items())
+        if not everything and not any(c.changed for _i, c in controls):
+            return None
+        return {task_id: (c.facts, c.history()) for task_id, c in controls}
 
     def _launch(self, control: RemoteControl) -> None:
         aio = self._engine.loop.create_task(self._run(control))
@@ -326,6 +401,15 @@ class WorkerEngine:
             return
         await run_task(control, self._provider, self._threads, self._config.system_prompt,
                        self._pricer, self._secrets.redact, self._approvals)
+
+
+def _facts(spec: TaskSpec) -> dict[str, Any]:
+    """The task's facts a re-attaching kernel rebuilds its handle from (no tools: they may
+    hold the session's secrets, and they stay on the worker)."""
+    return {"id": spec.id, "name": spec.name, "goal": spec.goal, "context": spec.context,
+            "model": spec.model, "max_iterations": spec.max_iterations,
+            "timeout": spec.timeout, "max_total_tokens": spec.max_total_tokens,
+            "max_cost_usd": spec.max_cost_usd, "approval": spec.approval}
 
 
 def _worker_address() -> str:

@@ -113,11 +113,12 @@ class Journal:
     be stored as given, oldest first, at most 50).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, owner: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.session_id = uuid.uuid4().hex[:8]
-        self.owner = lease.this_process()
+        self.owner = owner or lease.this_process()  # a cluster, when tasks outlive us
+        self._rows: dict[str, tuple[str, str]] = {}  # task id -> the row of an adopted task
         self.problems: list[str] = []
         self._said: set[str] = set()
         self._closed = False
@@ -150,8 +151,8 @@ class Journal:
 
     def started(self, task: Task) -> None:
         """Queue `running` for the task (batched: progress may lag by `_FLUSH_EVERY`)."""
-        row = ("state", {"state": TaskState.RUNNING.value, "session": self.session_id,
-                         "id": task.id})
+        session, task_id = self._row(task.id)
+        row = ("state", {"state": TaskState.RUNNING.value, "session": session, "id": task_id})
         with self._idle:
             if self._closed:
                 return
@@ -160,11 +161,35 @@ class Journal:
 
     def finished(self, task: Task, result: TaskResult) -> None:
         """Commit the task's terminal row now (called before its result becomes visible)."""
+        session, task_id = self._row(task.id)
         self._write_now(("finish", {
-            "session": self.session_id, "id": task.id, "name": task.name, "goal": task.goal,
+            "session": session, "id": task_id, "name": task.name, "goal": task.goal,
             "model": task.model, "state": result.state.value, "ended_at": time.time(),
             "exit_reason": result.exit_reason.value, "error": result.error,
             "summary": result.summary, "result": _result_json(result), "owner": self.owner}))
+
+    def adopt(self, task_id: str, session: str, row_id: str) -> None:
+        """Record the later rows of task `task_id` in the row (`session`, `row_id`) of the
+        earlier kernel that started it (a task taken over on a cluster)."""
+        self._rows[task_id] = (session, row_id)
+
+    def interrupt(self, session: str, task_id: str) -> None:
+        """Mark one live row interrupted (its cluster no longer has the task)."""
+        with self._db_lock:
+            self._safely(lambda: self._db.execute(
+                "UPDATE tasks SET state = 'interrupted', exit_reason = 'interrupted', "
+                f"ended_at = ? WHERE session = ? AND id = ? AND state IN {_LIVE}",
+                (time.time(), session, task_id)), f"task {task_id}: its interrupted row")
+
+    def live_rows(self) -> list[tuple[str, str, str | None]]:
+        """(session, id, owner) of every row still queued or running, oldest first."""
+        with self._db_lock:
+            return self._db.execute(
+                f"SELECT session, id, owner FROM tasks WHERE state IN {_LIVE} "
+                "ORDER BY created_at, rowid").fetchall()
+
+    def _row(self, task_id: str) -> tuple[str, str]:
+        return self._rows.get(task_id, (self.session_id, task_id))
 
     # ---- reading -------------------------------------------------------------------------
     def records(self, limit: int | None = None, *, exclude_session: str | None = None
@@ -184,7 +209,8 @@ class Journal:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self) -> None:
-        """Write what is queued, mark this session's unfinished rows interrupted, close."""
+        """Write what is queued, mark this session's unfinished rows interrupted (not those
+        a cluster owns: they go on there), close."""
         self.flush()
         with self._idle:
             self._closed = True
@@ -193,8 +219,9 @@ class Journal:
         with self._db_lock:
             self._safely(lambda: self._db.execute(
                 "UPDATE tasks SET state = 'interrupted', exit_reason = 'interrupted', "
-                f"ended_at = ? WHERE session = ? AND state IN {_LIVE}",
-                (time.time(), self.session_id)), "mark unfinished tasks on closing")
+                f"ended_at = ? WHERE session = ? AND state IN {_LIVE} AND owner IS ?",
+                (time.time(), self.session_id, lease.this_process())),
+                "mark unfinished tasks on closing")
             self._db.close()
 
     # ---- writing -------------------------------------------------------------------------
