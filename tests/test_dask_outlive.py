@@ -152,3 +152,47 @@ def test_the_state_is_kept_on_the_scheduler_without_a_key_and_outlives_its_worke
         result = second.collect("kept", timeout=5)
         assert result.state is TaskState.SUCCEEDED
         assert result.summary == "done; the key was ***"
+
+
+@pytest.mark.kernel
+def test_a_kernel_restart_leaves_the_task_running_and_the_new_kernel_collects_it(
+        client, llm, tmp_path):
+    from jupyter_client.manager import start_new_kernel
+
+    from .test_kernel import ENV, ROOT, execute, text
+
+    gate = threading.Event()
+    llm.on(lambda r: gate.wait(60) and True, Reply("answered after the restart"))
+    setup = ("%load_ext hermes_jupyter\n"
+             f"%config HermesJupyter.base_url = '{llm.base_url}'\n"
+             f"%config HermesJupyter.api_keys = ['{SECRET}']\n"
+             "%config HermesJupyter.model = 'worker-model'\n"
+             f"%config HermesJupyter.cluster = '{client.scheduler.address}'\n"
+             "%config HermesJupyter.journal = True\n")
+    env = {k: v for k, v in os.environ.items() if k not in ENV}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    km, kc = start_new_kernel(kernel_name="python3", startup_timeout=60, cwd=str(tmp_path),
+                              env=env)
+    try:
+        reply, outputs = execute(kc, setup + "t = %delegate -n survivor outlive this kernel",
+                                 timeout=60)
+        assert reply["content"]["status"] == "ok", outputs
+        llm.wait_for_requests(1)  # it runs on a worker, waiting on the model
+        pid = execute(kc, "import os; print(os.getpid())")[1]
+        km.restart_kernel(now=True)  # the kernel is killed: no close, no detach
+        kc.wait_for_ready(timeout=60)
+        assert execute(kc, "import os; print(os.getpid())")[1] != pid
+        reply, outputs = execute(kc, setup + "%list_tasks", timeout=60)
+        assert reply["content"]["status"] == "ok", outputs
+        listed = text(outputs)
+        assert "survivor" in listed and "running" in listed
+        gate.set()
+        reply, outputs = execute(kc, "r = %collect_task survivor\nprint(r.summary)",
+                                 timeout=60)
+        assert "answered after the restart" in text(outputs, "stdout"), outputs
+    finally:
+        gate.set()
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    (row,) = Journal(tmp_path / ".hermes" / "tasks.sqlite").records()
+    assert row.state is TaskState.SUCCEEDED and row.summary == "answered after the restart"

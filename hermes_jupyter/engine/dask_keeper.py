@@ -4,7 +4,7 @@ A kernel attached to an engine calls it at least every 100 ms while it has a tas
 drain). When no kernel has called for `UNATTENDED_AFTER` seconds (the kernel died, restarted or
 detached), the keeper copies every task the engine holds (its facts and its whole op history,
 redacted: the keys are never in it) to a dataset on the scheduler, `hermes-<session>-<i>-tasks`,
-at most once a second and only when something changed; so the state, conversation and result
+at most twice a second and only when something changed; so the state, conversation and result
 of each task survive the worker too. After `detach_timeout` seconds without a kernel it
 cancels the tasks still running. A kernel that re-attaches calls the engine again: the clock
 stops.
