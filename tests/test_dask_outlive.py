@@ -116,6 +116,19 @@ def test_an_unattended_task_is_cancelled_after_detach_timeout(client, llm, tmp_p
         assert "\n" not in result.error
 
 
+def test_a_session_opened_beside_a_live_one_leaves_its_tasks_alone(client, llm, tmp_path):
+    gate = threading.Event()
+    llm.on(lambda r: gate.wait(20) and True, Reply("still mine"))
+    with _session(client, llm, tmp_path) as first:
+        task = first.delegate("followed by a live kernel")
+        llm.wait_for_requests(1)
+        with _session(client, llm, tmp_path) as beside:  # another kernel, same folder
+            assert beside.tasks() == []
+            assert [r.state for r in beside.history()] == [TaskState.RUNNING]
+        gate.set()
+        assert task.collect(10).summary == "still mine"
+
+
 def test_detach_needs_a_cluster_and_a_journal(llm, tmp_path):
     with hj.Session(model="m", base_url=llm.base_url, api_keys=[SECRET],
                     workspace=tmp_path, journal=True) as session:

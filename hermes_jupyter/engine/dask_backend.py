@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -28,6 +29,7 @@ from ..core.models import ExitReason
 from ..core.text import short
 from ..tools import TOOLSETS, build_registry
 from .dask_attach import Adopted, engines_dataset, owner_of, replay, tasks_dataset
+from .dask_keeper import UNATTENDED_AFTER
 from .dask_worker import EngineConfig, Op, TaskSpec, WorkerEngine
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT
 from .task import TaskControl
@@ -202,22 +204,26 @@ class DaskBackend:
             with self._lock:
                 self._live.pop(control.task.id, None)
 
-    def adopt(self, token: str) -> list[Adopted] | None:
+    def adopt(self, token: str) -> list[Adopted] | str | None:
         """Take over the tasks of the cluster session `token` (an earlier kernel's): each
         engine's tasks (facts and whole op history), read from the scheduler's copy when its
-        worker is gone. None when the cluster no longer has that session."""
+        worker is gone. None when the cluster no longer has that session; "attended" when a
+        live kernel still follows it (then nothing is taken)."""
         from distributed import wait
 
         try:
             published = self.client.get_dataset(engines_dataset(token))
         except KeyError:
             return None
-        self._datasets.append(engines_dataset(token))
         with contextlib.suppress(TimeoutError):  # an actor whose worker died stays pending
             wait(published["actors"], timeout=2)  # type: ignore[no-untyped-call]
+        pairs = list(zip(published["workers"], published["actors"], strict=True))
+        reachable = [(a, str(f.key)) for a, f in pairs if f.status == "finished"]
+        if not self._left_alone(reachable):
+            return "attended"
+        self._datasets.append(engines_dataset(token))
         found: list[Adopted] = []
-        for i, (address, future) in enumerate(zip(published["workers"], published["actors"],
-                                                  strict=True)):
+        for i, (address, future) in enumerate(pairs):
             engine = _Engine(address, str(future.key), True, -1, future, index=i)
             try:
                 if future.status != "finished":
@@ -249,6 +255,27 @@ class DaskBackend:
                 raise TaskFinishedError(f"{refused} Steering needs a live task: delegate a new "
                                         "one instead.")
             control.accept_steer(message)
+
+    def _left_alone(self, engines: list[tuple[str, str]]) -> bool:
+        """Wait until no kernel has called these engines for `UNATTENDED_AFTER` seconds (a
+        kernel that just died): True. False as soon as one is seen called again (a live
+        kernel follows them), or after that time and a second more."""
+        deadline = time.monotonic() + UNATTENDED_AFTER + 1.0
+        seen: dict[str, int] = {}
+        while True:
+            waits = []
+            for address, key in engines:
+                with contextlib.suppress(Exception):  # unreachable: its copy is read later
+                    attended, idle, calls = self._call_sync(address, key, "attended")
+                    if seen.setdefault(key, calls) != calls:
+                        return False
+                    if attended:
+                        waits.append(UNATTENDED_AFTER - idle)
+            if not waits:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            threading.Event().wait(min(0.25, max(0.02, max(waits))))  # poll, bounded
 
     def detach(self) -> None:
         """Leave the tasks running on the cluster on purpose (their engines' detach clocks

@@ -43,6 +43,7 @@ class Keeper:
         self._stop = threading.Event()
         self._client: Any = _worker_client()
         self.published = 0  # how many times the tasks were copied to the scheduler
+        self.contacts = 0  # calls from an attached kernel: a count that moves means it lives
         self._thread = threading.Thread(target=self._watch, name="hermes-worker-keeper",
                                         daemon=True)
         self._thread.start()
@@ -51,6 +52,7 @@ class Keeper:
         """A kernel called: it is attached (unless it detached: only `attach` undoes that)."""
         if not self._detached:
             self._last = time.monotonic()
+            self.contacts += 1
 
     def attach(self) -> None:
         """A kernel takes the tasks over: the clock stops, the scheduler's copy goes."""

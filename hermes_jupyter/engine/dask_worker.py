@@ -345,6 +345,13 @@ class WorkerEngine:
             controls = list(self._controls.values())
         return [(c.facts, c.history(attach=True)) for c in controls]
 
+    def attended(self) -> tuple[bool, float, int]:
+        """Whether a kernel is attached (it called within `UNATTENDED_AFTER` seconds and did
+        not detach), how long ago it called (seconds), and how many calls it made."""
+        if self._keeper is None:
+            return True, 0.0, 0
+        return not self._keeper.unattended(), self._keeper.idle(), self._keeper.contacts
+
     def detach(self) -> int:
         """The kernel leaves its tasks running here on purpose: the detach clock starts now
         and their state is copied to the scheduler now. Returns how many are live."""

@@ -102,15 +102,18 @@ class Reattaching:
             if token is not None:
                 rows[token].append((session, task_id))
         for token, wanted in rows.items():
-            found = {a.facts["id"]: a for a in backend.adopt(token) or ()}
+            adopted = backend.adopt(token)
+            if isinstance(adopted, str):  # a live kernel follows them: leave its rows be
+                continue
+            found = {a.facts["id"]: a for a in adopted or ()}
             for session, task_id in wanted:
-                adopted = found.get(task_id)
-                if adopted is None:  # its engine forgot it, or the cluster session is gone
+                one = found.get(task_id)
+                if one is None:  # its engine forgot it, or the cluster session is gone
                     journal.interrupt(session, task_id)
                     continue
-                task = self._adopted_task(adopted.facts)
+                task = self._adopted_task(one.facts)
                 journal.adopt(task.id, session, task_id)
-                self._engine.run(self._replay_adopted(task, adopted))
+                self._engine.run(self._replay_adopted(task, one))
 
     def _adopted_task(self, facts: dict[str, Any]) -> Task:
         with self._lock:
