@@ -30,7 +30,7 @@ from ..core.text import short
 from ..tools import TOOLSETS, build_registry
 from .dask_attach import Adopted, engines_dataset, owner_of, replay, tasks_dataset
 from .dask_keeper import UNATTENDED_AFTER
-from .dask_worker import EngineConfig, Op, TaskSpec, WorkerEngine
+from .dask_worker import ENGINE_OPS, EngineConfig, Op, TaskSpec, WorkerEngine
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT
 from .task import TaskControl
 
@@ -360,7 +360,21 @@ class DaskBackend:
                 if batch:
                     self.batches += 1
                 for task_id, ops in batch:
-                    self._apply(task_id, ops)
+                    if task_id == ENGINE_OPS:  # before the ops of the tasks that saw them
+                        await self._share(engine, ops)
+                    else:
+                        self._apply(task_id, ops)
+
+    async def _share(self, source: _Engine, ops: list[Op]) -> None:
+        """Relay the cooldowns one engine saw to the session's other engines (by key index),
+        and wait (≤ 2 s) until they have them: a 429 on one worker stops the others using
+        that key until it is over."""
+        others = [e for e in [*self.engines, *self.adopted] if e is not source and not e.lost]
+        calls = [self._call(e, "cool", index, seconds)
+                 for _kind, index, seconds in ops for e in others]
+        if calls:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2.0)
 
     async def _drain(self, engine: _Engine) -> list[tuple[str, list[Op]]]:
         if engine.actor.status != "finished":

@@ -6,7 +6,9 @@ Each task's `RemoteControl` keeps the task's state on the worker (what the loop 
 logs every change as an op; the kernel drains the ops (at most 10 times a second) and replays
 them on its own `TaskControl` through the same public methods, so the kernel's registry is
 the one every face reads. Keys arrive once per actor through `configure`, never as task
-arguments (see docs/architecture.md, "Running on a Dask cluster").
+arguments (see docs/architecture.md, "Running on a Dask cluster"). The per-task pieces
+(`RemoteControl`, `SharedPool`, `WorkerApprovals`) are in dask_remote.py; the keeper of tasks
+that outlive the kernel in dask_keeper.py.
 """
 
 from __future__ import annotations
@@ -22,24 +24,20 @@ from typing import Any
 import cloudpickle
 
 from ..core.errors import HermesError
-from ..core.models import ExitReason, ToolTraceEntry, Usage
+from ..core.models import ExitReason
 from ..core.secrets import Secrets
 from ..tools import ToolRegistry
 from ..tools.approval import ApprovalPolicy
-from .approvals import Approvals, TaskClock
-from .credentials import CredentialPool
-from .dask_keeper import DETACHED, Keeper, Records
+from .dask_keeper import Keeper, Records
+from .dask_remote import ENGINE_OPS, NoHost, Op, RemoteControl, SharedPool, WorkerApprovals
 from .loop import EngineLoop
 from .pricing import Pricer
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT, Provider, RetryPolicy
 from .runner import run_task
-from .task import Task, TaskControl
+from .task import Task
 
-__all__ = ["EngineConfig", "RemoteControl", "TaskSpec", "WorkerApprovals", "WorkerEngine"]
+__all__ = ["ENGINE_OPS", "EngineConfig", "Op", "TaskSpec", "WorkerEngine"]
 
-Op = tuple[Any, ...]
-_MERGED = frozenset({"text", "reasoning", "hidden"})  # streamed pieces: one op per run
-_QUIET = frozenset({"steer_queued", "steer_delivered", "finished"})  # the kernel emits these
 
 
 @dataclass(frozen=True)
@@ -76,162 +74,6 @@ class TaskSpec:
     needs_workspace: bool = False  # it has a tool of the files/python/shell toolsets
 
 
-class _NoHost:
-    """A worker-side task has no session: its operations come from the kernel."""
-
-    def steer(self, ref: Task, message: str) -> None:
-        raise HermesError("steer worker-side tasks through the kernel's session")
-
-    def collect(self, ref: Task, timeout: float | None = None) -> Any:
-        raise HermesError("collect worker-side tasks through the kernel's session")
-
-    def cancel(self, ref: Task) -> bool:
-        raise HermesError("cancel worker-side tasks through the kernel's session")
-
-    def approve(self, ref: Task, call_id: str | None = None, *, remember: str | None = None
-                ) -> Any:
-        raise HermesError("a task on a Dask worker has no approval desk (see WorkerApprovals)")
-
-    def deny(self, ref: Task, call_id: str | None = None, reason: str = "") -> Any:
-        raise HermesError("a task on a Dask worker has no approval desk (see WorkerApprovals)")
-
-
-class WorkerApprovals(Approvals):
-    """A worker has no approval desk (no one can answer there): a call that needs a
-    person's approval runs only when the task's policy or allowlist lets it, else the model
-    reads why it did not run. It never waits."""
-
-    async def review(self, control: TaskControl, calls: list[dict[str, Any]],
-                     clock: TaskClock | None) -> dict[str, str]:
-        refused: dict[str, str] = {}
-        for call in calls:
-            fn = call.get("function") or call  # the wire format: {"id", "function": {...}}
-            name = str(fn["name"])
-            text = self.screen(control.task.tools, name, str(fn["arguments"]),
-                               control.task.approval)
-            if text is not None and "parent agent" in text:  # "ask": no one to ask here
-                text = (f"Error: this call needs a person's approval, and a task on a Dask "
-                        f"worker cannot wait for one, so {name} was not run. Do without it, "
-                        "or ask the user to allow it (approval_allowlist) or run it locally.")
-            if text is not None:
-                refused[call["id"]] = text
-            control.emit("approval_decided", call_id=call["id"], tool=name,
-                         approved=text is None, by="policy", reason="on a Dask worker")
-        return refused
-
-
-class RemoteControl(TaskControl):
-    """A task's control on the worker: its own state for the loop, plus an op log of every
-    change for the kernel (consecutive text pieces merged into one op)."""
-
-    def __init__(self, task: Task, secrets: Secrets, facts: dict[str, Any] | None = None
-                 ) -> None:
-        super().__init__(task, self._record_event, lambda _id, _text: None, secrets)
-        self.facts = facts or {}  # what a kernel that re-attaches rebuilds the task from
-        self._ops: list[Op] = []  # since the kernel's last drain
-        self._history: list[Op] = []  # every op since the start (text runs as lists)
-        self._ops_lock = threading.Lock()
-        self.changed = False  # since the keeper last copied it to the scheduler
-
-    def drain(self) -> list[Op]:
-        with self._ops_lock:
-            ops, self._ops = self._ops, []
-        return ops
-
-    def history(self, attach: bool = False) -> list[Op]:
-        """Every op since the start, in order; with `attach` (a kernel takes the task over)
-        the ops not yet drained are dropped, since the history holds them."""
-        with self._ops_lock:
-            if attach:
-                self._ops = []
-            self.changed = False
-            return [(op[0], "".join(op[1])) if op[0] in _MERGED else op
-                    for op in self._history]
-
-    def _log(self, op: Op, kernel: bool = True) -> None:
-        with self._ops_lock:
-            self.changed = True
-            if kernel:
-                if op[0] in _MERGED and self._ops and self._ops[-1][0] == op[0]:
-                    self._ops[-1] = (op[0], self._ops[-1][1] + op[1])
-                else:
-                    self._ops.append(op)
-            if op[0] in _MERGED and self._history and self._history[-1][0] == op[0]:
-                self._history[-1][1].append(op[1])
-            elif op[0] in _MERGED:
-                self._history.append((op[0], [op[1]]))
-            else:
-                self._history.append(op)
-
-    def _record_event(self, kind: str, _task_id: str | None, **data: Any) -> None:
-        if kind not in _QUIET:
-            self._log(("event", kind, data))
-
-    def accept_forwarded(self, message: str) -> None:
-        """A steer the kernel forwards (the kernel records it itself; a kernel that
-        re-attaches reads it in the history)."""
-        super().accept_steer(message)
-        self._log(("steer", message), kernel=False)
-
-    def accept_steer(self, message: str) -> None:  # the worker's own, e.g. the wrap-up
-        super().accept_steer(message)
-        self._log(("steer", message))
-
-    def take_steers(self, limit: int | None = None) -> list[str]:
-        messages = super().take_steers(limit)
-        if messages:
-            self._log(("steers", len(messages)))
-        return messages
-
-    def try_finish(self) -> bool:
-        finished = super().try_finish()
-        if finished:
-            self._log(("finish",))
-        return finished
-
-    def set_activity(self, activity: str, line: str | None = None) -> None:
-        super().set_activity(activity, line)
-        self._log(("activity", activity, line))
-
-    def on_text(self, text: str) -> None:
-        super().on_text(text)
-        self._log(("text", text))
-
-    def on_reasoning(self, text: str) -> None:
-        super().on_reasoning(text)
-        self._log(("reasoning", text))
-
-    def note_answer(self, text: str) -> None:
-        super().note_answer(text)
-        self._log(("hidden", text))
-
-    def add_usage(self, prompt: int, completion: int, cost_usd: float | None = None,
-                  estimated: bool = False) -> Usage:
-        usage = super().add_usage(prompt, completion, cost_usd, estimated)
-        self._log(("usage", prompt, completion, cost_usd, estimated))
-        return usage
-
-    def count_request(self) -> None:
-        super().count_request()
-        self._log(("request",))
-
-    def record_tool(self, entry: ToolTraceEntry) -> None:
-        super().record_tool(entry)
-        self._log(("tool", entry))
-
-    def settle(self, exit_reason: ExitReason, *, summary: str = "", error: str | None = None,
-               transcript: list[dict[str, Any]] | None = None, truncated: bool = False) -> bool:
-        if (exit_reason is ExitReason.CANCELLED and error is None
-                and self.cancel_reason == DETACHED):
-            error = ("no kernel re-attached to it within detach_timeout; it was cancelled on "
-                     "its Dask worker")
-        settled = super().settle(exit_reason, summary=summary, error=error,
-                                 transcript=transcript, truncated=truncated)
-        if settled:
-            self._log(("end", exit_reason, summary, error, transcript, truncated))
-        return settled
-
-
 class WorkerEngine:
     """A Dask actor: the engine of one session on one worker. Methods are called from the
     kernel over a direct connection to the worker (see `DaskBackend`)."""
@@ -249,6 +91,7 @@ class WorkerEngine:
         self._controls: dict[str, RemoteControl] = {}
         self._cancelled_early: set[str] = set()  # a cancel that overtook its task's start
         self._keeper: Keeper | None = None
+        self._pool: SharedPool | None = None
 
     def configure(self, keys: list[str], keep: tuple[str, float | None] | None = None
                   ) -> dict[str, Any]:
@@ -260,7 +103,8 @@ class WorkerEngine:
         if keep is not None and self._keeper is None:
             self._keeper = Keeper(keep[0], keep[1], self._records, self._live, self.cancel,
                                   lambda: self._secrets)
-        self._provider = Provider(CredentialPool(list(keys)), self._config.base_url,
+        self._pool = SharedPool(list(keys))
+        self._provider = Provider(self._pool, self._config.base_url,
                                   self._config.retry, stall_timeout=self._config.stall_timeout,
                                   cooldown_cap=self._config.cooldown_cap)
         return {"workspace": os.path.isdir(self._config.workspace), "pid": os.getpid()}
@@ -274,7 +118,7 @@ class WorkerEngine:
             return (f"The workspace {self._config.workspace} is not on worker "
                     f"{_worker_address()}: mount it at the same path there, or delegate "
                     "without the files/python/shell toolsets.")
-        task = Task(_NoHost(), spec.id, spec.name, spec.goal, spec.context, spec.model,
+        task = Task(NoHost(), spec.id, spec.name, spec.goal, spec.context, spec.model,
                     spec.tools, spec.max_iterations, spec.timeout,
                     lambda *a, **k: None, lambda _id, _text: None, self._secrets)
         task.max_total_tokens = spec.max_total_tokens
@@ -326,6 +170,9 @@ class WorkerEngine:
         with self._lock:
             controls = list(self._controls.items())
         out = []
+        cooled = self._pool.take_cooled() if self._pool is not None else []
+        if cooled:  # first: the kernel shares them before it applies the tasks' ops
+            out.append((ENGINE_OPS, cooled))
         for task_id, control in controls:
             ops = control.drain()
             if ops:
@@ -344,6 +191,11 @@ class WorkerEngine:
         with self._lock:
             controls = list(self._controls.values())
         return [(c.facts, c.history(attach=True)) for c in controls]
+
+    def cool(self, index: int, seconds: float) -> None:
+        """A 429 on key `index` seen by another worker of the session: cool it here too."""
+        if self._pool is not None:
+            self._pool.cool_from_peer(index, seconds)
 
     def attended(self) -> tuple[bool, float, int]:
         """Whether a kernel is attached (it called within `UNATTENDED_AFTER` seconds and did
