@@ -299,22 +299,6 @@ def test_a_task_on_a_worker_that_dies_ends_with_one_line_and_others_go_on(client
 
 
 
-def test_a_call_that_needs_approval_is_not_run_on_a_worker_and_never_waits(session, llm):
-    # No one can answer an approval on a worker: under approval="ask" the model reads why.
-    llm.script(Reply(tool_calls=[ToolCall("run_shell", {"command": "touch made"})]),
-               Reply("did without"))
-    result = session.delegate("make a file", toolsets=["shell"]).collect(10)
-    assert result.state is TaskState.SUCCEEDED and result.summary == "did without"
-    (tool_message,) = [m for m in llm.requests[1].messages if m["role"] == "tool"]
-    assert "cannot wait for one, so run_shell was not run" in tool_message["content"]
-    assert not (session.workspace / "made").exists()
-    assert task_pending(session) == []
-
-
-def task_pending(session: hj.Session) -> list[object]:
-    return [p for t in session.tasks() for p in t.control_for(session).pending_approvals()]
-
-
 def test_a_shell_call_the_policy_allows_runs_on_the_worker_and_is_redacted(session, llm):
     llm.script(Reply(tool_calls=[ToolCall("run_shell", {"command": f"echo {SECRET}; echo $$"})]),
                Reply("ran"))

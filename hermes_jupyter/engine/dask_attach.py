@@ -86,6 +86,10 @@ def replay(control: TaskControl, op: tuple[Any, ...]) -> None:
             control.accept_steer(op[1])
     elif kind == "steers":
         control.take_steers(op[1])
+    elif kind == "await":  # the worker's approval desk waits for the kernel's decision
+        control.await_approval(op[1])
+    elif kind == "resolved":
+        control.resolve_approval(op[1])
     elif kind == "finish":
         control.try_finish()
     elif kind == "event":

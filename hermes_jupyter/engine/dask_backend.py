@@ -15,21 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from ..core.errors import ConfigurationError, HermesError, TaskFinishedError
-from ..core.models import ExitReason
+from ..core.models import ExitReason, PendingApproval
 from ..core.text import short
 from ..tools import TOOLSETS, build_registry
-from .dask_attach import Adopted, engines_dataset, owner_of, replay, tasks_dataset
-from .dask_keeper import UNATTENDED_AFTER
+from ..tools.approval import check_pattern
+from .dask_attach import engines_dataset, owner_of, replay, tasks_dataset
+from .dask_link import Engine as _Engine
+from .dask_link import WorkerLink
 from .dask_worker import ENGINE_OPS, EngineConfig, Op, TaskSpec, WorkerEngine
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT
 from .task import TaskControl
@@ -44,17 +44,6 @@ DRAIN_TIMEOUT_S = 10.0  # a worker that does not answer a drain this long is los
 CANCEL_WAIT_S = 1.0  # how long a cancelled task waits for its worker's own end
 
 
-@dataclass
-class _Engine:
-    address: str
-    key: str
-    workspace: bool
-    pid: int
-    actor: Any  # the actor's future: its status turns from "finished" when the worker goes
-    running: int = 0
-    lost: bool = False
-    index: int = 0  # its place in the session's dataset (for the scheduler's copy)
-
 
 @dataclass
 class _Remote:
@@ -65,7 +54,7 @@ class _Remote:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class DaskBackend:
+class DaskBackend(WorkerLink):
     """Runs tasks on the workers of `cluster` (a `distributed.Client`, a cluster object such
     as `LocalCluster`, or a scheduler address). Raises `ConfigurationError` when distributed is
     not installed or the cluster has no worker."""
@@ -75,7 +64,7 @@ class DaskBackend:
                  prices: Mapping[str, tuple[float, float]] | None, max_concurrent: int,
                  stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
                  cooldown_cap: float = DEFAULT_COOLDOWN_CAP, keep: bool = False,
-                 detach_timeout: float | None = None) -> None:
+                 detach_timeout: float | None = None, mcp_key: str | None = None) -> None:
         try:
             from distributed import Client
         except ImportError as err:
@@ -99,7 +88,7 @@ class DaskBackend:
         self.batches = 0  # drains that brought ops to the kernel (for tests and benches)
         config = EngineConfig(base_url, workspace, system_prompt, retry,
                               dict(prices) if prices else None, max(4, max_concurrent),
-                              stall_timeout, cooldown_cap)
+                              stall_timeout, cooldown_cap, mcp_key)
         workers = list(self.client.scheduler_info()["workers"])
         if not workers:
             raise ConfigurationError("The Dask cluster has no worker: start one (or scale the "
@@ -204,39 +193,6 @@ class DaskBackend:
             with self._lock:
                 self._live.pop(control.task.id, None)
 
-    def adopt(self, token: str) -> list[Adopted] | str | None:
-        """Take over the tasks of the cluster session `token` (an earlier kernel's): each
-        engine's tasks (facts and whole op history), read from the scheduler's copy when its
-        worker is gone. None when the cluster no longer has that session; "attended" when a
-        live kernel still follows it (then nothing is taken)."""
-        from distributed import wait
-
-        try:
-            published = self.client.get_dataset(engines_dataset(token))
-        except KeyError:
-            return None
-        with contextlib.suppress(TimeoutError):  # an actor whose worker died stays pending
-            wait(published["actors"], timeout=2)  # type: ignore[no-untyped-call]
-        pairs = list(zip(published["workers"], published["actors"], strict=True))
-        reachable = [(a, str(f.key)) for a, f in pairs if f.status == "finished"]
-        if not self._left_alone(reachable):
-            return "attended"
-        self._datasets.append(engines_dataset(token))
-        found: list[Adopted] = []
-        for i, (address, future) in enumerate(pairs):
-            engine = _Engine(address, str(future.key), True, -1, future, index=i)
-            try:
-                if future.status != "finished":
-                    raise ConnectionError(f"its actor is {future.status}")
-                taken = self._call_sync(address, engine.key, "attach")
-                where: int | None = len(self.adopted)
-                self.adopted.append(engine)
-            except Exception:  # its worker is gone: the keeper's copy on the scheduler
-                records = self.client.get_dataset(tasks_dataset(token, i), default={})
-                taken, where = list(records.values()), None
-            found += [Adopted(facts, history, where) for facts, history in taken]
-        return found
-
     def steer(self, control: TaskControl, message: str) -> None:
         """Queue on the worker first (it tells whether the task still takes steers), then in
         the kernel's record; a task not yet on its worker gets it when it starts there."""
@@ -256,26 +212,29 @@ class DaskBackend:
                                         "one instead.")
             control.accept_steer(message)
 
-    def _left_alone(self, engines: list[tuple[str, str]]) -> bool:
-        """Wait until no kernel has called these engines for `UNATTENDED_AFTER` seconds (a
-        kernel that just died): True. False as soon as one is seen called again (a live
-        kernel follows them), or after that time and a second more."""
-        deadline = time.monotonic() + UNATTENDED_AFTER + 1.0
-        seen: dict[str, int] = {}
-        while True:
-            waits = []
-            for address, key in engines:
-                with contextlib.suppress(Exception):  # unreachable: its copy is read later
-                    attended, idle, calls = self._call_sync(address, key, "attended")
-                    if seen.setdefault(key, calls) != calls:
-                        return False
-                    if attended:
-                        waits.append(UNATTENDED_AFTER - idle)
-            if not waits:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            threading.Event().wait(min(0.25, max(0.02, max(waits))))  # poll, bounded
+    def decide(self, control: TaskControl, call_id: str | None, approved: bool, reason: str,
+               remember: str | None) -> PendingApproval | None:
+        """A decision on a call waiting on the task's worker: sent there (the worker's desk
+        runs or refuses it), then shown here at once. `remember` reaches every engine of the
+        session. None when the task does not run on a worker (it has ended or not started)."""
+        with self._lock:
+            remote = self._live.get(control.task.id)
+        if remote is None or not remote.ready:
+            return None
+        engine = remote.engine
+        if remember is not None:
+            remember = check_pattern(remember)
+        answer = self._call_sync(engine.address, engine.key, "decide", control.task.id,
+                                 call_id, approved, reason, remember)
+        if isinstance(answer, str):
+            raise HermesError(answer)
+        control.resolve_approval(answer.call_id)  # the worker's own ops say so again later
+        if remember is not None:
+            for other in [*self.engines, *self.adopted]:
+                if other is not engine and not other.lost:
+                    with contextlib.suppress(Exception):
+                        self._call_sync(other.address, other.key, "remember", remember)
+        return answer  # type: ignore[no-any-return]
 
     def detach(self) -> None:
         """Leave the tasks running on the cluster on purpose (their engines' detach clocks
@@ -303,11 +262,6 @@ class DaskBackend:
             with contextlib.suppress(Exception):
                 self.client.close()
 
-    def _publish(self, name: str, data: object) -> None:
-        self.client.publish_dataset(**{name: data})
-        self._datasets.append(name)
-
-    # ---- the kernel's side of the conversation ---------------------------------------
     def _forward_early_steers(self, remote: _Remote, sent: int) -> None:
         """Steers accepted while the task was starting (after the first `sent`, which went
         with it): send them, then steer directly."""
@@ -404,30 +358,6 @@ class DaskBackend:
                 f"({type(err).__name__}); delegate it again"))
             if not remote.done.done():
                 remote.done.set_result(None)
-
-    def _call(self, engine: _Engine, function: str, *args: Any) -> asyncio.Future[Any]:
-        """Call an actor method from the engine loop; awaitable there."""
-        return asyncio.wrap_future(self._submit(engine.address, engine.key, function, *args))
-
-    def _call_sync(self, address: str, key: str, function: str, *args: Any,
-                   timeout: float = 10.0) -> Any:
-        return self._submit(address, key, function, *args).result(timeout)
-
-    def _submit(self, address: str, key: str, function: str, *args: Any) -> Future[Any]:
-        """`actor_execute` straight on the worker (the client's own connection pool), so the
-        arguments never pass through the scheduler."""
-        from distributed.protocol.serialize import to_serialize
-
-        async def call() -> Any:
-            reply = await self.client.rpc(address).actor_execute(
-                actor=key, function=function, args=[to_serialize(a) for a in args],  # type: ignore[no-untyped-call]
-                kwargs={})
-            if reply["status"] != "OK":
-                raise HermesError(f"worker {address}: {reply.get('exception')!r}")
-            return reply["result"]
-
-        return asyncio.run_coroutine_threadsafe(call(), self.client.loop.asyncio_loop)
-
 
 def _spec(control: TaskControl, steers: tuple[str, ...], needs_workspace: bool) -> TaskSpec:
     task = control.task

@@ -1,6 +1,6 @@
 """What runs one task on a Dask worker: its `RemoteControl` (the task's state there, plus an
 op log for the kernel and its whole history for a kernel that re-attaches), the worker's
-`SharedPool` of keys (its cooldowns shared through the kernel), and `WorkerApprovals`.
+`SharedPool` of keys (its cooldowns shared through the kernel).
 See dask_worker.py for the engine that holds them."""
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ import time
 from typing import Any
 
 from ..core.errors import HermesError
-from ..core.models import ExitReason, ToolTraceEntry, Usage
+from ..core.models import ExitReason, PendingApproval, ToolTraceEntry, Usage
 from ..core.secrets import Secrets
-from .approvals import Approvals, TaskClock
 from .credentials import CredentialPool, PooledKey
 from .dask_keeper import DETACHED
 from .task import Task, TaskControl
 
-__all__ = ["ENGINE_OPS", "NoHost", "Op", "RemoteControl", "SharedPool", "WorkerApprovals"]
+__all__ = ["ENGINE_OPS", "NoHost", "Op", "RemoteControl", "SharedPool"]
 
 Op = tuple[Any, ...]
 ENGINE_OPS = "*"  # in a drain, the engine's own ops (cooldowns), not a task's
@@ -39,34 +38,10 @@ class NoHost:
 
     def approve(self, ref: Task, call_id: str | None = None, *, remember: str | None = None
                 ) -> Any:
-        raise HermesError("a task on a Dask worker has no approval desk (see WorkerApprovals)")
+        raise HermesError("decide on worker-side calls through the kernel's session")
 
     def deny(self, ref: Task, call_id: str | None = None, reason: str = "") -> Any:
-        raise HermesError("a task on a Dask worker has no approval desk (see WorkerApprovals)")
-
-
-class WorkerApprovals(Approvals):
-    """A worker has no approval desk (no one can answer there): a call that needs a
-    person's approval runs only when the task's policy or allowlist lets it, else the model
-    reads why it did not run. It never waits."""
-
-    async def review(self, control: TaskControl, calls: list[dict[str, Any]],
-                     clock: TaskClock | None) -> dict[str, str]:
-        refused: dict[str, str] = {}
-        for call in calls:
-            fn = call.get("function") or call  # the wire format: {"id", "function": {...}}
-            name = str(fn["name"])
-            text = self.screen(control.task.tools, name, str(fn["arguments"]),
-                               control.task.approval)
-            if text is not None and "parent agent" in text:  # "ask": no one to ask here
-                text = (f"Error: this call needs a person's approval, and a task on a Dask "
-                        f"worker cannot wait for one, so {name} was not run. Do without it, "
-                        "or ask the user to allow it (approval_allowlist) or run it locally.")
-            if text is not None:
-                refused[call["id"]] = text
-            control.emit("approval_decided", call_id=call["id"], tool=name,
-                         approved=text is None, by="policy", reason="on a Dask worker")
-        return refused
+        raise HermesError("decide on worker-side calls through the kernel's session")
 
 
 class SharedPool(CredentialPool):
@@ -165,6 +140,17 @@ class RemoteControl(TaskControl):
         if finished:
             self._log(("finish",))
         return finished
+
+    def await_approval(self, calls: list[PendingApproval]) -> list[PendingApproval]:
+        shown = super().await_approval(calls)
+        self._log(("await", shown))
+        return shown
+
+    def resolve_approval(self, call_id: str) -> bool:
+        resolved = super().resolve_approval(call_id)
+        if resolved:
+            self._log(("resolved", call_id))
+        return resolved
 
     def set_activity(self, activity: str, line: str | None = None) -> None:
         super().set_activity(activity, line)

@@ -7,7 +7,7 @@ logs every change as an op; the kernel drains the ops (at most 10 times a second
 them on its own `TaskControl` through the same public methods, so the kernel's registry is
 the one every face reads. Keys arrive once per actor through `configure`, never as task
 arguments (see docs/architecture.md, "Running on a Dask cluster"). The per-task pieces
-(`RemoteControl`, `SharedPool`, `WorkerApprovals`) are in dask_remote.py; the keeper of tasks
+(`RemoteControl`, `SharedPool`) are in dask_remote.py; the keeper of tasks
 that outlive the kernel in dask_keeper.py.
 """
 
@@ -24,12 +24,14 @@ from typing import Any
 import cloudpickle
 
 from ..core.errors import HermesError
-from ..core.models import ExitReason
+from ..core.models import ExitReason, PendingApproval
 from ..core.secrets import Secrets
 from ..tools import ToolRegistry
 from ..tools.approval import ApprovalPolicy
+from ..tools.mcp import release_shared
+from .approvals import Approvals
 from .dask_keeper import Keeper, Records
-from .dask_remote import ENGINE_OPS, NoHost, Op, RemoteControl, SharedPool, WorkerApprovals
+from .dask_remote import ENGINE_OPS, NoHost, Op, RemoteControl, SharedPool
 from .loop import EngineLoop
 from .pricing import Pricer
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT, Provider, RetryPolicy
@@ -53,6 +55,7 @@ class EngineConfig:
     threads: int
     stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
     cooldown_cap: float = DEFAULT_COOLDOWN_CAP
+    mcp_key: str | None = None  # the session's MCP servers, started here on first use
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class WorkerEngine:
         self._pricer = Pricer(config.prices)
         self._provider: Provider | None = None
         self._secrets = Secrets()
-        self._approvals = WorkerApprovals()
+        self._approvals = Approvals()  # decisions come from the kernel (`decide`)
         self._lock = threading.Lock()
         self._controls: dict[str, RemoteControl] = {}
         self._cancelled_early: set[str] = set()  # a cancel that overtook its task's start
@@ -192,6 +195,23 @@ class WorkerEngine:
             controls = list(self._controls.values())
         return [(c.facts, c.history(attach=True)) for c in controls]
 
+    def decide(self, task_id: str, call_id: str | None, approved: bool, reason: str = "",
+               remember: str | None = None) -> PendingApproval | str:
+        """The kernel's decision on a call waiting here (None: the task's oldest); the call
+        decided, or why there is none (one line)."""
+        self._contact()
+        control = self._control(task_id)
+        if control is None:
+            return f"Task {task_id} has already ended on its worker."
+        try:
+            return self._approvals.decide(control, call_id, approved, reason, remember)
+        except HermesError as err:
+            return str(err)
+
+    def remember(self, pattern: str) -> int:
+        """A pattern approved for the rest of the session on another worker: here too."""
+        return self._approvals.remember(pattern)
+
     def cool(self, index: int, seconds: float) -> None:
         """A 429 on key `index` seen by another worker of the session: cool it here too."""
         if self._pool is not None:
@@ -218,6 +238,10 @@ class WorkerEngine:
         for _task_id, control in list(self._controls.items()):
             self.cancel(_task_id, "closed")
             control.wait(1.0)
+        mcp = release_shared(self._config.mcp_key) if self._config.mcp_key else None
+        if mcp is not None:  # the servers this session's tasks started on this worker
+            with contextlib.suppress(Exception):
+                self._engine.run(mcp.aclose(), timeout=6.0)
         if self._provider is not None:
             with contextlib.suppress(Exception):
                 self._engine.run(self._provider.aclose(), timeout=1.0)
@@ -253,7 +277,7 @@ class WorkerEngine:
 
     async def _run(self, control: RemoteControl) -> None:
         """The kernel's `run_task` (the same loop, timeout and ends), on this worker; tool
-        calls that need a person's approval are screened by `WorkerApprovals`."""
+        calls that need a person's approval wait here for the kernel's `decide`."""
         if self._provider is None:
             control.settle(ExitReason.ERROR,
                            error="this worker got no keys: the session did not configure it")

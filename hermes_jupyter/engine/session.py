@@ -136,7 +136,7 @@ class Session(Launching, Approving, Reattaching):
             workspace=str(self.workspace), system_prompt=system_prompt, retry=retry,
             prices=prices, max_concurrent=self.max_concurrent,
             stall_timeout=self.stall_timeout, cooldown_cap=self.cooldown_cap,
-            keep=bool(args.journal), detach_timeout=detach_timeout)
+            keep=bool(args.journal), detach_timeout=detach_timeout, mcp_key=self._mcp.key)
         self._bus = EventBus(self.secrets.redact_data)
         self.journal: Journal | None = None
         if args.journal:
