@@ -6,9 +6,11 @@ A `LocalCluster` of 2 worker processes (2 threads each). `delegate`: the caller'
 `collect()` returning. The actor rows are what chose the design: starting a task by creating
 an actor for it, against one call to the worker's engine actor. The kernel rows: a real
 kernel's `1+1` round trip (as in `bench/kernel.py`) while 64 tasks stream 100 chunks/s each,
-their loops in the kernel or on the cluster. The 1,000 rows: that many tasks at once (one
-model call each, 50 ms latency) on the 2 workers against one in-process session, then that
-many streaming tasks on the cluster cancelled one by one.
+their loops in the kernel or on the cluster, and as a control the same load on the cluster
+followed from this process (the machine as busy, the kernel not involved: on this 2-core box
+the workers share the kernel's cores, which a real cluster does not). The 1,000 rows: that
+many tasks at once (one model call each, 50 ms latency) on the 2 workers against one
+in-process session, then that many streaming tasks on the cluster cancelled one by one.
 """
 
 from __future__ import annotations
@@ -157,7 +159,8 @@ def _cells(client: Any, streams: int, cells: int) -> list[Row]:
     from .kernel import STOP, _times, run_code, streaming_kernel
 
     idle: list[float] = []
-    busy: dict[str, list[float]] = {"in the kernel": [], "on the cluster": []}
+    control = "on the cluster, run from another process (control)"
+    busy: dict[str, list[float]] = {"in the kernel": [], "on the cluster": [], control: []}
     address = client.scheduler.address
     with streaming_kernel(streams, (100,)) as k:
         starts = {"in the kernel": k.start[100], "on the cluster": k.start[100].replace(
@@ -169,6 +172,13 @@ def _cells(client: Any, streams: int, cells: int) -> list[Row]:
                 run_code(k.client, start)
                 busy[label] += _times(k.client, max(1, cells // 2))
                 run_code(k.client, STOP)
+            # The same load on the same workers, followed by this process, not the kernel:
+            # what the machine's contention alone costs the kernel.
+            with session(k.base_url[100], max_concurrent=streams, cluster=client) as s:
+                load = [s.delegate(f"stream {i}") for i in range(streams)]
+                wait_until(lambda load=load: all(t.check().recent_output for t in load), 60,
+                           "streams to start")
+                busy[control] += _times(k.client, max(1, cells // 2))
     rows = []
     for label, data in (("idle kernel", idle), *busy.items()):
         what = label if label == "idle kernel" else \

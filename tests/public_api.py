@@ -199,6 +199,7 @@ API: tuple[Api, ...] = (
         (Param("fn", NOT_A_FUNCTION),)),
     # Methods that take no parameters, listed so a parameter added later is noticed here.
     Api("Session.cancel_all", lambda c, kw: c.session.cancel_all(**kw)),
+    Api("Session.detach", lambda c, kw: c.session.detach(**kw)),
     Api("Session.list_tasks", lambda c, kw: c.session.list_tasks(**kw)),
     Api("Session.tasks", lambda c, kw: c.session.tasks(**kw)),
     Api("Session.counts", lambda c, kw: c.session.counts(**kw)),

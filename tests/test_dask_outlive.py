@@ -72,6 +72,7 @@ def test_a_detached_task_goes_on_and_a_new_session_steers_and_collects_it(client
         result = second.collect("job", timeout=10)
         assert result.summary == "steered" and result.usage.api_calls == 2
         assert second.delegate("a new one").id == "t2"  # ids go on after the adopted ones
+        assert second.history() == []  # live here, so not among earlier kernels' tasks
         (kept,) = [r for r in second.journal.records() if r.id == "t1"]
         assert kept.state is TaskState.SUCCEEDED and kept.summary == "steered"
     assert _held(client) == []  # closing let go of everything on the scheduler

@@ -41,6 +41,7 @@ class Keeper:
         self._last = time.monotonic()
         self._detached = False  # the kernel said so (session.detach): no need to wait
         self._stop = threading.Event()
+        self._publishing = threading.Lock()
         self._client: Any = _worker_client()
         self.published = 0  # how many times the tasks were copied to the scheduler
         self.contacts = 0  # calls from an attached kernel: a count that moves means it lives
@@ -76,13 +77,14 @@ class Keeper:
         """Copy the tasks that changed (all with `everything`) to the scheduler's dataset."""
         if self._client is None:
             return
-        records = self._records(everything)
-        if records is None:
-            return
-        records = self._secrets().redact_data(records)
-        with contextlib.suppress(Exception):  # the scheduler is gone: nothing to keep it on
-            self._client.publish_dataset(**{self.name: records}, override=True)
-            self.published += 1
+        with self._publishing:  # one copy at a time: a later one never loses to an older
+            records = self._records(everything)
+            if records is None or not (records or self.published):  # nothing new to keep
+                return
+            records = self._secrets().redact_data(records)
+            with contextlib.suppress(Exception):  # the scheduler is gone: nowhere to keep it
+                self._client.publish_dataset(**{self.name: records}, override=True)
+                self.published += 1
 
     def forget(self) -> None:
         """A kernel took the tasks back (or the session closed): drop the scheduler's copy."""
@@ -94,13 +96,16 @@ class Keeper:
         self._stop.set()
 
     def _watch(self) -> None:
+        copied = False  # since the kernel left: everything once, then what changes
         while not self._stop.wait(WATCH_S):
             if not self.unattended():
+                copied = False
                 continue
             if self.detach_timeout is not None and self.idle() > self.detach_timeout:
                 for task_id in self._live():
                     self._cancel(task_id, DETACHED)
-            self.publish()
+            self.publish(everything=not copied)
+            copied = True
 
 
 def _worker_client() -> Any:

@@ -84,10 +84,13 @@ class RemoteControl(TaskControl):
         self._history: list[Op] = []  # every op since the start (text runs as lists)
         self._ops_lock = threading.Lock()
         self.changed = False  # since the keeper last copied it to the scheduler
+        self.delivered = False  # a kernel has drained its end: nothing left to keep
 
     def drain(self) -> list[Op]:
         with self._ops_lock:
             ops, self._ops = self._ops, []
+            if any(op[0] == "end" for op in ops):
+                self.delivered = True
         return ops
 
     def history(self, attach: bool = False) -> list[Op]:

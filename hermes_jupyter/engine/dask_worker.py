@@ -262,9 +262,10 @@ class WorkerEngine:
             return [i for i, c in self._controls.items() if not c.done()]
 
     def _records(self, everything: bool) -> Records | None:
-        """Every held task as (facts, history), when one changed since the last copy."""
+        """Every task a kernel has not taken the end of, as (facts, history), when one changed
+        since the last copy (or always, with `everything`)."""
         with self._lock:
-            controls = list(self._controls.items())
+            controls = [(i, c) for i, c in self._controls.items() if not c.delivered]
         if not everything and not any(c.changed for _i, c in controls):
             return None
         return {task_id: (c.facts, c.history()) for task_id, c in controls}

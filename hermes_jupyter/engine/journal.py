@@ -173,6 +173,10 @@ class Journal:
         earlier kernel that started it (a task taken over on a cluster)."""
         self._rows[task_id] = (session, row_id)
 
+    def adopted(self) -> list[tuple[str, str]]:
+        """The (session, id) rows of the tasks this session re-attached to."""
+        return list(self._rows.values())
+
     def interrupt(self, session: str, task_id: str) -> None:
         """Mark one live row interrupted (its cluster no longer has the task)."""
         with self._db_lock:
@@ -385,4 +389,8 @@ def history_of(journal: Journal | None, limit: int | None) -> list[JournalRecord
     if journal is None:
         raise ConfigurationError("This session keeps no journal: create it with "
                                  "Session(..., journal=True) to keep tasks across kernels.")
-    return journal.records(limit, exclude_session=journal.session_id)
+    taken = set(journal.adopted())  # earlier kernels' tasks this session re-attached to
+    wanted = None if limit is None else limit + len(taken)
+    kept = [r for r in journal.records(wanted, exclude_session=journal.session_id)
+            if (r.session, r.id) not in taken]
+    return kept if limit is None else kept[max(0, len(kept) - limit):]
