@@ -41,7 +41,6 @@ class TaskState(str, enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
-    DETACHED = "detached"
 
     def __str__(self) -> str:
         return self.value
