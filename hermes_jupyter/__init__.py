@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys as _sys
 from typing import Any
 
 from .core.errors import (
@@ -95,3 +96,19 @@ def load_ipython_extension(ip: Any) -> None:
     from .notebook.magics import load_ipython_extension as load
 
     load(ip)
+    _register_displays(ip)
+
+
+def _register_displays(ip: Any) -> None:
+    """In an IPython (a kernel, a terminal), show a `TaskGroup` as a live progress bar."""
+    if ip is not None and hasattr(ip, "display_formatter"):
+        from .notebook.views import register_displays
+
+        register_displays(ip)
+
+
+# Imported in a running IPython (no %load_ext needed): register the displays now. IPython is
+# only looked up, never imported, so the engine still runs where it cannot be.
+_ipython = _sys.modules.get("IPython")
+if _ipython is not None and callable(getattr(_ipython, "get_ipython", None)):
+    _register_displays(_ipython.get_ipython())

@@ -106,6 +106,10 @@ SESSION_PARAMS = (
     Param("detach_timeout", (ZERO, *NOT_SECONDS)),
 )
 NOT_MONEY = (ZERO, NEG, NAN, INF, BYTES, THING, TRUE, "1")
+# Refused by output_type: not a model class, dataclass, TypedDict or JSON schema of an object.
+NOT_AN_OUTPUT_TYPE = (42, HALF, BYTES, THING, TRUE, "Review", int, list, _Thing,
+                      {"type": "string"}, {"type": "object", "properties": 3}, {},
+                      {"type": "object", "x": THING})
 
 
 def _map(ctx: Context, kw: dict[str, Any]) -> object:
@@ -130,6 +134,8 @@ API: tuple[Api, ...] = (
         Param("approval", (ZERO, "sometimes", BYTES, THING)),
         Param("approval_allowlist", ("git status", ZERO, THING, [0], [""])),
         Param("approval_timeout", (ZERO, *NOT_SECONDS)),
+        Param("output_type", NOT_AN_OUTPUT_TYPE),
+        Param("group_id", (ZERO, BYTES, THING, "", SURROGATE)),
     )),
     Api("Session.approve", lambda c, kw: c.session.approve(**{"ref": c.done, **kw}), (
         Param("ref", NOT_A_REF), Param("call_id", (ZERO, BYTES, THING, "")),
@@ -159,6 +165,7 @@ API: tuple[Api, ...] = (
         Param("name", (ZERO, BYTES, THING, "", SURROGATE)),
         Param("context", (NONE, ZERO, BYTES, THING, SURROGATE)),
         Param("max_concurrent", NOT_A_COUNT[1:]),
+        Param("output_type", NOT_AN_OUTPUT_TYPE),
         Param("delegate_options", ({"colour": "red"}, {"goals": "x"}), mention=r"map\(\) takes no"),
     )),
     Api("Session.task_of", lambda c, kw: c.session.task_of(**{"owner": None, "ref": "t1",
@@ -184,6 +191,11 @@ API: tuple[Api, ...] = (
         (Param("callback", NOT_A_FUNCTION),)),
     Api("Session.history", lambda c, kw: c.session.history(**kw),
         (Param("limit", (ZERO, NEG, HALF, NAN, INF, HUGE, BYTES, THING, TRUE, "3")),)),
+    Api("Session.resume", lambda c, kw: c.session.resume(**{"task_id": "t1", **kw}), (
+        Param("task_id", NOT_A_REF),
+        Param("tools", (ZERO, "print", THING, [0], [None]), mention="tools"),
+        Param("toolsets", ("files", ZERO, THING, [0]), mention="toolset"),
+    )),
     Api("Session.close", lambda c, kw: c.session.close(**kw),
         (Param("timeout", (NONE, *NOT_SECONDS)),)),
     Api("Session.attachment", lambda c, kw: c.session.attachment(**{"key": "k",

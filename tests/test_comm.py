@@ -21,7 +21,7 @@ import pytest
 
 import hermes_jupyter as hj
 from hermes_jupyter.notebook import comm as hcomm
-from hermes_jupyter.testing import Reply
+from hermes_jupyter.testing import Reply, ToolCall
 
 from .kernel_frontend import KernelFrontend, parent_id, running_kernel
 
@@ -211,6 +211,62 @@ def test_long_strings_are_clipped_for_the_wire(shell, session, llm):
     assert len(task["goal"]) == 500 and task["goal"].endswith("…")
     [line] = task["recent_output"]  # the newest part of a long line is what matters
     assert len(line) == 300 and line.startswith("…") and line.endswith("THE END")
+
+
+def test_a_header_only_change_goes_out_as_a_delta(shell, session, llm):
+    """A parent agent taking in its children's results changes no task, only `waiting`: the
+    panel must still hear it (the same kind: any change of the header alone)."""
+    llm.on(lambda r: "child goal" in r.first_user_text, Reply(text="child answer"))
+    llm.on(lambda r: "delegate_task" in r.tool_names,
+           Reply(tool_calls=[ToolCall("delegate_task", {"goal": "child goal", "name": "kid"})]),
+           Reply(text="started"), Reply(text="heard back"))
+    agent = hj.Agent(session, name="boss")
+    [child] = agent.ask("Plan one thing").children
+    child.collect(WAIT)
+    assert agent.wait_for_results(1, timeout=WAIT)
+    comm = open_comm(shell)
+    [boss] = comm.sent[0]["totals"]["agents"]
+    assert (boss["name"], boss["owner"], boss["waiting"]) == ("boss", "agent:boss", 1)
+    assert comm.sent[0]["tasks"][0]["owner"] == "agent:boss"
+    agent.ask()  # takes the result in: waiting 1 → 0, no task changes
+    delta = comm.wait_for(lambda m: m["type"] == "delta"
+                          and m["totals"]["agents"][0]["waiting"] == 0)
+    assert delta["tasks"] == []
+    before = len(comm.messages("delta"))
+    agent.reset()  # nothing the panel shows moved: no delta
+    session.delegate("child goal").collect(WAIT)  # a later change does go out, once
+    comm.wait_for(lambda m: m["type"] == "delta" and m["tasks"]
+                  and m["tasks"][-1]["state"] == "succeeded" and m["tasks"][-1]["id"] == "t2")
+    deltas = comm.messages("delta")[before:]
+    assert all(d["tasks"] for d in deltas), deltas
+
+
+def test_a_waiting_call_goes_out_clipped_and_is_decided_from_the_panel(shell, session, llm):
+    """What the person decides on reaches the panel (long arguments clipped like other long
+    strings); approve and deny answer in one line, and the model reads the denial's reason."""
+    long_command = "echo " + "x" * 9000
+    llm.on("go", Reply(tool_calls=[ToolCall("run_shell", {"command": long_command}, id="c1"),
+                                   ToolCall("run_shell", {"command": "touch made"}, id="c2")]),
+           Reply(text="done"))
+    comm = open_comm(shell)
+    task = session.delegate("go", toolsets=["shell"])
+    waiting = comm.wait_for(lambda m: task_in(m, task.id, "awaiting_approval"))
+    [sent] = [t for t in waiting["tasks"] if t["id"] == task.id]
+    first, second = sent["pending_approvals"]
+    assert (first["call_id"], first["tool"], second["call_id"]) == ("c1", "run_shell", "c2")
+    assert len(first["arguments"]) == 4000 and first["arguments"].endswith("…")
+    assert "shell command" in first["reason"]
+    assert comm.request("approve", task=task.id, call_id="c9")["ok"] is False
+    reply = comm.request("deny", task=task.id, call_id="c2", reason="not here")
+    assert reply["message"] == f"Denied run_shell (c2) for {task.id}; the model reads why."
+    reply = comm.request("approve", task=task.id, call_id="c1")
+    assert reply["message"] == f"Approved run_shell (c1) for {task.id}."
+    result = task.collect(WAIT)
+    denied = next(m["content"] for m in result.transcript
+                  if m.get("role") == "tool" and m["tool_call_id"] == "c2")
+    assert "not here" in denied
+    again = comm.request("deny", task=task.id, call_id="c1")
+    assert again["ok"] is False and "\n" not in again["error"]
 
 
 # ---- requests ---------------------------------------------------------------------------

@@ -4,8 +4,10 @@ this process, which the worker processes reach like any model server."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Iterator
 
@@ -14,6 +16,7 @@ import pytest
 import hermes_jupyter as hj
 from hermes_jupyter.core.errors import HermesError
 from hermes_jupyter.core.models import Event, ExitReason, TaskState
+from hermes_jupyter.engine.journal import Journal
 from hermes_jupyter.testing import Fail, FakeLLM, Reply, ToolCall
 
 from .conftest import FAST_RETRY, SECRET
@@ -263,6 +266,30 @@ def where() -> str:
 '''
 
 
+def test_a_task_resumed_on_the_cluster_goes_on_from_its_journaled_conversation(
+        client, llm, tmp_path):
+    path = tmp_path / ".hermes" / "tasks.sqlite"
+    path.parent.mkdir()
+    Journal(path).close()  # the current schema; then a row a dead kernel left running
+    talk = [{"role": "system", "content": "old prompt"},
+            {"role": "user", "content": "Goal:\ncount"},
+            {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "c1", "type": "function", "function": {"name": "tally", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "tally is 3"}]
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO tasks (session, id, goal, model, state, created_at, context) "
+                   "VALUES ('old', 't1', 'count', 'worker-model', 'running', 1.0, '')")
+        db.execute("INSERT INTO turns VALUES ('old', 't1', 0, ?)", (json.dumps(talk),))
+    db.close()
+    llm.script(Reply("three, as counted"))
+    with _session(client, llm, tmp_path, journal=True) as session:
+        task = session.resume("old/t1")
+        assert task.collect(10).summary == "three, as counted"
+    sent = llm.requests[-1].messages
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "user"]
+    assert sent[3]["content"] == "tally is 3" and sent[0]["content"] != "old prompt"
+
+
 def test_the_magics_run_notebook_tools_on_the_cluster_set_in_the_config(live, client, llm,
                                                                         capsys):
     live.run_line_magic("config", f'HermesJupyter.cluster = "{client.scheduler.address}"')
@@ -279,25 +306,6 @@ def test_the_magics_run_notebook_tools_on_the_cluster_set_in_the_config(live, cl
     assert [s.id for s in listed] == [live.user_ns["t"].id]
 
 
-def test_a_task_on_a_worker_that_dies_ends_with_one_line_and_others_go_on(client, llm,
-                                                                          tmp_path):
-    # Last in the module: it kills a worker process (its nanny starts a new one).
-    llm.default = Reply("word " * 5000, chunk_size=5, delay=0.01)
-    with _session(client, llm, tmp_path) as session:
-        writing = _first_text(session)
-        doomed = session.delegate("stream on a worker that dies")
-        assert writing.wait(10)
-        (victim,) = [e for e in session._backend.engines if e.running]
-        os.kill(victim.pid, signal.SIGKILL)
-        result = doomed.collect(30)
-        assert result.exit_reason is ExitReason.ERROR
-        assert f"the Dask worker {victim.address} running it was lost" in result.error
-        assert "\n" not in result.error
-        llm.default = Reply("still here")
-        assert session.delegate("after the loss").collect(10).summary == "still here"
-    llm.default = None
-
-
 
 def test_a_shell_call_the_policy_allows_runs_on_the_worker_and_is_redacted(session, llm):
     llm.script(Reply(tool_calls=[ToolCall("run_shell", {"command": f"echo {SECRET}; echo $$"})]),
@@ -309,3 +317,129 @@ def test_a_shell_call_the_policy_allows_runs_on_the_worker_and_is_redacted(sessi
     assert SECRET not in entry.result_preview  # the session's secrets travelled with the tool
     (tool_message,) = [m for m in llm.requests[1].messages if m["role"] == "tool"]
     assert SECRET not in tool_message["content"]
+
+
+def test_typed_output_travels_and_comes_back_as_the_kernels_class(session, llm):
+    import dataclasses
+
+    import pydantic
+
+    class Verdict(pydantic.BaseModel):  # local classes go to the workers by value
+        label: str
+        stars: int
+
+    @dataclasses.dataclass
+    class Pair:
+        left: str
+        right: str
+
+    llm.script(Reply.json({"label": "good", "stars": "many"}),
+               Reply.json({"label": "good", "stars": 4}))
+    result = session.delegate("judge", output_type=Verdict).collect(20)
+    assert result.ok, result.error
+    assert type(result.data) is Verdict and result.data.stars == 4
+    assert "stars" in llm.requests[1].messages[-1]["content"]  # corrected on the worker
+    llm.script(Reply.json({"left": "a", "right": "b"}))
+    pair = session.delegate("pair", output_type=Pair).collect(20)
+    assert type(pair.data) is Pair and pair.data == Pair("a", "b")
+
+
+def test_a_kernel_side_validator_the_schema_cannot_express_still_holds(session, llm):
+    import pydantic
+
+    class Rating(pydantic.BaseModel):
+        stars: int
+
+        @pydantic.field_validator("stars")
+        @classmethod
+        def at_most_five(cls, value: int) -> int:
+            if value > 5:
+                raise ValueError("at most 5 stars")
+            return value
+
+    llm.script(Reply.json({"stars": 9}))
+    result = session.delegate("rate", output_type=Rating).collect(20)
+    assert result.state is TaskState.FAILED and result.exit_reason is ExitReason.INVALID_OUTPUT
+    assert "at most 5 stars" in result.error and result.summary == '{"stars": 9}'
+def test_a_task_whose_worker_dies_is_retried_once_from_its_conversation_then_fails(
+        client, llm, tmp_path):
+    # The last test on the cluster: it kills both worker processes (nannies start new ones).
+    # On main the first death ended the task.
+    def note(text: str) -> str:
+        """Write a note down (the workspace is shared with the workers)."""
+        with (tmp_path / "notes.txt").open("a") as f:
+            f.write(text + "\n")
+        return f"noted {text}"
+
+    llm.on(lambda r: len(r.messages) == 2, Reply(tool_calls=[ToolCall("note", {"text": "one"})]))
+    llm.default = Reply("word " * 5000, chunk_size=5, delay=0.01)
+    texts: list[threading.Event] = [threading.Event(), threading.Event()]
+    retried: list[Event] = []
+
+    def watch(event: Event) -> None:
+        if event.kind == "retried":
+            retried.append(event)
+        elif event.kind == "text":
+            texts[len(retried)].set()
+
+    with _session(client, llm, tmp_path) as session:
+        session.subscribe(watch)
+        task = session.delegate("note, then stream on a worker that dies", tools=[note])
+        assert texts[0].wait(10)  # streaming its second call: the first turn is in the kernel
+        (first,) = [e for e in session._backend.engines if e.running]
+        os.kill(first.pid, signal.SIGKILL)
+        assert texts[1].wait(30)  # streaming again, on the other worker
+        (second,) = [e for e in session._backend.engines if e.running]
+        assert second is not first
+        [event] = retried
+        assert event.data == {"lost": first.address, "worker": second.address, "messages": 4}
+        status = task.check()
+        assert status.state is TaskState.RUNNING
+        line = next(line for line in status.recent_output if line.startswith("↻"))
+        assert f"the Dask worker {first.address} running it was lost" in line
+        assert f"retrying once on {second.address} from its last conversation" in line
+        sent = llm.requests[-1].messages  # the retried call went on from the conversation
+        assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "user"]
+        assert sent[3]["content"] == "noted one"
+        assert (tmp_path / "notes.txt").read_text() == "one\n"  # the tool did not run again
+
+        os.kill(second.pid, signal.SIGKILL)
+        result = task.collect(30)
+        assert result.exit_reason is ExitReason.ERROR
+        assert f"the Dask worker {second.address} running it was lost" in result.error
+        assert "after one retry on another worker" in result.error
+        assert "\n" not in result.error
+        assert len(retried) == 1
+    llm.default = None
+
+
+def test_the_steps_of_one_drain_reach_the_kernel_as_one_redacted_messages_op():
+    # No cluster needed: the worker's op log and the kernel's replay, side by side.
+    from hermes_jupyter.core.secrets import Secrets
+    from hermes_jupyter.engine.dask_backend import _replay
+    from hermes_jupyter.engine.dask_worker import RemoteControl, _NoHost
+    from hermes_jupyter.engine.task import Task
+    from hermes_jupyter.tools import ToolRegistry
+
+    secrets = Secrets([SECRET])
+
+    def control() -> RemoteControl:
+        task = Task(_NoHost(), "t1", None, "g", "", "m", ToolRegistry([]), 5, None,
+                    lambda *a, **k: None, lambda _id, _text: None, secrets)
+        return RemoteControl(task, secrets)
+
+    worker, kernel = control(), control()
+    talk = [{"role": "system", "content": "s"}, {"role": "user", "content": "g"}]
+    talk.append({"role": "assistant", "content": f"key {SECRET}"})
+    worker.conversation.step(talk)
+    talk.append({"role": "tool", "tool_call_id": "c", "content": "r"})
+    worker.conversation.step(talk)
+    ops = worker.drain()
+    assert [op[0] for op in ops] == ["messages"]  # two steps, one op
+    assert ops[0][1] == 0 and len(ops[0][2]) == 4 and SECRET not in str(ops[0])
+    talk.append({"role": "user", "content": "more"})
+    worker.conversation.step(talk)
+    for op in [*ops, *worker.drain()]:
+        _replay(kernel, op)
+    assert kernel.conversation.messages() == worker.conversation.messages()
+    assert len(kernel.conversation) == 5

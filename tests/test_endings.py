@@ -136,3 +136,21 @@ def test_the_session_budget_refuses_new_and_queued_tasks(llm, tmp_path):
         assert queued.collect(10).exit_reason == "budget"
         with pytest.raises(hj.HermesError, match="session budget is spent"):
             s.delegate("third")
+
+
+def test_forgetting_tasks_refunds_nothing_of_the_session_budget(llm, tmp_path):
+    llm.responder = lambda r: Reply(text="done", usage=(600_000, 0))
+    with hj.Session(model="m", base_url=llm.base_url, api_keys=["k"], workspace=tmp_path,
+                    prices={"m": (1.0, 1.0)}, session_budget_usd=1.0) as s:
+        assert s.delegate("one").collect(10).ok and s.delegate("two").collect(10).ok
+        assert s.forget(finished=True) == 2  # the tasks go; what they spent does not
+        with pytest.raises(hj.HermesError, match=r"session budget is spent \(\$1\.2000"):
+            s.delegate("three")
+        keep = hj.Session(model="m", base_url=llm.base_url, api_keys=["k"],
+                          workspace=tmp_path, prices={"m": (1.0, 1.0)}, session_budget_usd=1.0,
+                          keep_finished=1)
+        with keep:  # the same through retention: keep_finished lets the oldest go
+            assert keep.delegate("a").collect(10).ok and keep.delegate("b").collect(10).ok
+            assert len(keep.tasks()) == 1
+            with pytest.raises(hj.HermesError, match="session budget is spent"):
+                keep.delegate("c")

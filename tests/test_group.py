@@ -27,7 +27,7 @@ def test_one_task_per_item_results_in_item_order(session, llm):
     assert [t.name for t in group.tasks] == ["fruit[0]", "fruit[1]", "fruit[2]"]
     status = group.check()
     assert status.done == status.total == 3 and status.counts == {"succeeded": 3}
-    assert status.usage.api_calls == 3 and repr(group) == "<TaskGroup 'fruit': 3/3 done>"
+    assert status.usage.api_calls == 3 and repr(group) == "<TaskGroup g1 'fruit': 3/3 done>"
 
 
 def test_items_without_a_placeholder_go_to_the_context(session, llm):

@@ -55,7 +55,8 @@ def test_a_result_sqlite_cannot_hold_as_given_stops_nothing(llm, tmp_path, caplo
 
 
 def _task(task_id: str, **facts: object) -> SimpleNamespace:
-    base: dict[str, object] = {"id": task_id, "name": None, "goal": "g", "model": "m"}
+    base: dict[str, object] = {"id": task_id, "name": None, "goal": "g", "model": "m",
+                               "context": "", "resumed_from": None}
     return SimpleNamespace(**{**base, **facts})
 
 
@@ -100,12 +101,18 @@ def test_an_old_journal_is_migrated_in_place(llm, tmp_path):
     with make(llm, tmp_path) as s:
         s.delegate("a new row").collect(10)
         history = {r.name: r for r in s.history()}
+        # an old row has no context nor conversation: it resumes from its goal
+        assert s.resume("old/t2").collect(10).state is hj.TaskState.SUCCEEDED
     assert history["done"].summary == "old summary"
     assert history["cut"].state is hj.TaskState.INTERRUPTED  # an owner-less row's kernel is gone
+    assert (history["cut"].context, history["cut"].resumed_from) == ("", None)
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
-    assert "owner" in [c[1] for c in db.execute("PRAGMA table_info(tasks)")]
-    assert db.execute("SELECT count(*) FROM tasks").fetchone() == (3,)
+    columns = [c[1] for c in db.execute("PRAGMA table_info(tasks)")]
+    assert {"owner", "context", "resumed_from"} <= set(columns)
+    assert db.execute("SELECT count(*) FROM tasks").fetchone() == (4,)
+    assert db.execute("SELECT resumed_from FROM tasks WHERE name = 'cut' AND session != 'old'"
+                      ).fetchone() == ("old/t2",)
     db.close()
 
 

@@ -3,6 +3,7 @@
 `%delegate` in a notebook → the task in the "Hermes tasks" panel and the status bar → Steer,
 Cancel → the notification → Collect into a variable from it. Then: a page reload re-syncs from
 the snapshot, a kernel restart empties the list, and switching notebooks switches kernels.
+Approvals, the task tree, group cards and cost: tests/test_labextension_tree_browser.py.
 Screenshots: test-artifacts/labext-*.png.
 """
 

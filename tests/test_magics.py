@@ -294,7 +294,7 @@ def test_list_tasks_renders_html_and_text(live, llm, capsys):
     table, _, _ = cell(live, "%list_tasks", capsys)
     text = repr(table)
     assert text.splitlines()[0].split() == ["id", "name", "state", "model", "elapsed", "calls",
-                                            "tokens", "now", "/", "summary"]
+                                            "tokens", "cost", "now", "/", "summary"]
     assert text.splitlines()[1].split()[:4] == ["t1", "one", "succeeded", "parent-model"]
     assert text.splitlines()[-1].startswith("1 task: 1 succeeded · 1 call · ")
     html = table._repr_html_()

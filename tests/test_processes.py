@@ -86,13 +86,33 @@ def python_call(code: str, **args: object) -> Reply:
 
 
 # ---- cancel, timeout, close: the whole tree goes ---------------------------------------------
+# A bash command that starts a grandchild, a subshell and one that leaves its session, reports
+# every pid, blocks.
+SHELL_SPAWN = ("sleep 300 & a=$!; (sleep 300) & b=$!; setsid sleep 300 & c=$!; "
+               "echo $$ $a $b $c > {fifo}; sleep 300")
+
+
+def spawning_call(toolset: str, tmp_path: Path, **args: object) -> tuple[Reply, Path]:
+    """The tool call of `toolset` ("python" or "shell") that spawns a process tree, and the
+    FIFO its pids come through."""
+    if toolset == "python":
+        code, fifo = spawner(tmp_path)
+        return python_call(code, **args), fifo
+    fifo = tmp_path / "pids.fifo"
+    os.mkfifo(fifo)
+    command = SHELL_SPAWN.format(fifo=fifo)
+    return Reply(tool_calls=[ToolCall("run_shell", {"command": command, **args})]), fifo
+
+
+@pytest.mark.parametrize("toolset", ["python", "shell"])
 @pytest.mark.parametrize("how", ["cancel", "tool timeout", "task timeout", "close"])
-def test_every_process_a_python_tool_started_dies_with_it(llm, tmp_path, how):
-    code, fifo = spawner(tmp_path)
-    args = {"timeout": 1} if how == "tool timeout" else {}
-    llm.on("spawn", python_call(code, **args), Reply("done"))
-    session = hj.Session(model="m", base_url=llm.base_url, api_keys=["k"], workspace=tmp_path)
-    task = session.delegate("spawn", toolsets=["python"],
+def test_every_process_a_tool_started_dies_with_it(llm, tmp_path, how, toolset):
+    call, fifo = spawning_call(toolset, tmp_path, **({"timeout": 1} if how == "tool timeout"
+                                                     else {}))
+    llm.on("spawn", call, Reply("done"))
+    session = hj.Session(model="m", base_url=llm.base_url, api_keys=["k"], workspace=tmp_path,
+                         approval="auto")
+    task = session.delegate("spawn", toolsets=[toolset],
                             timeout=2 if how == "task timeout" else None)
     pids = read_pids(fifo)
     if how == "cancel":
@@ -104,6 +124,10 @@ def test_every_process_a_python_tool_started_dies_with_it(llm, tmp_path, how):
     if how == "tool timeout":
         assert result.summary == "done"
         assert "timeout" in result.transcript[-2]["content"]
+    elif how in ("cancel", "close"):
+        assert result.state is hj.TaskState.CANCELLED
+    else:
+        assert result.exit_reason == "timeout"
     session.close()
 
 

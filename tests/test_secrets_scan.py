@@ -71,6 +71,7 @@ def script_failures(llm: FakeLLM, url: str) -> None:
     llm.on("split", Reply(f"Final: {KEY} and {PASSWORD} and {url}.", chunk_size=5))
     llm.on("retry", Fail(500, f"upstream saw {KEY}"), done)
     llm.on("refused", Fail(400, f"bad request for {PASSWORD} with key {KEY}"))
+    llm.on("typed", Reply.json({"note": f"the key is {KEY}, the password {PASSWORD}"}))
 
 
 @pytest.mark.timeout(120)
@@ -103,6 +104,8 @@ def test_no_surface_shows_a_secret_after_failures_of_every_kind(
     tools = [raise_key, return_key]
     tasks = [session.delegate(goal, tools=tools) for goal in
              ("raise", "return", "environ", "split", "retry", "refused")]
+    note = {"type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]}
+    tasks.append(session.delegate("typed", output_type=note))  # result.data, journal data
     raw_url, received = raw_server
     raw = hj.Session(model="m", base_url=raw_url, api_keys=[KEY], workspace=tmp_path,
                      journal=tmp_path / "raw.sqlite", retry=FAST_RETRY)
@@ -119,7 +122,8 @@ def test_no_surface_shows_a_secret_after_failures_of_every_kind(
     tasks.append(session.delegate("rejected"))
     tasks[-1].collect(60)
     ends = {t.goal: (t.state.value, t.result.exit_reason.value) for t in tasks if t.result}
-    assert ends["split"] == ("succeeded", "completed")
+    assert ends["split"] == ends["typed"] == ("succeeded", "completed")
+    assert "***" in next(t for t in tasks if t.goal == "typed").result.data["note"]
     assert ends["refused"] == ("failed", "provider_error")
     assert ends["stream an error"][0] == ends["rejected"][0] == "failed"
     assert "MemoryError" not in str(ends)

@@ -4,48 +4,15 @@ environment, exit code and stderr returned."""
 from __future__ import annotations
 
 import asyncio
-import os
 
-import pytest
-
-import hermes_jupyter as hj
 from hermes_jupyter.testing import Reply, ToolCall
 from hermes_jupyter.tools import ProcessPolicy, ShellRunner
 
 from .conftest import SECRET
-from .test_processes import assert_all_gone, read_pids
-
-# Starts a grandchild, a subshell and one that leaves its session, reports every pid, blocks.
-SPAWN = ("sleep 300 & a=$!; (sleep 300) & b=$!; setsid sleep 300 & c=$!; "
-         "echo $$ $a $b $c > {fifo}; sleep 300")
 
 
 def shell_call(command: str, **args: object) -> Reply:
     return Reply(tool_calls=[ToolCall("run_shell", {"command": command, **args})])
-
-
-@pytest.mark.parametrize("how", ["cancel", "tool timeout", "close"])
-def test_every_process_a_shell_command_started_dies_with_it(llm, tmp_path, how):
-    fifo = tmp_path / "pids.fifo"
-    os.mkfifo(fifo)
-    args = {"timeout": 1} if how == "tool timeout" else {}
-    llm.on("spawn", shell_call(SPAWN.format(fifo=fifo), **args), Reply("done"))
-    session = hj.Session(model="m", base_url=llm.base_url, api_keys=["k"], workspace=tmp_path,
-                         approval="auto")
-    task = session.delegate("spawn", toolsets=["shell"])
-    pids = read_pids(fifo)
-    if how == "cancel":
-        session.cancel(task)
-    elif how == "close":
-        session.close()
-    result = task.collect(20)
-    assert_all_gone(pids)
-    if how == "tool timeout":
-        assert result.summary == "done"
-        assert "past its 1 s timeout" in result.transcript[-2]["content"]
-    else:
-        assert result.state is hj.TaskState.CANCELLED
-    session.close()
 
 
 def test_the_environment_is_scrubbed_like_the_python_toolset(tmp_path, monkeypatch):

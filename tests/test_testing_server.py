@@ -572,3 +572,26 @@ def test_cli_exits_when_stdin_closes() -> None:
             proc.stdin.close()
         err = finish(proc)
     assert err == ""
+
+
+def test_response_format_is_recorded_and_can_be_refused_like_servers_without_it(llm):
+    client = openai.OpenAI(base_url=llm.base_url, api_key="sk-test", max_retries=0)
+    fmt = {"type": "json_schema",
+           "json_schema": {"name": "Pet", "strict": True,
+                           "schema": {"type": "object", "properties": {"name": {"type": "string"}},
+                                      "required": ["name"], "additionalProperties": False}}}
+    llm.script(Reply.json({"name": "Rex"}), Reply("not json"))
+    answer = client.chat.completions.create(model="m", messages=USER, response_format=fmt)
+    assert json.loads(answer.choices[0].message.content) == {"name": "Rex"}
+    assert client.chat.completions.create(model="m", messages=USER).choices[0].message.content \
+        == "not json"
+    first, second = llm.requests
+    assert first.response_format == fmt and first.json_schema["required"] == ["name"]
+    assert second.response_format is None and second.json_schema is None
+    llm.refuse_fields = {"response_format"}
+    with pytest.raises(openai.BadRequestError, match="response_format"):
+        client.chat.completions.create(model="m", messages=USER, response_format=fmt)
+    assert client.chat.completions.create(model="m", messages=USER).choices[0].message.content \
+        == "ok"  # requests without the field are served as before
+    llm.reset()
+    assert llm.refuse_fields == {"response_format"}  # a trait of the server, kept by reset

@@ -74,6 +74,7 @@ class ExitReason(str, enum.Enum):
     RATE_LIMIT_CAP = "rate_limit_cap"
     BUDGET = "budget"
     EMPTY_ANSWER = "empty_answer"
+    INVALID_OUTPUT = "invalid_output"
     TOOL_ERROR = "tool_error"
     ERROR = "error"
     INTERRUPTED = "interrupted"
@@ -113,6 +114,8 @@ _EXIT_MEANINGS = {
     ExitReason.BUDGET: "the task reached max_total_tokens or max_cost_usd, or the session "
                        "spent session_budget_usd",
     ExitReason.EMPTY_ANSWER: "the model answered with nothing twice, even when asked again",
+    ExitReason.INVALID_OUTPUT: "the final answer did not match the task's output_type, even "
+                               "after one correction turn naming the errors",
     ExitReason.TOOL_ERROR: "a tool failed in a way the task cannot go on from",
     ExitReason.ERROR: "an unexpected error (a bug of ours or of a library)",
     ExitReason.INTERRUPTED: "the process running the task stopped before it ended",
@@ -240,6 +243,10 @@ class TaskStatus:
     pending_approvals: list[PendingApproval] = field(default_factory=list)
     """Tool calls waiting for `Session.approve` / `deny`, oldest first (while the state is
     `awaiting_approval`)."""
+    group_id: str | None = None
+    """The fan-out group (`Session.map`) the task belongs to, e.g. "g1"; None for the rest."""
+    resumed_from: str | None = None
+    """The interrupted task this one resumed (`Session.resume`), as "kernel/id"."""
 
     @property
     def tokens(self) -> int:
@@ -286,6 +293,11 @@ class TaskResult:
     truncated: bool = False
     """The summary is not the model's complete final answer (cut by the output limit, or
     partial after a stop)."""
+    data: Any = field(default=None, repr=False)
+    """With `output_type`: the validated final answer (an instance of a model class or a
+    dataclass; a dict for a TypedDict or a JSON-schema dict), `summary` holding its raw text.
+    None otherwise, and when the output stayed invalid (`exit_reason` "invalid_output"). A
+    result rebuilt from the journal holds it as plain JSON (dicts and lists)."""
 
     @property
     def ok(self) -> bool:
@@ -361,7 +373,8 @@ class Event:
     Kinds: created, queued, started, model_call, text, tool_call, tool_result, steer_queued,
     steer_delivered, retry, key_cooldown, key_removed, waiting_for_key, rate_limit_cap,
     fields_dropped, approval_requested (call_id, tool, arguments, reason), approval_decided
-    (call_id, tool, approved, by, reason), finished.
+    (call_id, tool, approved, by, reason), finished; and, with task_id None, agent_inbox
+    (agent, waiting: a parent agent's queue of results changed).
     """
 
     kind: str

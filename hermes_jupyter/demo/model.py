@@ -12,7 +12,9 @@ What the demo does, from the conversation alone (it never reads the disk itself)
   toolset (which waits for approval: `%approve_task`);
 - calls a notebook function given with `-t` / `tools=` when the goal names it;
 - acknowledges `[steer from parent]` messages, acts on files or functions they name, and
-  quotes the data rows they mention in its summary.
+  quotes the data rows they mention in its summary;
+- with `output_type=`, answers a JSON object matching the schema (`typed.py`: fields named
+  like the fan-out item's keys take its values, the rest are made up, deterministically).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..engine.task import Task
 from ..testing import FakeLLM, RecordedRequest, Reply, ToolCall
 from .parent import is_parent_request, parent_reply
 from .reading import DRAFT, Call, Conversation, Step, plan
+from .typed import typed_answer
 
 __all__ = ["DEMO_MODEL", "DemoAgent", "DemoSession", "demo_session"]
 
@@ -54,12 +57,12 @@ class DemoAgent:
             if is_parent_request(request):
                 text, calls = parent_reply(request)
                 return self._stream(text, calls, chunk=24)
-            return self._reply(Conversation.parse(request))
+            return self._reply(request, Conversation.parse(request))
         except Exception as err:  # a bug in the demo must read as an answer, not a 500 loop
             return Reply(text=f"[demo model] I could not follow this conversation "
                               f"({type(err).__name__}: {err}).")
 
-    def _reply(self, convo: Conversation) -> Reply:
+    def _reply(self, request: RecordedRequest, convo: Conversation) -> Reply:
         steps = plan(convo)
         lines = self._thoughts(convo, steps)
         if len(convo.calls) < len(steps):
@@ -67,7 +70,8 @@ class DemoAgent:
             lines.append(f"Next: {_call_text(step)}")
             return self._stream("\n".join(lines) + "\n",
                                 [ToolCall(step.name, step.args)], chunk=12)
-        return self._stream(summarise(convo), [], chunk=24)
+        typed = typed_answer(request, convo.goal, convo.context)
+        return self._stream(typed if typed is not None else summarise(convo), [], chunk=24)
 
     def _thoughts(self, convo: Conversation, steps: list[Step]) -> list[str]:
         lines: list[str] = []

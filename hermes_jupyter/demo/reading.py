@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.structured import OUTPUT_HEADING
 from ..testing.records import RecordedRequest, content_text
 
 __all__ = ["DRAFT", "Call", "Conversation", "Step", "plan"]
@@ -73,7 +74,7 @@ class Conversation:
             function = tool.get("function") or {}
             if isinstance(function.get("name"), str):
                 convo.tools[function["name"]] = function.get("parameters") or {}
-        first = request.first_user_text
+        first = request.first_user_text.split("\n\n" + OUTPUT_HEADING, 1)[0]
         body = first.removeprefix("Goal:\n")
         convo.goal, _, convo.context = body.partition("\n\nContext:\n")
         pending: dict[str, tuple[str, dict[str, Any]]] = {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +23,11 @@ from ..core.errors import HermesError
 from ..core.models import Event, TaskResult, ToolTraceEntry, Usage
 from ..core.text import short
 from ..tools import build_registry
-from .parent_tools import session_tools
+from .parent_tools import OutputTypes, session_tools
 from .session import Session
 from .task import Task
 
-__all__ = ["DEFAULT_PARENT_PROMPT", "RESULTS_HEADER", "Agent", "AgentReply"]
+__all__ = ["DEFAULT_PARENT_PROMPT", "RESULTS_HEADER", "Agent", "AgentBook", "AgentReply"]
 
 RESULTS_HEADER = "[background task results]"
 DEFAULT_PARENT_PROMPT = (
@@ -71,6 +71,8 @@ class Agent:
     `max_children`: children of this agent live at once (None: no limit beyond the session's
     `max_concurrent`). `max_depth`: 1 means its children cannot delegate; 2 lets them start
     children of their own, and so on. `tools` / `toolsets`: extra tools for the parent itself.
+    `output_types`: the schemas its `delegate_task(output_type=NAME)` may name (a mapping of
+    names, or a function returning one; in a notebook, the user namespace).
     """
 
     def __init__(
@@ -84,7 +86,12 @@ class Agent:
         toolsets: Iterable[str] = (),
         max_children: int | None = None,
         max_depth: int = 1,
+        output_types: OutputTypes | None = None,
     ) -> None:
+        if not (output_types is None or callable(output_types)
+                or isinstance(output_types, Mapping)):
+            raise HermesError(f"Bad output_types {type(output_types).__name__}: pass a dict of "
+                              "names to schemas, a function returning one, or None.")
         if not isinstance(name, str) or not name.strip() or name.strip() != name:
             raise HermesError(f"Bad agent name {name!r}: use a non-empty name such as 'default'.")
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
@@ -101,7 +108,8 @@ class Agent:
         self.max_children = max_children
         self.max_depth = max_depth
         functions = [*session_tools(self.session, self, max_depth=max_depth,
-                                    max_children=max_children), *tools]
+                                    max_children=max_children, output_types=output_types),
+                     *tools]
         self._registry = build_registry(functions, list(toolsets), self.session.workspace,
                                         self.session.services.processes)
         self._system = system_prompt or DEFAULT_PARENT_PROMPT
@@ -112,6 +120,7 @@ class Agent:
         self._inbox: list[tuple[str, str]] = []  # (task id, message) waiting for a turn
         self._usage = Usage()
         self._unsubscribe = self.session.subscribe(self._on_event)
+        self.session.attachment("agents", AgentBook).add(self)
 
     def __repr__(self) -> str:
         live = sum(1 for t in self.children if not t.done())
@@ -174,6 +183,8 @@ class Agent:
     def close(self) -> None:
         """Stop hearing about children (they keep running in the session)."""
         self._unsubscribe()
+        self.session.attachment("agents", AgentBook).remove(self)
+        self._inbox_changed()
 
     # ---- one turn ----------------------------------------------------------------------
     def _ask(self, message: str, on_text: Callable[[str], None] | None) -> AgentReply:
@@ -182,6 +193,8 @@ class Agent:
             if not message and not arrived:
                 raise HermesError("Nothing to say and no results have arrived: pass a message.")
             convo = [dict(m) for m in self._history]
+        if arrived:
+            self._inbox_changed()
         if arrived:
             convo.append({"role": "user", "content": _results_message(arrived)})
         secrets = self.session.secrets  # nothing secret reaches the model, the cell or history
@@ -261,6 +274,44 @@ class Agent:
         with self._lock:
             self._inbox.append((task.id, result_message(task, task.result)))
             self._arrived.notify_all()
+        self._inbox_changed()
+
+    def _inbox_changed(self) -> None:
+        """Tell the faces (through the session's events) that `waiting` moved."""
+        self.session._emit("agent_inbox", None, agent=self.name, waiting=self.waiting)
+
+
+class AgentBook:
+    """The parent agents of one session (`session.attachment("agents", AgentBook)`), one per
+    name (a newer agent of the same name replaces the older), for the faces. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._agents: dict[str, Agent] = {}
+
+    def add(self, agent: Agent) -> None:
+        with self._lock:
+            self._agents[agent.owner_id] = agent
+
+    def remove(self, agent: Agent) -> None:
+        with self._lock:
+            if self._agents.get(agent.owner_id) is agent:
+                del self._agents[agent.owner_id]
+
+    def agents(self) -> list[Agent]:
+        with self._lock:
+            return list(self._agents.values())
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """One JSON-able dict per agent: name, owner (the owner id its children carry),
+        waiting (results queued for its next turn), children, live (children not ended)."""
+        out = []
+        for agent in self.agents():
+            children = agent.children
+            out.append({"name": agent.name, "owner": agent.owner_id, "waiting": agent.waiting,
+                        "children": len(children),
+                        "live": sum(1 for t in children if not t.done())})
+        return out
 
 
 def result_message(task: Task, result: TaskResult) -> str:

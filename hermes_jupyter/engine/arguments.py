@@ -17,8 +17,10 @@ from typing import Any
 from ..core import validate as v
 from ..core.errors import InvalidArgument, InvalidArgumentType
 from .provider import RetryPolicy
+from .structured import OutputSpec, output_spec
 
-__all__ = ["DelegateArgs", "SessionArgs", "delegate_args", "session_args"]
+__all__ = ["DelegateArgs", "SessionArgs", "TaskLimits", "delegate_args", "session_args",
+           "task_limits"]
 
 MAX_CONCURRENT = 10_000  # threads and sockets: far beyond any endpoint's rate limit
 MAX_ITERATIONS = 1_000_000
@@ -130,3 +132,27 @@ def _journal(value: object) -> Path | bool:
         return v.a_path("journal", value)
     raise InvalidArgumentType(f"Bad journal: got {type(value).__name__}; pass True (the "
                               "workspace's .hermes/tasks.sqlite), a file path, or False.")
+
+
+@dataclass(frozen=True)
+class TaskLimits:
+    owner: str | None
+    max_total_tokens: int | None
+    max_cost_usd: float | None
+    tool_timeout: float | None
+    output_type: OutputSpec | None
+    group_id: str | None
+
+
+def task_limits(owner: object, max_total_tokens: object, max_cost_usd: object,
+                tool_timeout: object, output_type: object, group_id: object) -> TaskLimits:
+    """The rest of `Session.delegate`'s own parameters, checked in signature order."""
+    return TaskLimits(
+        owner=v.optional(v.text, "owner", owner, what="an owner id, or None"),
+        max_total_tokens=v.optional(v.count, "max_total_tokens", max_total_tokens),
+        max_cost_usd=v.optional(v.amount, "max_cost_usd", max_cost_usd),
+        tool_timeout=v.optional(v.seconds, "tool_timeout", tool_timeout,
+                                none_means="the session's tool_timeout"),
+        output_type=output_spec(output_type) if output_type is not None else None,
+        group_id=v.optional(v.text, "group_id", group_id, what="a group id, or None"),
+    )

@@ -30,6 +30,7 @@ from ..core.models import (
     ToolTraceEntry,
     Usage,
 )
+from .conversation import Conversation
 from .output import RedactedTail
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from ..core.secrets import Secrets
     from ..tools import ToolRegistry
     from ..tools.approval import ApprovalPolicy
+    from .structured import OutputSpec
 
 __all__ = ["Emit", "TaskControl", "TaskFacts"]
 
@@ -59,10 +61,14 @@ class TaskFacts(Protocol):
     owner: str | None
     parent_id: str | None
     depth: int
+    group_id: str | None
     max_total_tokens: int | None
     max_cost_usd: float | None
     tool_timeout: float | None
     approval: ApprovalPolicy
+    output_type: OutputSpec | None
+    resumed_from: str | None
+    prior_messages: list[dict[str, Any]] | None
 
 
 class TaskControl:
@@ -94,6 +100,7 @@ class TaskControl:
         self._cancel_reason: str | None = None
         self._tool_trace: list[ToolTraceEntry] = []
         self._transcript: list[dict[str, Any]] = []
+        self.conversation = Conversation(secrets.redact_data)  # kept at each completed step
         self._version = 0
         self._result: TaskResult | None = None
         # An ended task's snapshot never changes: keep it, so listing 1,000 finished tasks
@@ -104,6 +111,7 @@ class TaskControl:
         self._settling = False  # settle() has begun: the result is being made durable
         # Called once with the result before anyone can see it (the session's journal).
         self.on_settle: Callable[[Any, TaskResult], None] | None = None
+        self.on_cost: Callable[[float], None] | None = None  # each priced call's USD
 
     # ---- reads (any thread) ----------------------------------------------------------
     @property
@@ -273,9 +281,12 @@ class TaskControl:
         endpoint reported no usage); the new totals."""
         with self._lock:
             self._tail.flush()  # the call's text is complete: show what was held back
-            self._usage = self._usage + Usage(prompt, completion, 0, cost_usd, estimated)
+            self._usage = usage = self._usage + Usage(prompt, completion, 0, cost_usd,
+                                                      estimated)
             self._version += 1
-            return self._usage
+        if cost_usd is not None and self.on_cost is not None:
+            self.on_cost(cost_usd)
+        return usage
 
     def count_request(self) -> None:
         with self._lock:
@@ -331,9 +342,11 @@ class TaskControl:
         error: str | None = None,
         transcript: list[dict[str, Any]] | None = None,
         truncated: bool = False,
+        data: Any = None,
     ) -> bool:
         """Enter the terminal state of `exit_reason` once; later calls change nothing.
-        Returns whether it did."""
+        Returns whether it did. `data`: the validated typed output (built from redacted
+        text)."""
         with self._lock:
             if self._state.terminal or self._settling:
                 return False
@@ -361,7 +374,9 @@ class TaskControl:
                 transcript=list(self._transcript),
                 output=self._tail.lines(),
                 truncated=truncated,
+                data=data,
             )
+        self.conversation.drop()  # the result keeps the transcript
         if self.on_settle is not None:  # durable before visible
             try:
                 self.on_settle(task, result)
@@ -406,6 +421,8 @@ class TaskControl:
             parent_id=task.parent_id,
             depth=task.depth,
             pending_approvals=list(self._pending),
+            group_id=task.group_id,
+            resumed_from=task.resumed_from,
         )
 
     def _end_word(self) -> str:

@@ -94,7 +94,18 @@ def replay(control: TaskControl, op: tuple[Any, ...]) -> None:
         control.try_finish()
     elif kind == "event":
         control.emit(op[1], **op[2])
+    elif kind == "messages":  # the conversation from index op[1] on (journaled there)
+        control.conversation.replace(op[1], op[2])
     elif kind == "end":
-        _, reason, summary, error, transcript, truncated = op
-        control.settle(ExitReason(reason), summary=summary, error=error, transcript=transcript,
-                       truncated=truncated)
+        _, reason, summary, error, transcript, truncated, data = op
+        reason = ExitReason(reason)  # a redacted copy (the scheduler's) holds it as text
+        spec = control.task.output_type
+        if spec is not None and data is not None:  # the worker checked the schema; the
+            verdict = spec.revive(data)            # kernel's own class checks the rest
+            data = verdict.value
+            if not verdict.ok:
+                reason, data = ExitReason.INVALID_OUTPUT, None
+                error = (f"the answer matched the schema on the worker but not "
+                         f"{spec.name} here: {'; '.join(verdict.errors)}")
+        control.settle(reason, summary=summary, error=error, transcript=transcript,
+                       truncated=truncated, data=data)

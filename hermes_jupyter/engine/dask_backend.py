@@ -24,7 +24,7 @@ import cloudpickle
 
 from ..core.errors import ConfigurationError, HermesError, TaskFinishedError
 from ..core.models import ExitReason, PendingApproval
-from ..core.text import short
+from ..core.text import plural, short
 from ..tools import TOOLSETS, build_registry
 from ..tools.approval import check_pattern
 from .dask_attach import engines_dataset, owner_of, replay, tasks_dataset
@@ -52,6 +52,8 @@ class _Remote:
     done: asyncio.Future[None]
     ready: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    retried: bool = False  # moved once to another worker after its own was lost
+    moving: asyncio.Task[None] | None = None  # that move, while it starts there
 
 
 class DaskBackend(WorkerLink):
@@ -160,19 +162,22 @@ class DaskBackend(WorkerLink):
                 control.settle(ExitReason.ERROR, error=refused)
                 return
             self._forward_early_steers(remote, len(steering))
-            await self._follow(remote)
+            await self._await_end(remote)
         except asyncio.CancelledError:
             await self._cancel_remote(remote)
         except Exception as err:  # the worker or the connection failed
+            if remote.retried:  # lost while it started there, and moved: follow the retry
+                await self._follow(remote)
+                return
             control.settle(ExitReason.ERROR, error=(
                 f"the Dask worker {engine.address} failed to run it ({type(err).__name__}: "
                 f"{short(str(err), 200)}); delegate it again"))
         finally:
-            engine.running -= 1
+            remote.engine.running -= 1  # a retried task runs on another engine by now
             with self._lock:
                 self._live.pop(task.id, None)
 
-    async def _follow(self, remote: _Remote) -> None:
+    async def _await_end(self, remote: _Remote) -> None:
         self._ensure_pump()
         await asyncio.shield(remote.done)
 
@@ -185,11 +190,11 @@ class DaskBackend(WorkerLink):
             self._live[control.task.id] = remote
         engine.running += 1
         try:
-            await self._follow(remote)
+            await self._await_end(remote)
         except asyncio.CancelledError:
             await self._cancel_remote(remote)
         finally:
-            engine.running -= 1
+            remote.engine.running -= 1
             with self._lock:
                 self._live.pop(control.task.id, None)
 
@@ -349,18 +354,78 @@ class DaskBackend(WorkerLink):
                     remote.done.set_result(None)
 
     def _lose(self, engine: _Engine, err: BaseException) -> None:
+        """A worker stopped answering: each of its tasks goes on once on another worker, from
+        the conversation the kernel kept (so no tool call that returned runs again); lost a
+        second time, or with no worker left, it ends with one line."""
         engine.lost = True
         with self._lock:
             lost = [r for r in self._live.values() if r.engine is engine]
+        why = f"the Dask worker {engine.address} running it was lost ({type(err).__name__})"
         for remote in lost:
-            remote.control.settle(ExitReason.ERROR, error=(
-                f"the Dask worker {engine.address} running it was lost "
-                f"({type(err).__name__}); delegate it again"))
-            if not remote.done.done():
-                remote.done.set_result(None)
+            spare = [e for e in self.engines if not e.lost]
+            if remote.retried or not spare:
+                done = ", after one retry on another worker" if remote.retried else ""
+                self._end(remote, f"{why}{done}; delegate it again")
+                continue
+            target = min(spare, key=lambda e: e.running)
+            with remote.lock:  # from now on the pump drains, and steers go to, the target
+                remote.retried, remote.engine, remote.ready = True, target, False
+                engine.running -= 1
+                target.running += 1
+            remote.moving = asyncio.get_running_loop().create_task(
+                self._retry(remote, engine, why))
 
-def _spec(control: TaskControl, steers: tuple[str, ...], needs_workspace: bool) -> TaskSpec:
+    async def _retry(self, remote: _Remote, lost: _Engine, why: str) -> None:
+        """Start a task of a lost worker again on `remote.engine` from its last conversation;
+        the lost worker is asked to drop it, in case it was only slow to answer."""
+        control, target = remote.control, remote.engine
+        # none yet (it died before its first reply): what it was resumed from, if anything
+        conversation = (control.conversation.messages()
+                        or list(control.task.prior_messages or ()))
+        control.set_activity("retrying", f"↻ {why}: retrying once on {target.address} from "
+                             f"its last conversation ({plural(len(conversation), 'message')})")
+        control.emit("retried", lost=lost.address, worker=target.address,
+                     messages=len(conversation))
+        with self._lock:
+            steering = control.snapshot().steering
+        queued = tuple(s.message for s in steering if s.delivered_at is None)
+        needs = bool(set(control.task.tools.names) & self._toolset_tools)
+        dropping = asyncio.ensure_future(self._drop(lost, control.task.id))
+        try:
+            blob = cloudpickle.dumps(_spec(control, queued, needs, tuple(conversation)))
+            refused = await self._call(target, "start", blob)
+        except Exception as err:  # the other worker failed too
+            refused = (f"{why}, and its retry on {target.address} failed "
+                       f"({type(err).__name__}: {short(str(err), 120)}); delegate it again")
+        if refused:
+            self._end(remote, refused)
+        else:
+            self._forward_early_steers(remote, len(steering))
+        await dropping
+
+    async def _follow(self, remote: _Remote) -> None:
+        try:
+            await asyncio.shield(remote.done)
+        except asyncio.CancelledError:
+            await self._cancel_remote(remote)
+
+    async def _drop(self, engine: _Engine, task_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._call(engine, "cancel", task_id, "moved"), CANCEL_WAIT_S)
+
+    @staticmethod
+    def _end(remote: _Remote, error: str) -> None:
+        remote.control.settle(ExitReason.ERROR, error=error)
+        if not remote.done.done():
+            remote.done.set_result(None)
+
+def _spec(control: TaskControl, steers: tuple[str, ...], needs_workspace: bool,
+          prior: tuple[dict[str, Any], ...] | None = None) -> TaskSpec:
+    """The task as its worker runs it; `prior`: the conversation to go on from (default:
+    the one it was resumed from, if any)."""
     task = control.task
     return TaskSpec(task.id, task.name, task.goal, task.context, task.model, task.tools,
                     task.max_iterations, task.timeout, task.max_total_tokens,
-                    task.max_cost_usd, steers, task.approval, needs_workspace)
+                    task.max_cost_usd, steers, task.approval, needs_workspace,
+                    task.output_type,
+                    tuple(task.prior_messages or ()) if prior is None else prior)

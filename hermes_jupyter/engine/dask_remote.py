@@ -14,6 +14,7 @@ from ..core.models import ExitReason, PendingApproval, ToolTraceEntry, Usage
 from ..core.secrets import Secrets
 from .credentials import CredentialPool, PooledKey
 from .dask_keeper import DETACHED
+from .structured import jsonable
 from .task import Task, TaskControl
 
 __all__ = ["ENGINE_OPS", "NoHost", "Op", "RemoteControl", "SharedPool"]
@@ -84,6 +85,7 @@ class RemoteControl(TaskControl):
         self._history: list[Op] = []  # every op since the start (text runs as lists)
         self._ops_lock = threading.Lock()
         self.changed = False  # since the keeper last copied it to the scheduler
+        self.conversation.listener = lambda start, kept: self._log(("messages", start, kept))
         self.delivered = False  # a kernel has drained its end: nothing left to keep
 
     def drain(self) -> list[Op]:
@@ -106,11 +108,16 @@ class RemoteControl(TaskControl):
     def _log(self, op: Op, kernel: bool = True) -> None:
         with self._ops_lock:
             self.changed = True
-            if kernel:
-                if op[0] in _MERGED and self._ops and self._ops[-1][0] == op[0]:
-                    self._ops[-1] = (op[0], self._ops[-1][1] + op[1])
-                else:
-                    self._ops.append(op)
+            last = self._ops[-1] if self._ops else None
+            if not kernel:
+                pass
+            elif last is not None and op[0] in _MERGED and last[0] == op[0]:
+                self._ops[-1] = (op[0], last[1] + op[1])
+            elif (last is not None and op[0] == last[0] == "messages"
+                  and last[1] <= op[1] <= last[1] + len(last[2])):  # steps of one drain: one op
+                self._ops[-1] = ("messages", last[1], last[2][:op[1] - last[1]] + op[2])
+            else:
+                self._ops.append(op)
             if op[0] in _MERGED and self._history and self._history[-1][0] == op[0]:
                 self._history[-1][1].append(op[1])
             elif op[0] in _MERGED:
@@ -186,13 +193,15 @@ class RemoteControl(TaskControl):
         self._log(("tool", entry))
 
     def settle(self, exit_reason: ExitReason, *, summary: str = "", error: str | None = None,
-               transcript: list[dict[str, Any]] | None = None, truncated: bool = False) -> bool:
+               transcript: list[dict[str, Any]] | None = None, truncated: bool = False,
+               data: Any = None) -> bool:
         if (exit_reason is ExitReason.CANCELLED and error is None
                 and self.cancel_reason == DETACHED):
             error = ("no kernel re-attached to it within detach_timeout; it was cancelled on "
                      "its Dask worker")
         settled = super().settle(exit_reason, summary=summary, error=error,
-                                 transcript=transcript, truncated=truncated)
-        if settled:
-            self._log(("end", exit_reason, summary, error, transcript, truncated))
+                                 transcript=transcript, truncated=truncated, data=data)
+        if settled:  # typed output goes back as JSON; the kernel revives it as its own class
+            self._log(("end", exit_reason, summary, error, transcript, truncated,
+                       jsonable(data)))
         return settled

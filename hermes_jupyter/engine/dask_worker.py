@@ -36,6 +36,7 @@ from .loop import EngineLoop
 from .pricing import Pricer
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT, Provider, RetryPolicy
 from .runner import run_task
+from .structured import OutputSpec
 from .task import Task
 
 __all__ = ["ENGINE_OPS", "EngineConfig", "Op", "TaskSpec", "WorkerEngine"]
@@ -75,6 +76,8 @@ class TaskSpec:
     steers: tuple[str, ...] = ()  # queued in the kernel before the task reached its worker
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # as the kernel set it
     needs_workspace: bool = False  # it has a tool of the files/python/shell toolsets
+    output_type: OutputSpec | None = None  # typed output (pickles as the user's schema)
+    prior: tuple[dict[str, Any], ...] = ()  # the conversation to go on from (resumed, retried)
 
 
 class WorkerEngine:
@@ -127,6 +130,8 @@ class WorkerEngine:
         task.max_total_tokens = spec.max_total_tokens
         task.max_cost_usd = spec.max_cost_usd
         task.approval = spec.approval
+        task.output_type = spec.output_type
+        task.prior_messages = list(spec.prior) or None
         control = RemoteControl(task, self._secrets, _facts(spec))
         control.claim()
         for message in spec.steers:

@@ -23,40 +23,29 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigurationError
 from ..core.models import LIVE_STATES, ExitReason, TaskResult, TaskState, ToolTraceEntry, Usage
 from . import lease
+from .journal_schema import SCHEMA_VERSION, migrate
+from .structured import jsonable
 
 if TYPE_CHECKING:
     from .task import Task
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournalRecord", "history_of"]
 
-SCHEMA_VERSION = 1
 _COLUMNS = ("session, id, name, goal, model, state, created_at, ended_at, exit_reason, error, "
-            "summary, result, owner")
-_CREATE = """
-CREATE TABLE IF NOT EXISTS tasks (
-    session TEXT NOT NULL, id TEXT NOT NULL, name TEXT, goal TEXT NOT NULL, model TEXT NOT NULL,
-    state TEXT NOT NULL, created_at REAL NOT NULL, ended_at REAL, exit_reason TEXT, error TEXT,
-    summary TEXT, result TEXT, owner TEXT, PRIMARY KEY (session, id)
-);
-CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
-"""
-# MIGRATIONS[n] takes a file from version n - 1 to n (version 0: the first, owner-less schema).
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: ("ALTER TABLE tasks ADD COLUMN owner TEXT",),
-}
+            "summary, result, owner, context, resumed_from")
 # Rows may reach the file in any order (a task cancelled while `delegate` writes its first
 # row): "insert" never overwrites, "finish" inserts the whole row when there is none yet.
 _SQL = {
-    "insert": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, owner) "
-              "VALUES (:session, :id, :name, :goal, :model, :state, :created_at, :owner) "
-              "ON CONFLICT (session, id) DO NOTHING",
+    "insert": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, owner, "
+              "context, resumed_from) VALUES (:session, :id, :name, :goal, :model, :state, "
+              ":created_at, :owner, :context, :resumed_from) ON CONFLICT (session, id) DO NOTHING",
     "state": "UPDATE tasks SET state = :state WHERE session = :session AND id = :id "
              "AND state = 'queued'",
     "finish": "INSERT INTO tasks (session, id, name, goal, model, state, created_at, ended_at, "
@@ -65,6 +54,10 @@ _SQL = {
               ":owner) ON CONFLICT (session, id) DO UPDATE SET state = excluded.state, "
               "ended_at = excluded.ended_at, exit_reason = excluded.exit_reason, "
               "error = excluded.error, summary = excluded.summary, result = excluded.result",
+    "turn": "INSERT INTO turns (session, task, seq, messages) VALUES (:session, :id, :seq, "
+            ":messages) ON CONFLICT (session, task, seq) DO UPDATE SET messages = "
+            "excluded.messages",
+    "rewind": "DELETE FROM turns WHERE session = :session AND task = :id AND seq >= :seq",
 }
 # Every live state, as an SQL list (from TaskState: no hand-kept copy).
 _LIVE = "(" + ", ".join(f"'{state.value}'" for state in sorted(LIVE_STATES)) + ")"
@@ -93,8 +86,18 @@ class JournalRecord:
     summary: str | None
     _result_json: str | None
     owner: str | None = None
+    context: str = ""
+    resumed_from: str | None = None
+    """The interrupted task this one resumed, as "kernel/id" (`Session.resume`)."""
+
+    @property
+    def key(self) -> str:
+        """"kernel/id": this task among every kernel's tasks in the journal."""
+        return f"{self.session}/{self.id}"
 
     def result(self) -> TaskResult | None:
+        """The task's result as it was kept; a typed output (`data`) comes back as plain
+        JSON (dicts, lists), not as the class it was validated into."""
         if not self._result_json:
             return None
         data = json.loads(self._result_json)
@@ -129,7 +132,7 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # commits survive a killed process
             try:
-                _migrate(self._db, self.path)
+                migrate(self._db, self.path)
                 self.interrupted = self._interrupt_orphans()
             except BaseException:
                 self._db.close()
@@ -137,6 +140,7 @@ class Journal:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._idle = threading.Condition()
         self._pending = 0
+        self._ends: dict[str, int] = {}  # per live task: messages queued so far (under _idle)
         self._writer = threading.Thread(target=self._write_loop, name="hermes-journal",
                                         daemon=True)
         self._writer.start()
@@ -147,7 +151,7 @@ class Journal:
         self._write_now(("insert", {
             "session": self.session_id, "id": task.id, "name": task.name, "goal": task.goal,
             "model": task.model, "state": TaskState.QUEUED.value, "created_at": time.time(),
-            "owner": self.owner}))
+            "owner": self.owner, "context": task.context, "resumed_from": task.resumed_from}))
 
     def started(self, task: Task) -> None:
         """Queue `running` for the task (batched: progress may lag by `_FLUSH_EVERY`)."""
@@ -159,9 +163,28 @@ class Journal:
             self._pending += 1
         self._queue.put(row)
 
+    def kept(self, task: Task, start: int, messages: list[dict[str, Any]]) -> None:
+        """Queue the task's conversation from index `start` on (redacted by the caller):
+        batched with progress, one row per step holding only the messages it added."""
+        session, task_id = self._row(task.id)
+        values = {"session": session, "id": task_id, "seq": start}
+        rows: list[Row] = []
+        with self._idle:
+            if self._closed:
+                return
+            if start < self._ends.get(task.id, 0):  # rewritten (a retried worker): drop after
+                rows.append(("rewind", values))
+            self._ends[task.id] = start + len(messages)
+            rows.append(("turn", {**values, "messages": json.dumps(messages, default=str)}))
+            self._pending += len(rows)
+        for row in rows:
+            self._queue.put(row)
+
     def finished(self, task: Task, result: TaskResult) -> None:
         """Commit the task's terminal row now (called before its result becomes visible)."""
         session, task_id = self._row(task.id)
+        with self._idle:
+            self._ends.pop(task.id, None)
         self._write_now(("finish", {
             "session": session, "id": task_id, "name": task.name, "goal": task.goal,
             "model": task.model, "state": result.state.value, "ended_at": time.time(),
@@ -206,6 +229,27 @@ class Journal:
             rows = self._db.execute(sql, (exclude_session or "", -1 if limit is None else limit)
                                     ).fetchall()
         return [_record(row) for row in reversed(rows)]
+
+    def conversation(self, record: JournalRecord) -> list[dict[str, Any]]:
+        """The messages the journal kept of `record`'s task, oldest first (up to the first
+        step it lacks)."""
+        with self._db_lock:
+            rows = self._db.execute("SELECT seq, messages FROM turns WHERE session = ? AND "
+                                    "task = ? ORDER BY seq", (record.session, record.id)
+                                    ).fetchall()
+        out: list[dict[str, Any]] = []
+        for seq, text in rows:
+            if seq > len(out):
+                break  # a step never reached the file: what follows would not fit
+            out[seq:] = json.loads(text)
+        return out
+
+    def resumed_by(self, record: JournalRecord) -> str | None:
+        """"kernel/id" of the task that resumed `record`'s task, if one did."""
+        with self._db_lock:
+            row = self._db.execute("SELECT session || '/' || id FROM tasks WHERE "
+                                   "resumed_from = ?", (record.key,)).fetchone()
+        return None if row is None else str(row[0])
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is on disk; False if `timeout` ran out."""
@@ -319,32 +363,6 @@ class Journal:
         return count
 
 
-def _migrate(db: sqlite3.Connection, path: Path) -> None:
-    """Create the schema, or bring an older file up to `SCHEMA_VERSION` in one transaction."""
-    db.execute("BEGIN IMMEDIATE")  # two kernels opening one old file migrate it once
-    try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise ConfigurationError(
-                f"The journal {path} was written by a newer hermes_jupyter (schema {version}, "
-                f"this one knows {SCHEMA_VERSION}): upgrade, or pass Session(journal=<another "
-                "path>).")
-        exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'tasks'").fetchone()
-        if not exists:
-            for statement in _CREATE.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-        else:
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
-                    db.execute(statement)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-
-
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
     """What SQLite can store: text without lone surrogates, numbers that are finite (NaN
     would become NULL), and anything else as its text."""
@@ -363,7 +381,8 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _result_json(result: TaskResult) -> str:
-    data = asdict(result)
+    data = asdict(replace(result, data=None))
+    data["data"] = jsonable(result.data)  # typed output as plain JSON (read back as such)
     data["state"] = result.state.value
     data["usage"] = {k: v for k, v in data["usage"].items() if k != "total_tokens"}
     return json.dumps(data, default=str)  # ensure_ascii: lone surrogates become \udce9
@@ -379,9 +398,10 @@ def _exit_reason(value: str) -> ExitReason:
 
 def _record(row: tuple[Any, ...]) -> JournalRecord:
     (session, task_id, name, goal, model, state, created_at, ended_at, exit_reason, error,
-     summary, result, owner) = row
+     summary, result, owner, context, resumed_from) = row
     return JournalRecord(session, task_id, name, goal, model, TaskState(state), created_at,
-                         ended_at, exit_reason, error, summary, result, owner)
+                         ended_at, exit_reason, error, summary, result, owner, context or "",
+                         resumed_from)
 
 
 def history_of(journal: Journal | None, limit: int | None) -> list[JournalRecord]:

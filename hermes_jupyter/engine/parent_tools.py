@@ -7,6 +7,10 @@ Each tool is a plain typed, docstringed function (its schema comes from the hint
 docstring) that answers in text, because that is what a model reads. Bad input becomes a
 sentence the model can act on, never an exception.
 
+Typed output: `delegate_task(..., output_type="NAME")` looks NAME up in `output_types` (a
+mapping of names to schemas, or a function returning one: in a notebook, the user namespace),
+so a model can ask for a schema the user defined without being able to build one itself.
+
 Ownership: with `owner=` (an `Agent`, a `Task`, or an owner id string) the tools act only on
 tasks that owner started; any other task is "unknown" to it, and names are scoped to the owner.
 Without it they act as the user does (every task by id, the user's names). Depth: a child gets
@@ -19,11 +23,12 @@ of queueing a child that could never start (the deadlock of a parent waiting on 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..core.errors import CollectTimeout, HermesError
 from .session import Session
+from .structured import OutputSpec, output_spec
 from .task import Task
 from .views import TaskReport, TaskTable
 
@@ -37,6 +42,7 @@ class HasOwnerId(Protocol):
 
 
 Owner = HasOwnerId | Task | str | None
+OutputTypes = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 
 
 def owner_id_of(owner: Owner) -> str | None:
@@ -54,24 +60,29 @@ def session_tools(
     *,
     max_depth: int = 1,
     max_children: int | None = None,
+    output_types: OutputTypes | None = None,
 ) -> list[Callable[..., str]]:
     """delegate_task, check_task, steer_task, collect_task, cancel_task and list_tasks, bound
     to `session` and scoped to `owner` (see the module docstring).
 
     `owner` may also be a function returning the owner id, for a task whose id is known only
     after it was delegated. `max_children`: how many of the owner's tasks may be live at once.
+    `output_types`: where `delegate_task(output_type=NAME)` finds NAME (None: nowhere).
     """
-    scope = _Scope(session, owner, max_depth, max_children)
+    scope = _Scope(session, owner, max_depth, max_children, output_types)
 
-    def delegate_task(goal: str, context: str = "", name: str | None = None) -> str:
+    def delegate_task(goal: str, context: str = "", name: str | None = None,
+                      output_type: str | None = None) -> str:
         """Start a background subagent on a goal; returns its task id at once.
 
         Args:
             goal: what the subagent should do, complete and self-contained.
             context: facts the subagent needs; it knows nothing else about your work.
             name: optional short name to refer to the task by.
+            output_type: optional name of an output type the user defined (a class or JSON
+                schema); the subagent's answer is then JSON validated against it.
         """
-        return scope.delegate(goal, context, name)
+        return scope.delegate(goal, context, name, output_type)
 
     def check_task(task_id: str) -> str:
         """Report a task's state, time, model calls, tokens, steering and recent output.
@@ -124,11 +135,13 @@ class _Scope:
     """What one owner may see and do."""
 
     def __init__(self, session: Session, owner: Owner | Callable[[], str | None],
-                 max_depth: int, max_children: int | None) -> None:
+                 max_depth: int, max_children: int | None,
+                 output_types: OutputTypes | None = None) -> None:
         self.session = session
         self._owner = owner
         self.max_depth = max_depth
         self.max_children = max_children
+        self.output_types = output_types
 
     @property
     def owner_id(self) -> str | None:
@@ -148,7 +161,9 @@ class _Scope:
         owner = self.owner_id
         return [t for t in self.session.tasks() if self.everyone or t.owner == owner]
 
-    def delegate(self, goal: str, context: str, name: str | None) -> str:
+    def delegate(self, goal: str, context: str, name: str | None,
+                 output_type: str | None = None) -> str:
+        spec = self.output_type(output_type) if output_type else None
         owner = self.owner_id
         parent = self.session.task(owner) if owner in self._task_ids() else None
         depth = parent.depth + 1 if parent is not None else 1
@@ -168,11 +183,25 @@ class _Scope:
         holder: list[str] = []
         if depth < self.max_depth:
             tools = session_tools(self.session, lambda: holder[0] if holder else None,
-                                  max_depth=self.max_depth, max_children=self.max_children)
+                                  max_depth=self.max_depth, max_children=self.max_children,
+                                  output_types=self.output_types)
         task = self.session.delegate(goal, context, name=name or None, tools=tools or None,
-                                     owner=owner)
+                                     owner=owner, output_type=spec)
         holder.append(task.id)
         return task.id
+
+    def output_type(self, name: str) -> OutputSpec:
+        """The output type the user defined under `name`; a HermesError saying which names
+        there are when none (or no schema) is."""
+        found = self.output_types() if callable(self.output_types) else self.output_types
+        found = found or {}
+        value = found.get(name.strip()) if isinstance(name, str) else None
+        if value is None:
+            known = [k for k, v in list(found.items()) if not k.startswith("_") and _is_schema(v)]
+            listed = ", ".join(sorted(known)[:12]) or "none"
+            raise HermesError(f"No output type named {name!r}; the user defined: {listed}. "
+                              "Pass one of those, or no output_type.")
+        return output_spec(value)  # InvalidArgument (a HermesError) when it is no schema
 
     def collect(self, ref: str, timeout: float) -> str:
         task = self.find(ref)
@@ -188,6 +217,17 @@ class _Scope:
 
     def _task_ids(self) -> set[str]:
         return {t.id for t in self.session.tasks()}
+
+
+def _is_schema(value: Any) -> bool:
+    """Whether `value` is a class `output_type` takes (dicts are not listed: too many are)."""
+    if not isinstance(value, type):
+        return False
+    try:
+        output_spec(value)
+    except HermesError:
+        return False
+    return True
 
 
 def _answering_errors(fn: Callable[..., str]) -> Callable[..., str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ..core.errors import ConfigurationError
 from ..core.models import Usage
 
-__all__ = ["Price", "Pricer", "budget_spent", "check_prices", "total_cost"]
+__all__ = ["Price", "Pricer", "Spend", "budget_spent", "check_prices", "total_cost"]
 
 PER_TOKEN = 1e-6  # prices are given per million tokens
 
@@ -111,6 +111,25 @@ def total_cost(usages: Iterable[Usage]) -> tuple[float, int]:
         elif usage.api_calls:
             unknown += 1
     return total, unknown
+
+
+class Spend:
+    """The known cost (USD) of every call a session's tasks made, summed as calls are priced:
+    O(1) to read however many tasks ran, and forgetting a task (`keep_finished`) refunds
+    nothing. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._total = 0.0
+
+    def add(self, cost_usd: float) -> None:
+        with self._lock:
+            self._total += cost_usd
+
+    @property
+    def total(self) -> float:
+        with self._lock:
+            return self._total
 
 
 def budget_spent(spent: float, budget: float | None) -> str | None:

@@ -33,6 +33,10 @@ DEFAULT_STALL_TIMEOUT = 120.0
 DEFAULT_COOLDOWN_CAP = 300.0
 # Fields the engine adds on its own: a server that refuses one (400) is asked again without.
 OPTIONAL_FIELDS: dict[str, Any] = {"stream_options": {"include_usage": True}}
+# Fields a caller may add per request (`complete(response_format=...)`), refused the same way;
+# each with the words that name it in a server's refusal.
+PER_CALL_FIELDS: dict[str, tuple[str, ...]] = {"response_format": ("response_format",
+                                                                   "json_schema")}
 _UNKNOWN_FIELD_WORDS = ("unrecognized", "not permitted", "unknown field", "unknown parameter",
                         "unsupported parameter", "additional properties", "extra inputs")
 
@@ -121,8 +125,13 @@ class Provider:
         on_activity: TextSink | None = None,
         on_hidden: TextSink | None = None,
         on_notice: TextSink | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> Completion:
         """Stream one completion, rotating keys on 429 and retrying transient failures.
+
+        `response_format` (structured output) is sent unless this endpoint refused it before;
+        a 400 naming it is asked again once without it, and remembered on success
+        (`refused_fields`), like the optional fields the engine adds on its own.
 
         `on_text` / `on_reasoning` get what to show as it streams; after a retry, answer text
         the earlier attempt already showed goes to `on_hidden` instead, and `on_notice` gets a
@@ -132,7 +141,8 @@ class Provider:
         def ignore(_text: str) -> None:
             pass
 
-        run = _Run(self, on_event, on_activity or ignore)
+        extra = {"response_format": response_format} if response_format is not None else {}
+        run = _Run(self, on_event, on_activity or ignore, extra)
         text = Replay(on_text, on_hidden or ignore, on_notice or ignore)
         reasoning = Replay(on_reasoning or ignore, ignore, on_notice or ignore)
         while True:
@@ -140,7 +150,8 @@ class Provider:
             on_request()
             builder = CompletionBuilder(text.sink(), reasoning.sink())
             try:
-                out = await self._attempt(key, model, messages, tools, builder, run.dropping)
+                out = await self._attempt(key, model, messages, tools, builder, run.dropping,
+                                          extra)
             except Failure as failure:
                 await run.failed(failure, key)
             except openai.APIStatusError as err:
@@ -165,6 +176,7 @@ class Provider:
         tools: list[dict[str, Any]] | None,
         out: CompletionBuilder,
         dropping: frozenset[str],
+        extra: dict[str, Any],
     ) -> Completion:
         # The conversation goes in `extra_body`, which the SDK sends as is: its per-request
         # transform of typed params walks every message and cost ~10 ms a call at 64 tasks.
@@ -173,6 +185,7 @@ class Provider:
             body["tools"] = tools
         skip = self.refused_fields | dropping
         body.update((k, v) for k, v in OPTIONAL_FIELDS.items() if k not in skip)
+        body.update((k, v) for k, v in extra.items() if k not in skip)
         watch = StallWatch(self.stall_timeout)
         finished = False
         try:
@@ -227,8 +240,10 @@ async def _read_events(pieces: AsyncIterator[bytes], out: CompletionBuilder,
 class _Run:
     """The retry state of one `complete` call: counters, waits, the refused-field probe."""
 
-    def __init__(self, provider: Provider, on_event: EventSink, on_activity: TextSink) -> None:
+    def __init__(self, provider: Provider, on_event: EventSink, on_activity: TextSink,
+                 extra: dict[str, Any]) -> None:
         self.p = provider
+        self.extra = extra  # per-call fields this request carries
         self.on_event = on_event
         self.on_activity = on_activity
         self.failures = 0
@@ -289,17 +304,21 @@ class _Run:
             raise ProviderError(f"request refused: {line}")
 
     def _drop_optional(self, failure: Failure) -> bool:
-        """A 400/422 while optional fields were sent: once, ask again without them."""
-        if failure.status not in (400, 422) or self.dropping:
+        """A 400/422 while optional fields were sent: ask again without the ones it names
+        (once each), or without all of them when it names none but says a field is unknown
+        (once)."""
+        if failure.status not in (400, 422):
             return False
-        sent = [k for k in OPTIONAL_FIELDS if k not in self.p.refused_fields]
+        sent = [k for k in (*OPTIONAL_FIELDS, *self.extra)
+                if k not in self.p.refused_fields and k not in self.dropping]
         if not sent:
             return False
         message = failure.message.lower()
-        named = [k for k in sent if k in message]
-        if not named and not any(w in message for w in _UNKNOWN_FIELD_WORDS):
+        named = [k for k in sent if any(w in message for w in PER_CALL_FIELDS.get(k, (k,)))]
+        if not named and (self.dropping
+                          or not any(w in message for w in _UNKNOWN_FIELD_WORDS)):
             return False  # a 400 about something else: fail with it
-        self.dropping = frozenset(named or sent)
+        self.dropping |= frozenset(named or sent)
         self.on_event("retry", {"attempt": 0, "delay": 0.0, "reason": "the endpoint refused "
                                 f"{', '.join(sorted(self.dropping))}: asking again without"})
         return True

@@ -1,5 +1,6 @@
-"""Tasks that outlive the kernel (`Session(cluster=..., journal=...)`): re-attaching to an
-earlier kernel's tasks when the session opens, and `detach()`.
+"""How a session ends, and tasks that outlive the kernel (`Session(cluster=...,
+journal=...)`): `close()`, `detach()`, and re-attaching to an earlier kernel's tasks when the
+session opens.
 
 A mixin of `Session`. At start, every journal row still live whose owner is a session on this
 session's cluster (engine/dask_attach.py) is taken over: its engine hands back the task's facts
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from ..core import validate as check
 from ..core.errors import ConfigurationError
 from ..core.models import ExitReason, TaskResult, TaskState
 from ..tools import build_registry
@@ -23,20 +26,24 @@ from .dask_attach import Adopted, replay, session_of
 from .task import Task
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
     from ..core.secrets import Secrets
+    from ..tools import McpServers
     from .backends import Backend
     from .dask_backend import DaskBackend
-    from .events import TextBatcher
+    from .events import EventBus, TextBatcher
     from .journal import Journal
     from .loop import EngineLoop
+    from .services import Attachments, EngineServices
 
 __all__ = ["Reattaching"]
 
 
 class Reattaching:
-    """`detach()` and the re-attach at start; for `Session`, whose state it uses."""
+    """`close()`, `detach()` and the re-attach at start; for `Session`, whose state it
+    uses."""
 
     _backend: Backend
     _engine: EngineLoop
@@ -45,6 +52,11 @@ class Reattaching:
     _by_name: dict[tuple[str | None, str], Task]
     _text: TextBatcher
     _closed: bool
+    _bus: EventBus
+    _mcp: McpServers
+    _tool_threads: ThreadPoolExecutor
+    attachments: Attachments
+    services: EngineServices
     journal: Journal | None
     next_id: int
     secrets: Secrets
@@ -56,11 +68,37 @@ class Reattaching:
     def _on_settle(self, task: Task, result: TaskResult) -> None:
         raise NotImplementedError
 
-    def _release_engine(self) -> None:
-        raise NotImplementedError
-
     def tasks(self) -> list[Task]:
         raise NotImplementedError
+
+    def cancel(self, ref: Task | str) -> bool:
+        raise NotImplementedError
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Cancel what runs and stop the engine threads; returns within about `timeout`."""
+        timeout = check.seconds("timeout", timeout, allow_zero=True)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        live = [t for t in self.tasks() if not t.done()]
+        for task in live:
+            self.cancel(task)
+        deadline = time.monotonic() + timeout
+        for task in live:
+            control = task.control_for(self)
+            control.wait(max(0.0, deadline - time.monotonic()))
+            control.settle(ExitReason.SESSION_CLOSED)
+        self._backend.close()
+        self._release_engine()
+
+    def _release_engine(self) -> None:
+        self.services.shutdown(self._mcp)
+        self._tool_threads.shutdown(wait=False, cancel_futures=True)
+        self.attachments.close()
+        self._bus.close()
+        if self.journal is not None:
+            self.journal.close()
 
     def detach(self) -> int:
         """Let go of this session and leave its tasks running on the Dask cluster: a Session

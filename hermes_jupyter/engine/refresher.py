@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["Refresher", "Sink", "get_refresher", "session_totals"]
 
 Sink = Callable[[list[TaskStatus], dict[str, Any]], None]
+TOTALS_EVENTS = frozenset({"agent_inbox"})
+"""Session events (no task) that change the header: a tick goes out with no task in it."""
 _log = logging.getLogger(__name__)
 
 
@@ -35,9 +37,21 @@ def get_refresher(session: Session, hz: float = 10.0) -> Refresher:
 
 
 def session_totals(session: Session) -> dict[str, Any]:
-    """Counts by state plus token and call totals: the header of every view."""
+    """The header of every view: counts by state, token and call totals, `cost_usd` (the
+    known cost in USD, None when no call had a known cost) and `cost_unknown` (tasks that made
+    calls of unknown cost); `groups` (fan-out groups: id, name, goal, total, done, failed,
+    counts, tokens, cost_usd) and `agents` (parent agents: name, owner, waiting = results
+    queued for the agent's next turn, children, live)."""
     usage = session.usage
-    return {"counts": session.counts(), **usage.to_dict()}
+    cost, unknown = session.cost()
+    return {"counts": session.counts(), **usage.to_dict(),
+            "cost_usd": cost if usage.cost_usd is not None else None, "cost_unknown": unknown,
+            "groups": _summaries(session, "groups"), "agents": _summaries(session, "agents")}
+
+
+def _summaries(session: Session, key: str) -> list[dict[str, Any]]:
+    book = session.attachments.peek(key)
+    return list(book.summaries()) if book is not None else []
 
 
 class Refresher:
@@ -47,6 +61,7 @@ class Refresher:
         self._poll = poll
         self._cond = threading.Condition()
         self._dirty: set[str] = set()
+        self._totals_dirty = False
         self._live: set[str] = set()  # tasks created and not finished (from events)
         self._seen: dict[str, int] = {}  # task id -> version handed to the sinks
         self._next_poll = 0.0
@@ -97,6 +112,10 @@ class Refresher:
 
     def _on_event(self, event: Event) -> None:
         if event.task_id is None:
+            if event.kind in TOTALS_EVENTS:  # no task changed, but the header did
+                with self._cond:
+                    self._totals_dirty = True
+                    self._cond.notify()
             return
         with self._cond:
             if event.kind == "finished":
@@ -112,8 +131,10 @@ class Refresher:
             with self._cond:
                 now = time.monotonic()
                 poll_due = bool(self._live) and now >= self._next_poll
-                if not poll_due and (self._dirty or self._stopped.is_set()):
+                if not poll_due and (self._dirty or self._totals_dirty
+                                     or self._stopped.is_set()):
                     dirty, self._dirty = self._dirty, set()
+                    self._totals_dirty = False
                     return dirty
                 if not poll_due:
                     self._cond.wait(self._next_poll - now if self._live else None)

@@ -50,7 +50,7 @@ async def run_task(
         end = await run_agent(control, provider, executor, system_prompt, transcript, pricer,
                               review)
         control.settle(end.reason, summary=end.summary, transcript=transcript,
-                       truncated=end.truncated)
+                       truncated=end.truncated, data=end.data, error=end.error)
     except asyncio.CancelledError:
         partial = control.partial_answer()  # what was written is kept, marked truncated
         if control.cancel_reason == "timeout":

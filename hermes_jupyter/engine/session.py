@@ -7,9 +7,9 @@ subscribers on the event bus's thread. The registry and the slots are guarded by
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,15 +21,15 @@ from ..core.models import ExitReason, TaskResult, TaskState, TaskStatus, Usage
 from ..tools import McpServerInfo, McpServers, ProcessPolicy, build_registry
 from .approvals import Approvals
 from .approving import Approving
-from .arguments import delegate_args, session_args
+from .arguments import delegate_args, session_args, task_limits
 from .backends import check_cluster, make_backend
 from .credentials import CredentialPool, resolve_keys
 from .events import EventBus, Subscriber, TextBatcher
-from .group import TaskGroup, fan_out
+from .group import GroupBook, TaskGroup, fan_out
 from .journal import Journal, JournalRecord, history_of
 from .launching import Launching
 from .loop import EngineLoop
-from .pricing import Pricer, budget_spent, check_prices, total_cost
+from .pricing import Pricer, Spend, budget_spent, check_prices, total_cost
 from .provider import (
     DEFAULT_COOLDOWN_CAP,
     DEFAULT_STALL_TIMEOUT,
@@ -38,9 +38,11 @@ from .provider import (
     RetryPolicy,
 )
 from .reattaching import Reattaching
+from .resuming import Resuming
 from .retention import Retention, check_forget
 from .scheduling import Slots
 from .services import Attachments, EngineServices
+from .structured import output_spec
 from .subagent import DEFAULT_SYSTEM_PROMPT
 from .task import Task, descendants_of
 
@@ -52,7 +54,7 @@ DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
 DEFAULT_DETACH_TIMEOUT = 3600.0
 
 
-class Session(Launching, Approving, Reattaching):
+class Session(Launching, Approving, Resuming, Reattaching):
     """Runs subagents in the background of a kernel or of a plain Python process.
 
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys: `api_keys`
@@ -61,8 +63,7 @@ class Session(Launching, Approving, Reattaching):
     `InvalidArgument`/`InvalidArgumentType` and changes nothing. With `cluster` (a
     `distributed.Client`, a cluster or a scheduler address) agent loops and tools run on Dask
     workers while this object keeps the registry (docs/architecture.md); with a journal too,
-    they outlive the kernel: a later Session on the same journal and cluster re-attaches to
-    them, and `detach_timeout` (seconds, None: never) cancels those left unattended.
+    they outlive the kernel (`detach`, `detach_timeout` seconds: reattaching.py).
     """
 
     stall_timeout = ProviderSetting(allow_none=True)
@@ -119,6 +120,7 @@ class Session(Launching, Approving, Reattaching):
         self.set_approval(approval, approval_allowlist, approval_timeout, approve_file_writes)
         self._approvals = Approvals()
         self._pricer = Pricer(check_prices({} if prices is None else prices))
+        self._spend = Spend()  # the known cost of every call so far (the session budget)
         self.tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
                                            none_means="no limit")
         self.session_budget_usd = check.optional(check.amount, "session_budget_usd",
@@ -186,6 +188,8 @@ class Session(Launching, Approving, Reattaching):
         approval: str | None = None,
         approval_allowlist: Iterable[str] | None = None,
         approval_timeout: float | None = None,
+        output_type: Any = None,
+        group_id: str | None = None,
     ) -> Task:
         """Start a subagent on `goal` and return its handle at once (no network I/O here).
 
@@ -194,15 +198,16 @@ class Session(Launching, Approving, Reattaching):
         scoped to their owner: a child named "review" never shadows the user's "review".
         `approval`, `approval_allowlist`, `approval_timeout` override the session's policy.
         `max_total_tokens` / `max_cost_usd` (USD) are the task's budgets; `tool_timeout`
-        (seconds) bounds each tool call (default: the session's). Once it returns, the
-        task is in the journal (when kept).
+        (seconds) bounds each tool call (default: the session's). `output_type` (a pydantic
+        model class, a dataclass, a TypedDict or a JSON-schema dict) makes the final answer
+        typed: `result.data` holds it validated, `result.summary` its JSON text; an answer
+        that stays invalid after one correction ends `failed` (`invalid_output`). `group_id`
+        is set by `map` (the fan-out group the task belongs to). Once it returns, the task is
+        in the journal (when kept).
         """
         a = delegate_args(goal, context, name, model, tools, toolsets, max_iterations, timeout)
-        owner = check.optional(check.text, "owner", owner, what="an owner id, or None")
-        max_total_tokens = check.optional(check.count, "max_total_tokens", max_total_tokens)
-        max_cost_usd = check.optional(check.amount, "max_cost_usd", max_cost_usd)
-        tool_timeout = check.optional(check.seconds, "tool_timeout", tool_timeout,
-                                      none_means="the session's tool_timeout")
+        o = task_limits(owner, max_total_tokens, max_cost_usd, tool_timeout, output_type,
+                        group_id)
         if spent := self._budget_spent():
             raise HermesError(spent)
         policy = self.approval_policy.replace(approval, approval_allowlist, approval_timeout)
@@ -212,7 +217,7 @@ class Session(Launching, Approving, Reattaching):
         with self._lock:
             if self._closed:
                 raise HermesError("This session is closed: create a new Session.")
-            parent = self._tasks.get(owner) if owner is not None else None
+            parent = self._tasks.get(o.owner) if o.owner is not None else None
             task_id = f"t{self.next_id}"
             self.next_id += 1
             task = Task(
@@ -222,21 +227,27 @@ class Session(Launching, Approving, Reattaching):
                 a.timeout if a.timeout is not None else self.task_timeout,
                 self._emit, self._text.add, self.secrets,
             )
-            task.owner = owner
-            task.max_total_tokens = max_total_tokens
-            task.max_cost_usd = max_cost_usd
-            task.tool_timeout = self.tool_timeout if tool_timeout is None else tool_timeout
+            task.owner, task.group_id, task.output_type = o.owner, o.group_id, o.output_type
+            task.max_total_tokens, task.max_cost_usd = o.max_total_tokens, o.max_cost_usd
+            task.tool_timeout = self.tool_timeout if o.tool_timeout is None else o.tool_timeout
             task.approval = policy
             task.parent_id = parent.id if parent is not None else None
             task.depth = parent.depth + 1 if parent is not None else 1
-            task.control_for(self).on_settle = self._on_settle
+            resumed, self._resuming = self._resuming, None  # set by `resume`, under _lock
+            if resumed is not None:
+                task.resumed_from, task.prior_messages = resumed.key, resumed.messages
+            control = task.control_for(self)
+            control.on_settle = self._on_settle
+            control.on_cost = self._spend.add
+            if self.journal is not None:  # its conversation, at each completed step
+                control.conversation.listener = functools.partial(self.journal.kept, task)
             self._tasks[task_id] = task
             if a.name:
-                self._by_name[(owner, a.name)] = task
+                self._by_name[(o.owner, a.name)] = task
         if self.journal is not None:  # durable before delegate returns
             self.journal.created(task)
         self._emit("created", task_id, name=a.name, model=task.model, goal=task.goal,
-                   owner=owner, parent=task.parent_id)
+                   owner=o.owner, parent=task.parent_id, resumed_from=task.resumed_from)
         self._emit("queued", task_id)
         self._slots.schedule(task)
         return task
@@ -246,17 +257,20 @@ class Session(Launching, Approving, Reattaching):
         goal: str,
         items: Iterable[Any],
         *,
+        output_type: Any = None,
         name: str | None = None,
         context: str = "",
         max_concurrent: int | None = None,
         **delegate_options: Any,
     ) -> TaskGroup:
-        """Fan out: one task per item, the item put in the goal where it says `{item}` (else
-        handed as context). Returns a `TaskGroup` at once. `max_concurrent` caps this group's
-        running tasks within the session's cap; `delegate_options` go to every `delegate`
-        (model, tools, toolsets, max_iterations, timeout). Task names are `name[0]`, ..."""
+        """Fan out: one task per item (a DataFrame's rows as dicts), put in the goal where it
+        says `{item}` (else handed as context); returns a `TaskGroup` at once. `output_type`:
+        as for `delegate`. `max_concurrent` caps this group's running tasks within the
+        session's; `delegate_options` go to every `delegate`. Names: `name[0]`, ..."""
+        if output_type is not None:  # checked once, before any task starts
+            delegate_options = {**delegate_options, "output_type": output_spec(output_type)}
         return fan_out(self.delegate, goal, items, name, context, max_concurrent,
-                       delegate_options)
+                       delegate_options, self.attachment("groups", lambda: GroupBook(self)))
 
     def check(self, ref: TaskRef) -> TaskStatus:
         """A consistent snapshot: state, counters, recent output, steering, error."""
@@ -380,7 +394,7 @@ class Session(Launching, Approving, Reattaching):
         return total_cost(task.control_for(self).usage for task in self.tasks())
 
     def _budget_spent(self) -> str | None:
-        return budget_spent(self.cost()[0], self.session_budget_usd)
+        return budget_spent(self._spend.total, self.session_budget_usd)
 
     @property
     def usage(self) -> Usage:
@@ -395,32 +409,6 @@ class Session(Launching, Approving, Reattaching):
     def key_count(self) -> int:
         """How many API keys the pool holds (never the keys themselves)."""
         return len(self._pool.keys)
-
-    def close(self, timeout: float = 2.0) -> None:
-        """Cancel what runs and stop the engine threads; returns within about `timeout`."""
-        timeout = check.seconds("timeout", timeout, allow_zero=True)
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        live = [t for t in self.tasks() if not t.done()]
-        for task in live:
-            self.cancel(task)
-        deadline = time.monotonic() + timeout
-        for task in live:
-            control = task.control_for(self)
-            control.wait(max(0.0, deadline - time.monotonic()))
-            control.settle(ExitReason.SESSION_CLOSED)
-        self._backend.close()
-        self._release_engine()
-
-    def _release_engine(self) -> None:
-        self.services.shutdown(self._mcp)
-        self._tool_threads.shutdown(wait=False, cancel_futures=True)
-        self.attachments.close()
-        self._bus.close()
-        if self.journal is not None:
-            self.journal.close()
 
     def mcp_status(self, *, connect: bool = False, timeout: float = 60.0) -> list[McpServerInfo]:
         """The MCP servers, their state and tool names (never env or header values);

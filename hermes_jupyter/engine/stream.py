@@ -45,6 +45,8 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usage_estimated: bool = False
+    reported_cost_usd: float | None = None
+    """What the provider said the call cost (OpenRouter's `usage.cost`, USD), if it did."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -197,6 +199,9 @@ class CompletionBuilder:
         usage = self.usage
         prompt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
         completion = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        cost = usage.get("cost") if isinstance(usage, dict) else None
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            out.reported_cost_usd = float(cost)
         if isinstance(prompt, int) and isinstance(completion, int):
             out.prompt_tokens, out.completion_tokens = prompt, completion
         else:

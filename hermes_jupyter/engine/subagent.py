@@ -10,8 +10,10 @@ from typing import Any
 from ..core.models import ExitReason, ToolTraceEntry, Usage
 from ..core.text import short
 from ..tools import ToolOutcome
+from .conversation import resumed_transcript
 from .pricing import Pricer
 from .provider import Completion, Provider
+from .structured import RESPONSE_FORMAT, OutputSpec
 from .task import TaskControl
 
 __all__ = [
@@ -64,6 +66,8 @@ class AgentEnd:
     summary: str
     reason: ExitReason = ExitReason.COMPLETED
     truncated: bool = False
+    data: Any = None  # the validated typed output (output_type)
+    error: str | None = None  # why, when the reason is a failure (invalid_output)
 
 
 async def run_agent(
@@ -84,15 +88,27 @@ async def run_agent(
     budget or a second empty answer (with the text written so far as `partial`).
     """
     task = control.task
-    transcript += [
-        {"role": "system", "content": system_prompt},
-        {"role": "user", "content": first_message(task.goal, task.context)},
-    ]
+    typed = _Typed(getattr(task, "output_type", None), provider)
+    step = control.conversation.step  # each consistent point is kept (journal, kernel)
+    if task.prior_messages:  # resumed: go on from the conversation it had
+        transcript += resumed_transcript(task.prior_messages, system_prompt)
+        step(transcript)
+    else:  # kept with the first reply (goal and context are in the task's own record)
+        transcript += [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": typed.first_message(first_message(task.goal,
+                                                                          task.context))},
+        ]
     schemas = task.tools.schemas() or None
     nudged = False
     for _ in range(task.max_iterations):
-        transcript += [steer_message(m) for m in control.take_steers()]
-        completion = await _call(control, provider, transcript, schemas, pricer)
+        steers = control.take_steers()
+        if steers:
+            transcript += [steer_message(m) for m in steers]
+            step(transcript)
+        transcript += typed.late_instructions()
+        completion = await _call(control, provider, transcript, schemas, pricer,
+                                 typed.response_format())
         calls = completion.tool_calls
         if calls and completion.truncated:  # a call cut by the output limit never runs
             transcript.append(completion.assistant_message(with_calls=False))
@@ -101,10 +117,12 @@ async def run_agent(
             continue
         transcript.append(completion.assistant_message())
         if calls:
+            step(transcript)
             refused = await review(calls) if review is not None else {}
             for call in calls:
                 transcript.append(await _run_tool(control, call, executor,
                                                   refused.get(call["id"])))
+                step(transcript)  # a call that returned is never run again on resuming
             continue
         if not completion.text.strip():
             if nudged:
@@ -114,24 +132,96 @@ async def run_agent(
             nudged = True
             transcript.append({"role": "user", "content": EMPTY_NUDGE})
             continue
+        verdict = typed.check(control.redact(completion.text))
+        if verdict is not None and not verdict.ok:
+            if typed.corrected:
+                if control.try_finish():
+                    return typed.invalid(completion.text, verdict.errors)
+                continue  # a steer came in meanwhile: one more turn
+            typed.corrected = True
+            control.set_activity("thinking", "✗ output invalid: asking once to correct it")
+            transcript.append({"role": "user", "content": typed.correction(verdict.errors)})
+            continue
         if control.try_finish():  # a final answer cut by the output limit is kept, marked
-            return AgentEnd(completion.text, truncated=completion.truncated)
+            return AgentEnd(completion.text, truncated=completion.truncated,
+                            data=verdict.value if verdict is not None else None)
         control.set_activity("reading steering")
-    # The iteration budget is spent: one last call without tools asks for the summary.
+    return await _last_call(control, provider, transcript, pricer, typed)
+
+
+async def _last_call(control: TaskControl, provider: Provider, transcript: list[dict[str, Any]],
+                     pricer: Pricer | None, typed: _Typed) -> AgentEnd:
+    """The iteration budget is spent: one last call without tools asks for the summary."""
+    task = control.task
     control.set_activity("writing its final summary", "… max_iterations reached: final summary")
     transcript.append({"role": "user", "content": FINAL_CALL})
-    completion = await _call(control, provider, transcript, None, pricer)
+    completion = await _call(control, provider, transcript, None, pricer,
+                             typed.response_format())
     transcript.append(completion.assistant_message(with_calls=False))
     if not completion.text.strip():
         raise LimitReached(ExitReason.EMPTY_ANSWER,
                            f"used all {task.max_iterations} model calls (max_iterations) and "
                            "gave no final summary when asked; raise the limit or narrow the goal")
     control.try_finish()
-    return AgentEnd(completion.text, ExitReason.MAX_ITERATIONS, truncated=True)
+    verdict = typed.check(control.redact(completion.text))
+    if verdict is not None and not verdict.ok:
+        return typed.invalid(completion.text, verdict.errors)
+    return AgentEnd(completion.text, ExitReason.MAX_ITERATIONS, truncated=True,
+                    data=verdict.value if verdict is not None else None)
+
+
+class _Typed:
+    """A task's typed output (`output_type`), turn by turn: the endpoint's structured output
+    while it takes it, else the schema as instructions; validation of the final answer and
+    its one correction turn. Without an output type every method does nothing."""
+
+    def __init__(self, spec: OutputSpec | None, provider: Provider) -> None:
+        self.spec = spec
+        self._provider = provider
+        self._told = False  # the schema is in the conversation as instructions
+        self._sent = False  # the last request carried response_format
+        self.corrected = False
+
+    def _native(self) -> bool:
+        return RESPONSE_FORMAT not in self._provider.refused_fields
+
+    def first_message(self, text: str) -> str:
+        if self.spec is None:
+            return text
+        if self._native():
+            return f"{text}\n\n{self.spec.note()}"
+        self._told = True
+        return f"{text}\n\n{self.spec.instructions()}"
+
+    def response_format(self) -> dict[str, Any] | None:
+        self._sent = self.spec is not None and self._native()
+        return self.spec.response_format() if self.spec is not None and self._sent else None
+
+    def late_instructions(self) -> list[dict[str, str]]:
+        """The schema as instructions once the endpoint refused response_format mid-task."""
+        if self.spec is None or self._told or self._native():
+            return []
+        self._told = True
+        return [{"role": "user", "content": f"[engine] {self.spec.instructions()}"}]
+
+    def check(self, text: str) -> Any:
+        return self.spec.check(text) if self.spec is not None else None
+
+    def correction(self, errors: tuple[str, ...]) -> str:
+        assert self.spec is not None
+        self._told = True
+        return self.spec.correction(errors)
+
+    def invalid(self, text: str, errors: tuple[str, ...]) -> AgentEnd:
+        assert self.spec is not None
+        return AgentEnd(text, ExitReason.INVALID_OUTPUT, error=(
+            f"the answer did not match {self.spec.name} after one correction: "
+            f"{'; '.join(errors)}"))
 
 
 async def _call(control: TaskControl, provider: Provider, transcript: list[dict[str, Any]],
-                schemas: list[dict[str, Any]] | None, pricer: Pricer | None) -> Completion:
+                schemas: list[dict[str, Any]] | None, pricer: Pricer | None,
+                response_format: dict[str, Any] | None = None) -> Completion:
     """One model call, counted, priced and checked against the task's budgets."""
     task = control.task
     completion = await provider.complete(
@@ -145,9 +235,11 @@ async def _call(control: TaskControl, provider: Provider, transcript: list[dict[
         on_activity=control.set_activity,
         on_hidden=control.note_answer,
         on_notice=lambda line: control.set_activity("writing", line),
+        response_format=response_format,
     )
-    cost = (pricer.cost(task.model, completion.prompt_tokens, completion.completion_tokens)
-            if pricer is not None else None)
+    cost = (pricer.cost(task.model, completion.prompt_tokens, completion.completion_tokens,
+                        completion.reported_cost_usd)
+            if pricer is not None else completion.reported_cost_usd)
     usage = control.add_usage(completion.prompt_tokens, completion.completion_tokens, cost,
                               completion.usage_estimated)
     control.emit(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.models import (
     PendingApproval,
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ..core.secrets import Secrets
     from ..tools import ToolRegistry
+    from .structured import OutputSpec
 
 __all__ = ["Task", "TaskControl", "TaskHost", "descendants_of"]
 
@@ -49,7 +50,8 @@ class Task:
 
     Like ipyparallel's `AsyncResult`: `done()`, `collect(timeout)`, `check()`, `steer()`,
     `cancel()`, and a short repr. Attributes: `id` ("t3"), `name`, `goal`, `context`, `model`,
-    `max_iterations`, `timeout` (seconds or None).
+    `max_iterations`, `timeout` (seconds or None), `resumed_from` ("kernel/id" of the
+    interrupted task it resumed, `Session.resume`, else None).
     """
 
     def __init__(
@@ -77,9 +79,13 @@ class Task:
         self.owner: str | None = None  # who started it: None (the user), an agent, a task id
         self.parent_id: str | None = None  # the task that started this one, if a task did
         self.depth = 1  # 1 for the user's and agents' tasks; a task's child is one deeper
+        self.group_id: str | None = None  # the fan-out group (Session.map) it belongs to
         self.max_total_tokens: int | None = None  # budgets (prompt + completion tokens, USD)
         self.max_cost_usd: float | None = None
         self.tool_timeout: float | None = None  # seconds one tool call may take
+        self.output_type: OutputSpec | None = None  # typed output: its final answer's schema
+        self.resumed_from: str | None = None  # "kernel/id" of the interrupted task resumed
+        self.prior_messages: list[dict[str, Any]] | None = None  # its conversation, to go on
         self._host = host
         self.approval = ApprovalPolicy()  # which of its tool calls wait for a person
         self._control = TaskControl(self, emit, text_sink, secrets)

@@ -17,10 +17,33 @@ from .journal import JournalRecord
 
 __all__ = [
     "COLUMNS", "HISTORY_COLUMNS", "HistoryTable", "TaskReport", "TaskTable", "TextView",
-    "elapsed", "status_headline",
+    "cost_text", "elapsed", "money", "status_headline", "task_cost",
 ]
 
-COLUMNS = ("id", "name", "state", "model", "elapsed", "calls", "tokens", "now / summary")
+COLUMNS = ("id", "name", "state", "model", "elapsed", "calls", "tokens", "cost",
+           "now / summary")
+
+
+def money(usd: float) -> str:
+    """`$0.0123`: US dollars with four decimals (model calls cost fractions of a cent)."""
+    return f"${usd:.4f}"
+
+
+def cost_text(usd: float | None, unknown: int = 0) -> str:
+    """A total of known costs and how many tasks have none: `$0.0123`,
+    `$0.0123 (2 tasks without a price)`, `cost unknown (1 task without a price)`; "" when
+    nothing was called yet."""
+    missing = f" ({plural(unknown, 'task')} without a price)" if unknown else ""
+    if usd is None:
+        return f"cost unknown{missing}" if unknown else ""
+    return money(usd) + missing
+
+
+def task_cost(status: TaskStatus) -> str:
+    """One task's cost: `$0.0012`, `no price` when its calls have none, "" before any call."""
+    if status.cost_usd is not None:
+        return money(status.cost_usd)
+    return "no price" if status.api_calls else ""
 
 
 def elapsed(seconds: float) -> str:
@@ -32,10 +55,12 @@ def elapsed(seconds: float) -> str:
 
 
 def status_headline(status: TaskStatus) -> str:
-    """One line: who, state, model, time, calls, tokens."""
+    """One line: who, state, model, time, calls, tokens and cost (when it made calls)."""
     calls = plural(status.api_calls, "call")
+    cost = task_cost(status)
     return (f"{status.label}: {status.state.value} · {status.model} · "
-            f"{elapsed(status.elapsed_s)} · {calls} · {status.tokens} tokens")
+            f"{elapsed(status.elapsed_s)} · {calls} · {status.tokens} tokens"
+            + (f" · {cost}" if cost else ""))
 
 
 class TextView:
@@ -116,7 +141,8 @@ class TaskTable(TextView, Sequence[TaskStatus]):
 
     def cells(self) -> list[tuple[str, ...]]:
         return [(s.id, s.name or "", s.state.value, s.model, elapsed(s.elapsed_s),
-                 str(s.api_calls), str(s.tokens), _now(s)) for s in self.statuses]
+                 str(s.api_calls), str(s.tokens), task_cost(s), _now(s))
+                for s in self.statuses]
 
     def footer(self) -> str:
         if not self.statuses:
@@ -128,7 +154,11 @@ class TaskTable(TextView, Sequence[TaskStatus]):
         calls = sum(s.api_calls for s in self.statuses)
         tokens = sum(s.tokens for s in self.statuses)
         n = len(self.statuses)
-        return f"{plural(n, 'task')}: {by_state} · {plural(calls, 'call')} · {tokens} tokens"
+        known = [s.cost_usd for s in self.statuses if s.cost_usd is not None]
+        unknown = sum(1 for s in self.statuses if s.cost_usd is None and s.api_calls)
+        cost = cost_text(sum(known) if known else None, unknown)
+        return (f"{plural(n, 'task')}: {by_state} · {plural(calls, 'call')} · {tokens} tokens"
+                + (f" · {cost}" if cost else ""))
 
     def text(self) -> str:
         if not self.statuses:

@@ -40,8 +40,16 @@ def get_agent(name: str = "default") -> Agent:
         if agent is None or agent.session is not session:
             if agent is not None:
                 agent.close()
-            agent = _agents[name] = Agent(session, name=name)
+            agent = _agents[name] = Agent(session, name=name, output_types=_user_namespace)
         return agent
+
+
+def _user_namespace() -> dict[str, Any]:
+    """Where a kernel agent's `delegate_task(output_type=NAME)` finds NAME: the notebook."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}
 
 
 def kernel_agents() -> list[Agent]:

@@ -53,6 +53,7 @@ STATES = {
 """Every task state, from `core.models.TaskState`: the panel learns new ones from here."""
 
 _CLIP = {"goal": 500, "summary": 2000, "error": 500, "activity": 200}
+_CLIP_ARGUMENTS = 4000  # a waiting tool call's arguments (JSON text)
 _CLIP_LINE = 300  # output lines keep their last 300 characters, steering messages their first
 _log = logging.getLogger(__name__)
 _registry_lock = threading.Lock()
@@ -163,6 +164,7 @@ class FrontendLink:
         self._lock = threading.Lock()  # guards everything below and orders the sends
         self._seq = 0
         self._sent_versions: dict[str, int] = {}
+        self._sent_totals: dict[str, Any] | None = None
         self._attached: Session | None = None
         self._remove_sink: Callable[[], None] | None = None
         self._closed = False
@@ -199,10 +201,11 @@ class FrontendLink:
             if self._closed:
                 return
             fresh = [s for s in changed if s.version > self._sent_versions.get(s.id, -1)]
-            if not fresh:
-                return
+            if not fresh and totals == self._sent_totals:
+                return  # nothing new (a header-only tick, e.g. `waiting`, still goes out)
             for status in fresh:
                 self._sent_versions[status.id] = status.version
+            self._sent_totals = totals
             self._send_locked("delta", tasks=[task_json(s) for s in fresh], totals=totals)
 
     # ---- shell or subshell thread ------------------------------------------------------
@@ -302,6 +305,7 @@ class FrontendLink:
         statuses = self._source.statuses()
         self._sent_versions = {s.id: s.version for s in statuses}
         totals = session_totals(self._attached) if self._attached is not None else {}
+        self._sent_totals = totals
         self._send_locked("snapshot", tasks=[task_json(s) for s in statuses], totals=totals,
                           ops=list(OPS), states=STATES, history=self._history())
 
@@ -355,6 +359,9 @@ def task_json(status: TaskStatus) -> dict[str, Any]:
     d["recent_output"] = [_clip_start(line, _CLIP_LINE) for line in d["recent_output"]]
     for record in d["steering"]:
         record["message"] = _clip(record["message"], _CLIP_LINE)
+    for call in d["pending_approvals"]:  # the person decides on what they read: keep most
+        call["arguments"] = _clip(call["arguments"], _CLIP_ARGUMENTS)
+        call["reason"] = _clip(call["reason"], _CLIP["error"])
     return d
 
 

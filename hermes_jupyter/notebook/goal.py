@@ -5,7 +5,7 @@ as typed. `%delegate` expands its goal here instead (the magic opts out with `@n
 with IPython's own syntax (`DollarFormatter`), field by field: a field that cannot be filled in
 is one line naming it, and the cell fails. `{{expr}}` and `$$name` stay literal.
 
-Some placeholders belong to the engine, not to the notebook: a later `%delegate --each VAR`
+Some placeholders belong to the engine, not to the notebook: `%delegate --each VAR`
 fills `{item}` for each element itself. `expand(..., keep={"item"})` passes such fields through
 as typed (`{item}`, `{item.name}`, `{item!r}`).
 """

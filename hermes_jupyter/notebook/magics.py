@@ -30,10 +30,12 @@ from IPython.display import display
 from ..core.errors import CollectTimeout, HermesError, UnknownTaskError
 from ..core.models import TaskResult
 from ..core.text import plural
+from ..engine.group import TaskGroup
 from ..engine.task import Task
 from . import kernel
 from .binding import VariableExistsError, check_variable_name, collect_into
 from .context import context_text
+from .each import items_of, output_type_of
 from .goal import expand
 from .magic_args import (
     comma_list,
@@ -49,9 +51,9 @@ __all__ = ["HermesMagics", "load_ipython_extension"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 TASK_MAGICS = ("check_task", "steer_task", "collect_task", "cancel_task")
-# Placeholders of a goal filled by the engine, not the notebook (the later `--each VAR`
-# mode adds "item"); `expand` passes them through as typed.
-ENGINE_PLACEHOLDERS: frozenset[str] = frozenset()
+# Placeholders of a goal filled by the engine, not the notebook, in `--each VAR` mode;
+# `expand` passes them through as typed.
+ENGINE_PLACEHOLDERS: frozenset[str] = frozenset({"item"})
 
 
 def _bundle(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -84,6 +86,12 @@ _delegate_options = _bundle(
                   "for none; default: HermesJupyter.toolsets)"),
     argument("--max-iterations", type=int, metavar="N", help="model calls the task may make"),
     _timeout_option,
+    argument("--output-type", metavar="NAME",
+             help="a pydantic model class, dataclass, TypedDict or JSON-schema dict in the "
+                  "notebook: the answer is validated into it (result.data)"),
+    argument("--each", metavar="VAR",
+             help="one task per item of notebook variable VAR (a list, a DataFrame's rows): "
+                  "{item} in GOAL is each item; returns the TaskGroup"),
     argument("goal", nargs="*", metavar="GOAL",
              help="what the subagent should do; {expr} is filled in from the notebook. With "
                   "%%%%delegate the cell body is the goal (taken verbatim)."),
@@ -119,18 +127,20 @@ class HermesMagics(Magics):
     @magic_arguments()
     @_delegate_options
     def delegate(self, line: str, cell: str | None = None,
-                 local_ns: dict[str, Any] | None = None) -> Task | None:
+                 local_ns: dict[str, Any] | None = None) -> Task | TaskGroup | None:
         """Start a background subagent on GOAL and return its Task at once.
 
         The notebook stays free: check, steer, collect or cancel the task by id or name.
         Options go before the goal: %delegate -n sizes -c df Summarise the columns of df
         {expr} and $name in the line are filled in from the notebook ({{ }} and $$ keep them).
+        With --each VAR: one task per item, {item} left for the engine; g = %delegate --each
+        rows ... binds the TaskGroup (g.collect(), g.to_pandas()).
         """
         parser = _parser(HermesMagics.delegate)
         namespace = {**self._ns, **(local_ns or {})}
         words, goal = split_options(parser, line)
         args = parser.parse_args([expand(word, namespace, what="options") for word in words])
-        goal = expand(goal, namespace, keep=ENGINE_PLACEHOLDERS)
+        goal = expand(goal, namespace, keep=ENGINE_PLACEHOLDERS if args.each else ())
         if cell is not None:
             goal = "\n".join(part for part in (goal, cell.strip()) if part)
         if not goal.strip():
@@ -140,20 +150,25 @@ class HermesMagics(Magics):
         tools = self._functions(comma_list(args.tools))
         toolsets = None if args.toolsets is None else [
             t for t in comma_list([args.toolsets]) if t.lower() != "none"]
+        output_type = output_type_of(namespace, args.output_type)
         session = kernel.get_session()
-        earlier = self._named(args.name)
-        task = session.delegate(
-            goal, context, name=args.name, model=args.model, tools=tools, toolsets=toolsets,
-            max_iterations=args.max_iterations, timeout=args.timeout,
-        )
+        options = {"model": args.model, "tools": tools, "toolsets": toolsets,
+                   "max_iterations": args.max_iterations, "timeout": args.timeout}
+        earlier = None if args.each else self._named(args.name)
+        started: Task | TaskGroup = (
+            session.map(goal, items_of(namespace, args.each), output_type=output_type,
+                        name=args.name, context=context, **options) if args.each else
+            session.delegate(goal, context, name=args.name, output_type=output_type,
+                             **options))
         for note in notes:
             print(f"%delegate: {note}")
-        if earlier is not None:
-            print(f"%delegate: the name {args.name!r} now means {task.id} (it meant {earlier}).")
+        if isinstance(started, Task) and earlier is not None:
+            print(f"%delegate: the name {args.name!r} now means {started.id} (it meant "
+                  f"{earlier}).")
         if args.model and getattr(session, "is_demo", False):
             print(f"%delegate: -m {args.model} ignored: tasks run on the demo model until an "
                   "API key or endpoint is set.")
-        return task
+        return started
 
     @line_magic
     @_one_line_errors("check_task")
@@ -379,10 +394,11 @@ class HermesMagics(Magics):
 def load_ipython_extension(ip: Any) -> None:
     """`%load_ext hermes_jupyter`: register the magics, the settings and tab completion."""
     ip.register_magics(HermesMagics)
-    from . import agent_magics, approval_magics
+    from . import agent_magics, approval_magics, resume_magics
 
     agent_magics.load(ip)
     approval_magics.load(ip)
+    resume_magics.load(ip)
     if keep_question_marks not in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.append(keep_question_marks)
     for name in TASK_MAGICS:

@@ -16,8 +16,10 @@ from ..engine import views as text_views
 from ..engine.views import COLUMNS, HISTORY_COLUMNS, TextView, elapsed, status_headline
 from ..tools import McpServerInfo, McpServers
 
-__all__ = ["HistoryTable", "SettingsView", "TaskReport", "TaskTable", "elapsed", "mcp_status_of",
-           "status_headline"]
+__all__ = ["HistoryTable", "SettingsView", "TaskReport", "TaskTable", "elapsed", "group_bundle",
+           "mcp_status_of", "register_displays", "status_headline"]
+
+GROUP_TYPE = ("hermes_jupyter.engine.group", "TaskGroup")
 
 _STYLE = "border-collapse:collapse;font-size:0.9em"
 _CELL = "padding:2px 8px;text-align:left;vertical-align:top"
@@ -93,6 +95,22 @@ class SettingsView(TextView):
             return ""
         items = "".join(f"<li><code>{_e(line)}</code></li>" for line in self.server_lines())
         return f"<p style='margin:4px 0'>MCP servers:</p><ul style='margin:0'>{items}</ul>"
+
+
+def register_displays(ip: Any) -> None:
+    """Make this IPython display a `TaskGroup` as its live progress bar (`group_bundle`).
+
+    Registered by module and class name, so nothing is imported until a group is shown;
+    calling it again changes nothing. Other frontends keep the group's plain repr.
+    """
+    ip.display_formatter.mimebundle_formatter.for_type_by_name(*GROUP_TYPE, group_bundle)
+
+
+def group_bundle(group: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A group's MIME bundle: the progress widget, its line as text and as HTML."""
+    from .widgets.progress import progress
+
+    return progress(group)._repr_mimebundle_()
 
 
 def mcp_status_of(servers: Mapping[str, Any]) -> list[McpServerInfo]:

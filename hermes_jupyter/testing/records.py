@@ -35,6 +35,19 @@ class RecordedRequest:
         return ""
 
     @property
+    def response_format(self) -> dict[str, Any] | None:
+        """The `response_format` the request asked for (structured output), or None."""
+        value = self.body.get("response_format")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        """The JSON schema of a `{"type": "json_schema"}` response format, or None."""
+        spec = (self.response_format or {}).get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        return schema if isinstance(schema, dict) else None
+
+    @property
     def tool_results(self) -> int:
         """How many tool results (role "tool" messages) the conversation holds so far."""
         return sum(1 for message in self.messages if message.get("role") == "tool")

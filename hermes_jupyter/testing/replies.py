@@ -48,6 +48,7 @@ class Reply:
     and tool-call chunks `delay` apart, then the finish_reason chunk. `truncate=True` ends the
     stream cleanly (with `[DONE]`) but without a finish_reason, as several servers do after a
     complete answer. `usage=(prompt, completion)` overrides the estimate of about 4 chars per token.
+    `cost` (USD) is sent as `usage.cost`, the way OpenRouter reports what a call cost.
     """
 
     text: str = ""
@@ -58,6 +59,7 @@ class Reply:
     finish_reason: str | None = None
     truncate: bool = False
     usage: tuple[int, int] | None = None
+    cost: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.tool_calls, ToolCall):
@@ -77,6 +79,15 @@ class Reply:
             raise ValueError(
                 f"Reply.usage must be (prompt_tokens, completion_tokens), got {self.usage}"
             )
+        if self.cost is not None and not (isinstance(self.cost, int | float)
+                                          and 0 <= self.cost < float("inf")):
+            raise ValueError(f"Reply.cost must be a number of USD >= 0, got {self.cost!r}")
+
+    @classmethod
+    def json(cls, value: Any, **options: Any) -> Reply:
+        """A reply whose text is `value` as JSON (a typed final answer); `options` as for
+        `Reply` (chunk_size, delay, usage, ...)."""
+        return cls(text=json.dumps(value), **options)
 
     @property
     def effective_finish_reason(self) -> str:

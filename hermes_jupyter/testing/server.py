@@ -34,7 +34,10 @@ _log = logging.getLogger(__name__)
 class FakeLLM:
     """A scripted chat-completions server; `with FakeLLM() as llm:` starts and stops it.
 
-    Per request, the first of these that yields something wins: `key_rules[api_key]`,
+    `refuse_fields`: request fields this server does not take, as servers without structured
+    output refuse `response_format`: a request carrying one gets a 400 naming it (recorded
+    like any other). Then, per request, the first of these that yields something wins:
+    `key_rules[api_key]`,
     `responder(request)`, the first matching `on` rule whose queue is not empty, the global
     `script` queue, `default`. With nothing left (and `default = None`) the request gets a 500
     whose message says the script is used up.
@@ -44,6 +47,7 @@ class FakeLLM:
         self.default: Outcome | None = Reply(text="ok")
         self.responder: Responder | None = None
         self.key_rules: dict[str, Outcome] = {}
+        self.refuse_fields: set[str] = set()
         self._address = (host, port)
         self._cond = threading.Condition()
         self._queue: deque[Outcome] = deque()
@@ -142,7 +146,8 @@ class FakeLLM:
     def reset(self) -> None:
         """Forget queues, `on` rules, key rules, recorded requests and counters.
 
-        `default` and `responder` stay; `active_streams` keeps counting streams still open.
+        `default`, `responder` and `refuse_fields` stay; `active_streams` keeps counting
+        streams still open.
         """
         with self._cond:
             self._queue.clear()
@@ -202,6 +207,10 @@ class FakeLLM:
 
     def _select(self, request: RecordedRequest) -> Outcome | str:
         """The outcome for `request`, or the message of the 500 to send instead."""
+        refused = sorted(f for f in set(self.refuse_fields) if f in request.body)
+        if refused:
+            return Fail(400, message=f"Unrecognized request argument supplied: {refused[0]}",
+                        type="invalid_request_error", code="unrecognized_argument")
         keyed = self.key_rules.get(request.api_key)
         if keyed is not None:
             return keyed

@@ -90,7 +90,7 @@ def chunk(
     return body
 
 
-def usage_chunk(meta: CompletionMeta, counts: dict[str, int]) -> dict[str, Any]:
+def usage_chunk(meta: CompletionMeta, counts: dict[str, Any]) -> dict[str, Any]:
     """The extra last chunk sent for `stream_options={"include_usage": true}`."""
     return {
         "id": meta.id,
@@ -104,7 +104,7 @@ def usage_chunk(meta: CompletionMeta, counts: dict[str, int]) -> dict[str, Any]:
 
 
 def completion(
-    meta: CompletionMeta, reply: Reply, call_ids: Sequence[str], counts: dict[str, int]
+    meta: CompletionMeta, reply: Reply, call_ids: Sequence[str], counts: dict[str, Any]
 ) -> dict[str, Any]:
     """A non-streaming `chat.completion`; `truncate` shows as a null finish_reason."""
     calls = [
@@ -141,8 +141,9 @@ def completion(
     }
 
 
-def usage(reply: Reply, messages: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Token counts: `reply.usage`, else about four characters per token.
+def usage(reply: Reply, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Token counts: `reply.usage`, else about four characters per token; plus `cost` (USD)
+    when the reply has one, as OpenRouter sends it.
 
     The prompt estimate counts the text of every message's content.
     """
@@ -152,11 +153,14 @@ def usage(reply: Reply, messages: Sequence[dict[str, Any]]) -> dict[str, int]:
         prompt = sum(len(content_text(m.get("content"))) for m in messages) // 4
         argument_chars = sum(len(call.arguments_text) for call in reply.tool_calls)
         completion_tokens = max(1, len(reply.text) // 4) + argument_chars // 4
-    return {
+    counts: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt + completion_tokens,
     }
+    if reply.cost is not None:
+        counts["cost"] = reply.cost
+    return counts
 
 
 # What OpenAI puts in error.type / error.code for the statuses clients branch on.

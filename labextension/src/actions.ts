@@ -1,13 +1,15 @@
 /**
- * The three things a person can do to a task from the UI, each answered by the
- * kernel with success or a one-line error.
+ * What a person can do to a task from the UI (steer, cancel, collect, approve or deny a
+ * waiting tool call), each answered by the kernel with success or a one-line error.
  */
 
 import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
 
 import { KernelLink } from './link';
-import { suggestedVariable, taskLabel } from './model';
+import { IAskedCall, suggestedVariable, taskLabel } from './model';
 import { IReplyMsg, IRequestFields, ITask } from './protocol';
+
+type TaskOp = 'steer' | 'cancel' | 'collect' | 'approve' | 'deny';
 
 export interface IOutcome {
   ok: boolean;
@@ -16,7 +18,7 @@ export interface IOutcome {
 
 async function send(
   link: KernelLink,
-  op: 'steer' | 'cancel' | 'collect',
+  op: TaskOp,
   fields: IRequestFields
 ): Promise<IReplyMsg | IOutcome> {
   try {
@@ -37,7 +39,7 @@ function outcome(reply: IReplyMsg | IOutcome): IOutcome {
 
 async function ask(
   link: KernelLink,
-  op: 'steer' | 'cancel' | 'collect',
+  op: TaskOp,
   fields: IRequestFields
 ): Promise<IOutcome> {
   return outcome(await send(link, op, fields));
@@ -45,6 +47,41 @@ async function ask(
 
 export function steerTask(link: KernelLink, task: ITask, message: string): Promise<IOutcome> {
   return ask(link, 'steer', { task: task.id, message });
+}
+
+/** Let the waiting tool call `callId` of `task` run. */
+export function approveCall(link: KernelLink, task: ITask, callId: string): Promise<IOutcome> {
+  return ask(link, 'approve', { task: task.id, call_id: callId });
+}
+
+/** Refuse the waiting tool call `callId`; the model reads `reason` as the call's result. */
+export function denyCall(
+  link: KernelLink,
+  task: ITask,
+  callId: string,
+  reason: string
+): Promise<IOutcome> {
+  return ask(link, 'deny', { task: task.id, call_id: callId, reason });
+}
+
+/**
+ * Approve each of `calls` (a fan-out group's waiting calls), one request after another;
+ * one line says how many went through and the first refusal.
+ */
+export async function approveAll(link: KernelLink, calls: readonly IAskedCall[]): Promise<IOutcome> {
+  let approved = 0;
+  let refusal = '';
+  for (const { task, call } of calls) {
+    const outcome = await approveCall(link, task, call.call_id);
+    if (outcome.ok) {
+      approved += 1;
+    } else if (!refusal) {
+      refusal = outcome.text;
+    }
+  }
+  const n = calls.length;
+  const text = `Approved ${approved} of ${n} waiting call${n === 1 ? '' : 's'}.`;
+  return refusal ? { ok: false, text: `${text} ${refusal}` } : { ok: true, text };
 }
 
 export function cancelTask(link: KernelLink, task: ITask): Promise<IOutcome> {

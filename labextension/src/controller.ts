@@ -9,14 +9,23 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { KernelLink } from './link';
+import { IApprovalChange, KernelLink } from './link';
 import { IState, initialState } from './model';
 import { ITask } from './protocol';
+import { IGroupSummary } from './totals';
 
 export interface IFinishedArgs {
   link: KernelLink;
   tasks: ITask[];
+  /** Fan-out groups whose last task ended (their tasks are not in `tasks`). */
+  groups: IGroupSummary[];
   /** Name of a notebook on that kernel, to say where the task ran. */
+  notebook: string;
+}
+
+/** Tool calls of one kernel that started (`asked`) or stopped (`settled`) waiting. */
+export interface IApprovalArgs extends IApprovalChange {
+  link: KernelLink;
   notebook: string;
 }
 
@@ -45,6 +54,11 @@ export class HermesController {
   /** Emitted when tasks of any watched kernel finish. */
   get finished(): ISignal<this, IFinishedArgs> {
     return this._finished;
+  }
+
+  /** Emitted when tool calls of any watched kernel start or stop waiting for approval. */
+  get approvals(): ISignal<this, IApprovalArgs> {
+    return this._approvals;
   }
 
   get activeLink(): KernelLink | null {
@@ -91,8 +105,11 @@ export class HermesController {
     let entry = this._links.get(kernel.id);
     if (entry === undefined || entry.link.isDisposed) {
       const link = new KernelLink(kernel);
-      link.finished.connect((l, tasks) =>
-        this._finished.emit({ link: l, tasks, notebook: this._notebookOf(l) })
+      link.finished.connect((l, { tasks, groups }) =>
+        this._finished.emit({ link: l, tasks, groups, notebook: this._notebookOf(l) })
+      );
+      link.approvals.connect((l, change) =>
+        this._approvals.emit({ link: l, ...change, notebook: this._notebookOf(l) })
       );
       entry = { link, panels: new Set() };
       this._links.set(kernel.id, entry);
@@ -140,4 +157,5 @@ export class HermesController {
   private _active: KernelLink | null = null;
   private _activeChanged = new Signal<this, IState>(this);
   private _finished = new Signal<this, IFinishedArgs>(this);
+  private _approvals = new Signal<this, IApprovalArgs>(this);
 }

@@ -16,7 +16,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { HermesController } from './controller';
-import { notifyFinished } from './notify';
+import { notifyApprovals, notifyFinished } from './notify';
 import { HermesPanel, PANEL_ID } from './panel';
 import { HermesStatus } from './statusbar';
 
@@ -71,6 +71,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     controller.finished.connect((_, args) => notifyFinished(args, showPanel));
+    controller.approvals.connect((_, args) => notifyApprovals(args, showPanel));
   }
 };
 

@@ -18,7 +18,8 @@ import { JSONObject } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { Action, IState, initialState, reduce } from './model';
+import { Action, IAskedCall, IState, initialState, reduce } from './model';
+import { IGroupSummary } from './totals';
 import {
   COMM_TARGET,
   ICloseData,
@@ -60,9 +61,17 @@ export class KernelLink implements IDisposable {
     return this._changed;
   }
 
-  /** Emitted with the tasks that just succeeded, failed or were cancelled. */
-  get finished(): ISignal<this, ITask[]> {
+  /**
+   * Emitted with the tasks that just succeeded, failed or were cancelled (not those of a
+   * fan-out group) and the groups whose last task just ended.
+   */
+  get finished(): ISignal<this, IFinished> {
     return this._finished;
+  }
+
+  /** Emitted when tool calls start or stop waiting for approval (keys: `approvalKey`). */
+  get approvals(): ISignal<this, IApprovalChange> {
+    return this._approvals;
   }
 
   get state(): IState {
@@ -117,6 +126,10 @@ export class KernelLink implements IDisposable {
       } catch {
         // The kernel is going away: its subshells go with it.
       }
+    }
+    if (this._state.pending.size > 0) {
+      // Nobody can decide these from here any more: their notifications go.
+      this._approvals.emit({ asked: [], settled: [...this._state.pending] });
     }
     Signal.clearData(this);
   }
@@ -431,11 +444,14 @@ export class KernelLink implements IDisposable {
   }
 
   private _dispatch(action: Action): void {
-    const { state, finished } = reduce(this._state, action);
+    const { state, finished, groupsFinished, asked, settled } = reduce(this._state, action);
     this._state = state;
     this._changed.emit(state);
-    if (finished.length > 0) {
-      this._finished.emit(finished);
+    if (finished.length > 0 || groupsFinished.length > 0) {
+      this._finished.emit({ tasks: finished, groups: groupsFinished });
+    }
+    if (asked.length > 0 || settled.length > 0) {
+      this._approvals.emit({ asked, settled });
     }
   }
 
@@ -462,7 +478,19 @@ export class KernelLink implements IDisposable {
     { resolve: (r: IReplyMsg) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }
   >();
   private _changed = new Signal<this, IState>(this);
-  private _finished = new Signal<this, ITask[]>(this);
+  private _finished = new Signal<this, IFinished>(this);
+  private _approvals = new Signal<this, IApprovalChange>(this);
+}
+
+/** Tasks that just ended (none of a fan-out group), and groups whose last task just ended. */
+export interface IFinished {
+  tasks: ITask[];
+  groups: IGroupSummary[];
+}
+
+export interface IApprovalChange {
+  asked: IAskedCall[];
+  settled: string[];
 }
 
 const CLIENT_ID_KEY = 'hermes-jupyter:client-id';

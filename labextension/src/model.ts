@@ -5,7 +5,26 @@
  * No JupyterLab or DOM imports: tested with node's test runner (test/model.test.ts).
  */
 
-import { IDeltaMsg, IHistoryTask, ISnapshotMsg, ITask, Totals } from './protocol';
+import {
+  IDeltaMsg,
+  IHistoryTask,
+  IPendingApproval,
+  ISnapshotMsg,
+  ITask,
+  Totals
+} from './protocol';
+import { IGroupSummary, groupsOf } from './totals';
+
+export {
+  NotificationKind,
+  finishNotice,
+  formatElapsed,
+  formatTokens,
+  groupNotice,
+  historyLine,
+  suggestedVariable,
+  taskLabel
+} from './text';
 import { isTerminal, stateRank } from './states';
 
 /** Whether the task has ended, by its own `terminal` flag or (older kernels) its state. */
@@ -50,6 +69,10 @@ export interface IState {
   readonly history: readonly IHistoryTask[];
   /** Requests the kernel answers. */
   readonly ops: ReadonlySet<string>;
+  /** Tool calls waiting for approval now, as `approvalKey`s. */
+  readonly pending: ReadonlySet<string>;
+  /** Fan-out groups the header listed, by id: whether every task of it had ended. */
+  readonly groupsDone: ReadonlyMap<string, boolean>;
 }
 
 /** What a kernel of the first release answers (its snapshot has no `ops`). */
@@ -67,8 +90,27 @@ export type Action =
 
 export interface IReduction {
   readonly state: IState;
-  /** Tasks that reached a terminal state in this step and were running or queued before. */
+  /**
+   * Tasks that reached a terminal state in this step and were running or queued before;
+   * never a task of a fan-out group (its group announces itself, once, in `groupsFinished`).
+   */
   readonly finished: ITask[];
+  /** Fan-out groups whose last task ended in this step. */
+  readonly groupsFinished: IGroupSummary[];
+  /** Tool calls that started waiting for approval in this step (each announced once). */
+  readonly asked: IAskedCall[];
+  /** `approvalKey`s of calls no longer waiting (decided, task gone, kernel reset). */
+  readonly settled: string[];
+}
+
+export interface IAskedCall {
+  readonly task: ITask;
+  readonly call: IPendingApproval;
+}
+
+/** Identifies one pending call of one task: "t3/call_1". */
+export function approvalKey(taskId: string, callId: string): string {
+  return `${taskId}/${callId}`;
 }
 
 export function initialState(connection: ConnectionState = 'no-kernel'): IState {
@@ -81,11 +123,72 @@ export function initialState(connection: ConnectionState = 'no-kernel'): IState 
     totals: {},
     seenTerminal: new Set(),
     history: [],
-    ops: new Set(FIRST_OPS)
+    ops: new Set(FIRST_OPS),
+    pending: new Set(),
+    groupsDone: new Map()
   };
 }
 
 export function reduce(state: IState, action: Action): IReduction {
+  const { state: reduced, finished: ended } = reduceTasks(state, action);
+  const finished = ended.filter(t => !t.group_id);
+  if (reduced.tasks === state.tasks && reduced.pending === state.pending) {
+    return { state: reduced, finished, groupsFinished: [], asked: [], settled: [] };
+  }
+  const groups = noteGroups(state.groupsDone, reduced, action.type === 'delta');
+  const next = { ...reduced, groupsDone: groups.done };
+  // Which calls wait now, against which waited before this step.
+  const pending = new Set<string>();
+  const asked: IAskedCall[] = [];
+  for (const { task } of next.tasks.values()) {
+    if (taskEnded(task)) {
+      continue;
+    }
+    for (const call of task.pending_approvals ?? []) {
+      const key = approvalKey(task.id, call.call_id);
+      pending.add(key);
+      if (!state.pending.has(key)) {
+        asked.push({ task, call });
+      }
+    }
+  }
+  const settled = [...state.pending].filter(key => !pending.has(key));
+  return {
+    state: { ...next, pending },
+    finished,
+    groupsFinished: groups.finished,
+    asked,
+    settled
+  };
+}
+
+/**
+ * Groups whose every task has ended now and had not before. A group first seen already done
+ * in a snapshot (a page reload) is not announced; in a delta (made and done within one
+ * coalescing window) it is.
+ */
+function noteGroups(
+  before: ReadonlyMap<string, boolean>,
+  state: IState,
+  inDelta: boolean
+): { done: Map<string, boolean>; finished: IGroupSummary[] } {
+  const done = new Map<string, boolean>();
+  const finished: IGroupSummary[] = [];
+  if (state.connection !== 'connected') {
+    return { done, finished };
+  }
+  for (const group of groupsOf(state.totals).values()) {
+    const now = group.total > 0 && group.done >= group.total;
+    const was = before.get(group.id);
+    if (now && (was === false || (was === undefined && inDelta))) {
+      finished.push(group);
+    }
+    done.set(group.id, now);
+  }
+  return { done, finished };
+}
+
+function reduceTasks(state: IState, action: Action): { state: IState; finished: ITask[] } {
   switch (action.type) {
     case 'connecting':
       // A new comm numbers its messages from 1 again; keep the tasks so that a
@@ -108,11 +211,15 @@ export function reduce(state: IState, action: Action): IReduction {
   }
 }
 
-function unchanged(state: IState): IReduction {
+function unchanged(state: IState): { state: IState; finished: ITask[] } {
   return { state, finished: [] };
 }
 
-function applySnapshot(state: IState, msg: ISnapshotMsg, now: number): IReduction {
+function applySnapshot(
+  state: IState,
+  msg: ISnapshotMsg,
+  now: number
+): { state: IState; finished: ITask[] } {
   if (msg.seq <= state.seq) {
     return unchanged(state);
   }
@@ -141,13 +248,19 @@ function applySnapshot(state: IState, msg: ISnapshotMsg, now: number): IReductio
       totals: msg.totals,
       seenTerminal: seen,
       history: msg.history ?? [],
-      ops: new Set(Array.isArray(msg.ops) ? msg.ops : FIRST_OPS)
+      ops: new Set(Array.isArray(msg.ops) ? msg.ops : FIRST_OPS),
+      pending: state.pending,
+      groupsDone: state.groupsDone
     },
     finished
   };
 }
 
-function applyDelta(state: IState, msg: IDeltaMsg, now: number): IReduction {
+function applyDelta(
+  state: IState,
+  msg: IDeltaMsg,
+  now: number
+): { state: IState; finished: ITask[] } {
   if (msg.seq <= state.seq || state.connection !== 'connected') {
     // Stale, duplicate, or before the snapshot (which will carry the same facts).
     return unchanged(state);
@@ -199,6 +312,8 @@ function noteFinished(
 export interface ICounts {
   running: number;
   queued: number;
+  /** Waiting for a person to approve or deny a tool call. */
+  awaiting: number;
   /** Live in a state this frontend does not know by name (a newer kernel's). */
   otherLive: number;
   finished: number;
@@ -206,7 +321,7 @@ export interface ICounts {
 }
 
 export function counts(state: IState): ICounts {
-  const c: ICounts = { running: 0, queued: 0, otherLive: 0, finished: 0, total: 0 };
+  const c: ICounts = { running: 0, queued: 0, awaiting: 0, otherLive: 0, finished: 0, total: 0 };
   for (const { task } of state.tasks.values()) {
     c.total += 1;
     if (taskEnded(task)) {
@@ -215,6 +330,8 @@ export function counts(state: IState): ICounts {
       c.running += 1;
     } else if (task.state === 'queued') {
       c.queued += 1;
+    } else if (task.state === 'awaiting_approval') {
+      c.awaiting += 1;
     } else {
       c.otherLive += 1;
     }
@@ -222,13 +339,20 @@ export function counts(state: IState): ICounts {
   return c;
 }
 
-/** The status-bar text: "2 running · 1 queued" (· "1 other live" when a newer kernel says so). */
+/**
+ * The status-bar text: "2 running · 1 queued", then " · 1 awaiting approval" and
+ * " · 1 other live" (a newer kernel's state) when there are any.
+ */
 export function statusText(c: ICounts): string {
+  const awaiting = c.awaiting > 0 ? ` · ${c.awaiting} awaiting approval` : '';
   const other = c.otherLive > 0 ? ` · ${c.otherLive} other live` : '';
-  return `${c.running} running · ${c.queued} queued${other}`;
+  return `${c.running} running · ${c.queued} queued${awaiting}${other}`;
 }
 
-/** Display order: running, then other live states, then finished; newest first within each. */
+/**
+ * Display order: awaiting approval, running, other live states, then finished; newest first
+ * within each.
+ */
 export function orderedTasks(state: IState): ITaskEntry[] {
   const rank = (t: ITask) => stateRank(t.state, t.terminal);
   return [...state.tasks.values()].sort(
@@ -239,84 +363,16 @@ export function orderedTasks(state: IState): ITaskEntry[] {
   );
 }
 
-/** Elapsed seconds now: a running task keeps ticking between deltas. */
+/** Whether a task's elapsed time moves (started, not ended): it ticks between deltas. */
+export function ticks(task: ITask): boolean {
+  return (task.state === 'running' || task.state === 'awaiting_approval') && !taskEnded(task);
+}
+
+/** Elapsed seconds now: a started task keeps ticking between deltas. */
 export function elapsedNow(entry: ITaskEntry, now: number): number {
   const { task } = entry;
-  if (task.state !== 'running' || taskEnded(task)) {
+  if (!ticks(task)) {
     return task.elapsed_s;
   }
   return task.elapsed_s + Math.max(0, now - entry.receivedAt) / 1000;
-}
-
-export function formatElapsed(seconds: number): string {
-  if (seconds < 60) {
-    return `${seconds.toFixed(1)}s`;
-  }
-  const s = Math.floor(seconds);
-  if (s < 3600) {
-    return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
-  }
-  return `${Math.floor(s / 3600)}h ${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
-}
-
-export function formatTokens(n: number): string {
-  if (n < 1000) {
-    return String(n);
-  }
-  if (n < 1_000_000) {
-    return `${(n / 1000).toFixed(n < 10_000 ? 1 : 0)}k`;
-  }
-  return `${(n / 1_000_000).toFixed(1)}M`;
-}
-
-export function taskLabel(task: ITask): string {
-  return task.name ? `${task.name} (${task.id})` : task.id;
-}
-
-export type NotificationKind = 'success' | 'error' | 'warning';
-
-/** What the finish notification of one task says. */
-export function finishNotice(task: ITask): { kind: NotificationKind; message: string } {
-  const label = taskLabel(task);
-  const took = formatElapsed(task.elapsed_s);
-  switch (task.state) {
-    case 'succeeded':
-      return { kind: 'success', message: `Hermes task ${label} succeeded in ${took}.` };
-    case 'failed':
-      return {
-        kind: 'error',
-        message: `Hermes task ${label} failed: ${firstLine(task.error) || 'no error message'}`
-      };
-    case 'cancelled':
-      return { kind: 'warning', message: `Hermes task ${label} was cancelled after ${took}.` };
-    default:
-      return { kind: 'warning', message: `Hermes task ${label} was ${task.state}.` };
-  }
-}
-
-/**
- * The variable name offered when collecting a task: `result_<id>`, never the task's name
- * (in `review = %delegate -n review ...` that name holds the Task). Sent with `free: true`
- * when the user keeps it, so the kernel takes a free variant if the name is taken.
- */
-export function suggestedVariable(task: ITask): string {
-  return `result_${task.id.replace(/[^A-Za-z0-9_]+/g, '_')}`;
-}
-
-/** One line for a task of an earlier kernel: "t3 'review' · interrupted (kernel stopped)". */
-export function historyLine(task: IHistoryTask): string {
-  const label = task.name ? `${task.id} '${task.name}'` : task.id;
-  const why =
-    task.state === 'interrupted'
-      ? ' — its kernel stopped before it ended'
-      : task.error
-        ? ` — ${firstLine(task.error)}`
-        : task.summary
-          ? ` — ${firstLine(task.summary)}`
-          : '';
-  return `${label} · ${task.state}${why}`;
-}
-
-function firstLine(text: string | null): string {
-  return (text ?? '').split('\n', 1)[0].trim();
 }

@@ -1,34 +1,26 @@
 /**
- * The "Hermes tasks" side panel: the live task list of the active notebook's kernel.
+ * The "Hermes tasks" side panel: the live task tree of the active notebook's kernel.
  *
- * Plain DOM in a Lumino widget. Rows are keyed by task id and updated in place,
- * so a half-typed steering message keeps its text and focus while deltas arrive.
+ * Plain DOM in a Lumino widget. The tree (tree.ts) is shown as one flat list, each row
+ * indented by its depth; rows are keyed by node and updated in place, so a half-typed
+ * steering message or denial reason keeps its text and focus while deltas arrive.
  */
 
-import { Notification } from '@jupyterlab/apputils';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { cancelTask, collectIntoVariable, IOutcome, steerTask } from './actions';
+import { AgentRow, GroupRow } from './cards';
 import { HermesController } from './controller';
+import { el, button, placeRow } from './dom';
+import { totalsLine } from './figures';
 import { KernelLink } from './link';
-import {
-  IState,
-  ITaskEntry,
-  counts,
-  elapsedNow,
-  formatElapsed,
-  formatTokens,
-  historyLine,
-  orderedTasks,
-  statusText,
-  taskEnded
-} from './model';
-import { IHistoryTask, ITask } from './protocol';
+import { IState, counts, historyLine, statusText, ticks } from './model';
+import { IHistoryTask } from './protocol';
+import { TaskRow } from './taskrow';
+import { IRow, buildTree, flatten, waitingCalls } from './tree';
 
-/** Output lines shown per task (the kernel sends a few more). */
-const OUTPUT_LINES = 6;
+type Row = TaskRow | AgentRow | GroupRow;
 
 export const PANEL_ID = 'hermes-jupyter-panel';
 
@@ -46,12 +38,15 @@ export class HermesPanel extends Widget {
     const header = el('div', 'jp-HermesPanel-header');
     header.append(el('h2', 'jp-HermesPanel-title', 'Hermes tasks'));
     this._subtitle = el('div', 'jp-HermesPanel-subtitle');
-    header.append(this._subtitle);
+    this._totals = el('div', 'jp-HermesPanel-totals');
+    header.append(this._subtitle, this._totals);
     this._notice = el('div', 'jp-HermesPanel-notice');
     this._reconnect = button('Reconnect', 'jp-HermesPanel-reconnect', () =>
       this._controller.activeLink?.reconnect()
     );
     this._list = el('ul', 'jp-HermesPanel-list');
+    this._list.setAttribute('role', 'tree');
+    this._list.setAttribute('aria-label', 'Hermes tasks');
     this._history = el('details', 'jp-HermesPanel-history');
     this._historyTitle = el('summary', 'jp-HermesPanel-historyTitle');
     this._historyList = el('ul', 'jp-HermesPanel-historyList');
@@ -86,6 +81,9 @@ export class HermesPanel extends Widget {
       state.connection === 'connected'
         ? `${notebook} · ${statusText(c)}`
         : notebook || 'No active notebook';
+    const figures = state.connection === 'connected' && c.total > 0 ? totalsLine(state.totals) : '';
+    this._totals.textContent = figures;
+    this._totals.hidden = figures === '';
     this._renderNotice(state, c.total);
     if (link !== this._rowsLink) {
       // Another kernel: rows (and their half-typed messages) belong to the old one.
@@ -98,7 +96,7 @@ export class HermesPanel extends Widget {
       return;
     }
     this._renderRows(link, state);
-    if (c.running > 0 && this.isVisible) {
+    if ([...state.tasks.values()].some(e => ticks(e.task)) && this.isVisible) {
       this._startTicking();
     } else {
       this._stopTicking();
@@ -114,23 +112,19 @@ export class HermesPanel extends Widget {
   }
 
   private _renderRows(link: KernelLink, state: IState): void {
-    const entries = orderedTasks(state);
+    const rows = flatten(buildTree(state), key => this._expanded.has(key));
     const now = Date.now();
-    const alive = new Set(entries.map(e => e.task.id));
-    for (const [id, row] of this._rows) {
-      if (!alive.has(id)) {
+    const alive = new Set(rows.map(r => r.node.key));
+    for (const [key, row] of this._rows) {
+      if (!alive.has(key)) {
         row.node.remove();
-        this._rows.delete(id);
+        this._rows.delete(key);
       }
     }
     let previous: HTMLElement | null = null;
-    for (const entry of entries) {
-      let row = this._rows.get(entry.task.id);
-      if (row === undefined) {
-        row = new TaskRow(link);
-        this._rows.set(entry.task.id, row);
-      }
-      row.update(entry, now);
+    for (const item of rows) {
+      const row = this._row(link, item, state, now);
+      placeRow(row.node, item.depth, item.parent);
       // Move only rows that are out of place: moving a node drops focus inside it.
       const expected: ChildNode | null = previous ? previous.nextSibling : this._list.firstChild;
       if (expected !== row.node) {
@@ -138,6 +132,42 @@ export class HermesPanel extends Widget {
       }
       previous = row.node;
     }
+  }
+
+  /** The row of one tree node, made the first time, brought up to date. */
+  private _row(link: KernelLink, item: IRow, state: IState, now: number): Row {
+    const { node } = item;
+    let row = this._rows.get(node.key);
+    if (node.kind === 'task') {
+      if (!(row instanceof TaskRow)) {
+        row = new TaskRow(link);
+      }
+      row.update(node.entry, now, state.ops);
+    } else if (node.kind === 'agent') {
+      if (!(row instanceof AgentRow)) {
+        row = new AgentRow();
+      }
+      row.update(node.agent);
+    } else {
+      if (!(row instanceof GroupRow)) {
+        row = new GroupRow(() => this._toggle(node.key), link);
+      }
+      row.update(node.group, this._expanded.has(node.key), waitingCalls(node), state.ops.has('approve'));
+    }
+    const old = this._rows.get(node.key);
+    if (old !== undefined && old !== row) {
+      old.node.remove();
+    }
+    this._rows.set(node.key, row);
+    return row;
+  }
+
+  /** Expand or fold a group card. */
+  private _toggle(key: string): void {
+    if (!this._expanded.delete(key)) {
+      this._expanded.add(key);
+    }
+    this._render();
   }
 
   /** Tasks of earlier kernels (journal): read-only lines, interrupted ones marked. */
@@ -178,15 +208,16 @@ export class HermesPanel extends Widget {
   private _tick(): void {
     const now = Date.now();
     const state = this._controller.activeState;
-    for (const [id, row] of this._rows) {
-      const entry = state.tasks.get(id);
-      if (entry !== undefined) {
+    for (const [key, row] of this._rows) {
+      const entry = key.startsWith('task:') ? state.tasks.get(key.slice(5)) : undefined;
+      if (entry !== undefined && row instanceof TaskRow) {
         row.updateElapsed(entry, now);
       }
     }
   }
 
   private _subtitle: HTMLElement;
+  private _totals: HTMLElement;
   private _notice: HTMLElement;
   private _reconnect: HTMLButtonElement;
   private _list: HTMLElement;
@@ -194,7 +225,9 @@ export class HermesPanel extends Widget {
   private _historyTitle: HTMLElement;
   private _historyList: HTMLElement;
   private _historyKey = '';
-  private _rows = new Map<string, TaskRow>();
+  private _rows = new Map<string, Row>();
+  /** Keys of the group cards shown open. */
+  private _expanded = new Set<string>();
   private _rowsLink: KernelLink | null = null;
   private _ticker: ReturnType<typeof setInterval> | null = null;
 }
@@ -218,198 +251,4 @@ function noticeText(state: IState, total: number): string {
     case 'connected':
       return total === 0 ? 'No tasks yet. Start one with %delegate in a cell.' : '';
   }
-}
-
-/** One task in the list; owns its DOM and updates it in place. */
-class TaskRow {
-  readonly node = el('li', 'jp-HermesTask');
-
-  constructor(private readonly _link: KernelLink) {
-    const head = el('div', 'jp-HermesTask-head');
-    head.append(this._badge, this._name, this._id);
-    const form = el('form', 'jp-HermesTask-steerForm');
-    this._input.type = 'text';
-    this._input.className = 'jp-HermesTask-steerInput jp-mod-styled';
-    this._input.placeholder = 'Steer the agent…';
-    this._input.setAttribute('aria-label', 'Steering message');
-    form.append(this._input, this._steerButton);
-    form.addEventListener('submit', ev => {
-      ev.preventDefault();
-      this._steer();
-    });
-    this._steerForm = form;
-    const actions = el('div', 'jp-HermesTask-actions');
-    actions.append(this._collectButton, this._cancelButton);
-    this.node.append(
-      head,
-      this._meta,
-      this._activity,
-      this._output,
-      this._outcome,
-      this._steering,
-      form,
-      actions,
-      this._feedback
-    );
-  }
-
-  update(entry: ITaskEntry, now: number): void {
-    const task = entry.task;
-    if (this._task !== null && this._task.state !== task.state) {
-      // "Cancelling t6…" or "…stored in result_t5 when it ends" described the old state.
-      this._feedback.hidden = true;
-      this._feedback.textContent = '';
-    }
-    this._task = task;
-    const done = taskEnded(task);
-    this.node.dataset.taskId = task.id;
-    this.node.dataset.state = task.state;
-    this._badge.textContent = task.state;
-    this._badge.dataset.state = task.state;
-    this._name.textContent = task.name ?? firstWords(task.goal);
-    this._name.title = task.goal;
-    this._id.textContent = task.id;
-    this.updateElapsed(entry, now);
-    this._activity.textContent = done ? '' : task.activity || (task.last_tool ? `tool: ${task.last_tool}` : '');
-    this._activity.hidden = this._activity.textContent === '';
-    // Once a task has its summary, that is the output worth reading.
-    const tail = done && task.summary ? '' : task.recent_output.slice(-OUTPUT_LINES).join('\n');
-    if (this._output.textContent !== tail) {
-      this._output.textContent = tail;
-      this._output.scrollTop = this._output.scrollHeight; // follow the newest line
-    }
-    this._output.hidden = tail === '';
-    const outcome = task.error ? `Error: ${task.error}` : done ? (task.summary ?? '') : '';
-    setText(this._outcome, outcome);
-    this._outcome.hidden = outcome === '';
-    this._outcome.dataset.kind = task.error ? 'error' : 'summary';
-    this._renderSteering(task);
-    this._steerForm.hidden = done;
-    this._cancelButton.hidden = done;
-  }
-
-  updateElapsed(entry: ITaskEntry, now: number): void {
-    const t = entry.task;
-    const parts = [
-      formatElapsed(elapsedNow(entry, now)),
-      `${formatTokens(t.tokens)} tokens`,
-      `${t.api_calls} call${t.api_calls === 1 ? '' : 's'}`,
-      t.model
-    ];
-    setText(this._meta, parts.filter(Boolean).join(' · '));
-  }
-
-  private _renderSteering(task: ITask): void {
-    const items = task.steering.map(s => {
-      const li = el('li', 'jp-HermesTask-steer');
-      li.dataset.delivered = String(s.delivered);
-      li.textContent = `${s.delivered ? '✓' : '…'} ${s.message}`;
-      li.title = s.delivered ? 'Delivered to the agent' : 'Queued: the agent sees it at its next step';
-      return li;
-    });
-    const key = task.steering.map(s => `${s.delivered}:${s.message}`).join('\n');
-    if (key !== this._steeringKey) {
-      this._steeringKey = key;
-      this._steering.replaceChildren(...items);
-    }
-    this._steering.hidden = items.length === 0;
-  }
-
-  private _steer(): void {
-    const message = this._input.value.trim();
-    if (!message || this._task === null) {
-      return;
-    }
-    this._run(steerTask(this._link, this._task, message), ok => {
-      if (ok) {
-        this._input.value = '';
-      }
-    });
-  }
-
-  private _run(pending: Promise<IOutcome | null>, after?: (ok: boolean) => void): void {
-    this._feedback.hidden = true;
-    const askedIn = this._task?.state;
-    void pending.then(outcome => {
-      if (outcome === null) {
-        return;
-      }
-      if (outcome.ok && this._task !== null && this._task.state !== askedIn) {
-        // The state moved on before the reply came: the reply is already out of date.
-        after?.(outcome.ok);
-        return;
-      }
-      this._feedback.textContent = outcome.text;
-      this._feedback.dataset.ok = String(outcome.ok);
-      this._feedback.hidden = false;
-      after?.(outcome.ok);
-      if (!outcome.ok) {
-        Notification.error(outcome.text, { autoClose: 8000 });
-      }
-    });
-  }
-
-  private _task: ITask | null = null;
-  private _steeringKey = '';
-  private _badge = el('span', 'jp-HermesTask-badge');
-  private _name = el('span', 'jp-HermesTask-name');
-  private _id = el('span', 'jp-HermesTask-id');
-  private _meta = el('div', 'jp-HermesTask-meta');
-  private _activity = el('div', 'jp-HermesTask-activity');
-  private _output = el('pre', 'jp-HermesTask-output');
-  private _outcome = el('div', 'jp-HermesTask-outcome');
-  private _steering = el('ul', 'jp-HermesTask-steering');
-  private _steerForm: HTMLFormElement;
-  private _input = document.createElement('input');
-  private _steerButton = button('Steer', 'jp-HermesTask-steerButton', () => this._steer(), 'submit');
-  private _collectButton = button('Collect', 'jp-HermesTask-collect', () => {
-    if (this._task !== null) {
-      this._run(collectIntoVariable(this._link, this._task));
-    }
-  });
-  private _cancelButton = button('Cancel', 'jp-HermesTask-cancel', () => {
-    if (this._task !== null) {
-      this._run(cancelTask(this._link, this._task));
-    }
-  });
-  private _feedback = el('div', 'jp-HermesTask-feedback');
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
-
-function button(
-  label: string,
-  className: string,
-  onClick: () => void,
-  type: 'button' | 'submit' = 'button'
-): HTMLButtonElement {
-  const node = el('button', `jp-Button jp-mod-styled jp-mod-small ${className}`, label);
-  node.type = type;
-  if (type === 'button') {
-    node.addEventListener('click', onClick);
-  }
-  return node;
-}
-
-/** Assign text only when it differs: avoids needless layout and keeps selections. */
-function setText(node: HTMLElement, text: string): void {
-  if (node.textContent !== text) {
-    node.textContent = text;
-  }
-}
-
-function firstWords(text: string, max = 60): string {
-  const line = text.split('\n', 1)[0];
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }

@@ -23,6 +23,19 @@ export interface ISteerRecord {
   delivered: boolean;
 }
 
+/** One tool call waiting for a person's decision (`approve` / `deny` requests). */
+export interface IPendingApproval {
+  /** The call's id as the model named it; what `approve` / `deny` send as `call_id`. */
+  call_id: string;
+  tool: string;
+  /** The call's arguments as JSON text, secrets redacted, long text clipped by the kernel. */
+  arguments: string;
+  /** Why the call needs approval. */
+  reason: string;
+  /** Epoch seconds. */
+  requested_at: number;
+}
+
 /** One task as `TaskStatus.to_dict(tail=N)` renders it (long strings clipped by the kernel). */
 export interface ITask {
   id: string;
@@ -45,6 +58,18 @@ export interface ITask {
   version: number;
   /** Whether `state` is an end (kernels from this release on send it; else known states decide). */
   terminal?: boolean;
+  /** Who started it: null (the user), an agent's owner id "agent:NAME", or a task id. */
+  owner?: string | null;
+  /** The task that started this one (null for the user's and agents' tasks). */
+  parent_id?: string | null;
+  /** 1 for a task the user or an agent started, 2 for its child, ... */
+  depth?: number;
+  /** Known cost in USD, or null when its calls have no known price. */
+  cost_usd?: number | null;
+  /** Calls waiting for approval, oldest first (while `state` is `awaiting_approval`). */
+  pending_approvals?: IPendingApproval[];
+  /** The fan-out group (`Session.map`) it belongs to, like "g1"; null for the rest. */
+  group_id?: string | null;
 }
 
 /** A task of an earlier kernel, from the live session's journal: read-only. */
@@ -117,7 +142,7 @@ export interface IErrorMsg {
 
 export type KernelMessage = ISnapshotMsg | IDeltaMsg | IReplyMsg | IErrorMsg;
 
-export type RequestOp = 'steer' | 'cancel' | 'collect' | 'snapshot';
+export type RequestOp = 'steer' | 'cancel' | 'collect' | 'snapshot' | 'approve' | 'deny';
 
 /** Fields a request may carry; a kernel ignores the ones it does not know. */
 export interface IRequestFields {
@@ -128,6 +153,10 @@ export interface IRequestFields {
   free?: boolean;
   /** collect: the user confirmed replacing what `variable` holds. */
   overwrite?: boolean;
+  /** approve / deny: the pending call decided (omitted: the oldest). */
+  call_id?: string;
+  /** deny: why, read by the model as the call's result. */
+  reason?: string;
 }
 
 export interface IRequest extends IRequestFields {

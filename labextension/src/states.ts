@@ -4,13 +4,14 @@
  * Pure module. The kernel is the source of truth: each task carries `terminal`, and each
  * snapshot lists `states` (from Python's `core.models.TaskState`), which `learnStates` adds
  * here. A state this frontend has never heard of, with no `terminal` flag, is shown as live:
- * a later kernel's `awaiting_approval` must never look finished.
+ * a later kernel's new state must never look finished.
  */
 
 /** States this build knows by name; any other string is a valid state too. */
 export const KNOWN_STATES = [
   'queued',
   'running',
+  'awaiting_approval',
   'succeeded',
   'failed',
   'cancelled',
@@ -22,7 +23,7 @@ export type KnownState = (typeof KNOWN_STATES)[number];
 export type TaskState = KnownState | (string & {});
 
 const terminalStates = new Set<string>(['succeeded', 'failed', 'cancelled', 'interrupted']);
-const liveStates = new Set<string>(['queued', 'running']);
+const liveStates = new Set<string>(['queued', 'running', 'awaiting_approval']);
 
 /** Add the states a kernel announced in its snapshot (`{live: [...], terminal: [...]}`). */
 export function learnStates(states: unknown): void {
@@ -49,10 +50,13 @@ export function isTerminal(state: TaskState, flag?: unknown): boolean {
   return typeof flag === 'boolean' ? flag : terminalStates.has(state);
 }
 
-/** Display order: running first, then other live states, then every ended one. */
+/**
+ * Display order: tasks waiting for a person's approval first (they need one), then running,
+ * then other live states, then every ended one.
+ */
 export function stateRank(state: TaskState, flag?: unknown): number {
   if (isTerminal(state, flag)) {
-    return 2;
+    return 3;
   }
-  return state === 'running' ? 0 : 1;
+  return state === 'awaiting_approval' ? 0 : state === 'running' ? 1 : 2;
 }

@@ -47,6 +47,7 @@ export class HermesStatus extends Widget {
       this.node.textContent = text;
     }
     this.node.dataset.running = String(c.running);
+    this.node.dataset.awaiting = String(c.awaiting);
     if (this.isActive !== this._wasActive) {
       this._wasActive = this.isActive;
       this._activeStateChanged.emit();

@@ -122,7 +122,7 @@ describe('delta', () => {
       { type: 'delta', msg: delta(2, [task('t2', 'running', 2), task('t3', 'queued')]), now }
     );
     assert.equal(state.tasks.get('t2')?.task.state, 'running');
-    assert.deepEqual(counts(state), { running: 2, queued: 1, otherLive: 0, finished: 0, total: 3 });
+    assert.deepEqual(counts(state), { running: 2, queued: 1, awaiting: 0, otherLive: 0, finished: 0, total: 3 });
     assert.deepEqual(state.totals, { n: 2 });
   });
 
@@ -194,7 +194,7 @@ describe('kernel life cycle', () => {
       { type: 'reset', connection: 'connecting' }
     );
     assert.equal(state.tasks.size, 0);
-    assert.deepEqual(counts(state), { running: 0, queued: 0, otherLive: 0, finished: 0, total: 0 });
+    assert.deepEqual(counts(state), { running: 0, queued: 0, awaiting: 0, otherLive: 0, finished: 0, total: 0 });
     assert.equal(state.connection, 'connecting');
   });
 
@@ -234,7 +234,14 @@ describe('derived views', () => {
   });
 
   it('status text', () => {
-    assert.equal(statusText({ running: 2, queued: 1, otherLive: 0, finished: 4, total: 7 }), '2 running · 1 queued');
+    assert.equal(
+      statusText({ running: 2, queued: 1, awaiting: 0, otherLive: 0, finished: 4, total: 7 }),
+      '2 running · 1 queued'
+    );
+    assert.equal(
+      statusText({ running: 0, queued: 0, awaiting: 2, otherLive: 0, finished: 0, total: 2 }),
+      '0 running · 0 queued · 2 awaiting approval'
+    );
   });
 
   it('running tasks tick between deltas; finished ones do not', () => {
@@ -278,18 +285,25 @@ describe('derived views', () => {
       {
         type: 'delta',
         msg: delta(2, [
-          task('t1', 'awaiting_approval', 2),
+          task('t1', 'paused', 2),
           task('t2', 'skipped', 2, { terminal: true })
         ]),
         now: 0
       }
     );
-    assert.deepEqual(counts(state), { running: 0, queued: 0, otherLive: 1, finished: 1, total: 2 });
+    assert.deepEqual(counts(state), {
+      running: 0,
+      queued: 0,
+      awaiting: 0,
+      otherLive: 1,
+      finished: 1,
+      total: 2
+    });
     assert.deepEqual(finished, ['t2']);
     assert.deepEqual(orderedTasks(state).map(e => e.task.id), ['t1', 't2']);
     assert.equal(statusText(counts(state)), '0 running · 0 queued · 1 other live');
-    const waiting = { task: task('t1', 'awaiting_approval', 1, { elapsed_s: 3 }), receivedAt: 0 };
-    assert.equal(elapsedNow(waiting, 1000), 3); // only running ticks
+    const paused = { task: task('t1', 'paused', 1, { elapsed_s: 3 }), receivedAt: 0 };
+    assert.equal(elapsedNow(paused, 1000), 3); // a state it does not know does not tick
   });
 
   it('keeps fields it does not know, ignores the protocol number, lists history', () => {

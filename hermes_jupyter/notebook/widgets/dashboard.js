@@ -4,7 +4,9 @@
 // `task:<id>`, whose value is that task's card. The kernel sends one partial state update per
 // refresher tick with only the keys that changed, so the model (and with it a saved notebook)
 // is always whole. Views re-render only the cards whose version changed. Clicks go to the
-// kernel as "action" custom messages; each gets a "reply" custom message.
+// kernel as "action" custom messages; each gets a "reply" custom message. `_layout` (the rows of
+// the tree: parent agents, tasks, fan-out groups; see cards.py `layout`) orders the cards;
+// tree.js (appended to this module by dashboard.py) draws the agent and group rows.
 
 // Task states come from Python (core.models.TaskState), never from a list here: the filter
 // and the counts use the keys of `_totals.counts`, and a card is live unless its `terminal`
@@ -12,6 +14,8 @@
 function statesOf(totals) {
   return Object.keys((totals && totals.counts) || {});
 }
+
+const RARE_STATES = ["interrupted", "awaiting_approval"];
 
 function isLive(data) {
   return !data.terminal;
@@ -26,6 +30,8 @@ class DashboardView {
   constructor(model, el) {
     this.model = model;
     this.cards = new Map(); // id -> Card
+    this.nodes = new Map(); // "agent:NAME" or "g1" -> AgentNode / GroupCard (tree.js)
+    this.layoutSeen = undefined;
     this.filter = "all";
     this.pending = new Map(); // request id -> what to do on success
     this.viewId = Math.random().toString(36).slice(2, 8);
@@ -96,6 +102,7 @@ class DashboardView {
     const title = h("span", "hj-title-main", "Hermes tasks");
     this.counts = h("span", "hj-counts");
     this.usage = h("span", "hj-usage");
+    this.waiting = h("span", "hj-waiting");
     this.select = h("select", "hj-filter");
     this.select.title = "Show tasks in this state";
     this.stateKey = null;
@@ -107,7 +114,8 @@ class DashboardView {
     this.cancelAll.addEventListener("click", () =>
       this.request({ action: "cancel_all" }, this.headerReply));
     this.headerReply = h("span", "hj-reply");
-    header.append(title, this.counts, this.usage, this.select, this.cancelAll, this.headerReply);
+    header.append(title, this.counts, this.usage, this.waiting, this.select, this.cancelAll,
+      this.headerReply);
     return header;
   }
 
@@ -130,14 +138,20 @@ class DashboardView {
       this.lastLive = live;
     }
     this.counts.replaceChildren(
-      ...states.filter((s) => s !== "interrupted" || counts[s]).map((s) => {
-        const chip = h("span", "hj-count", `${counts[s] || 0} ${s}`);
+      // rare states (as in static_view.py) show only while some task is in them
+      ...states.filter((s) => !RARE_STATES.includes(s) || counts[s]).map((s) => {
+        const chip = h("span", "hj-count", `${counts[s] || 0} ${s.replace("_", " ")}`);
         chip.dataset.state = s;
         return chip;
       }),
     );
     this.usage.textContent =
-      `${fmt(totals.tokens || 0)} tokens · ${plural(totals.api_calls || 0, "call")}`;
+      `${fmt(totals.tokens || 0)} tokens · ${plural(totals.api_calls || 0, "call")}` +
+      costText(totals.cost_usd, totals.cost_unknown);
+    const waiting = totals.waiting || 0;
+    this.waiting.textContent = waiting ? waitingText(waiting) : "";
+    this.waiting.hidden = !waiting;
+    renderNodes(this, totals);
     this.cancelAll.disabled = this.liveCount() === 0;
   }
 
@@ -163,10 +177,17 @@ class DashboardView {
       card.set(data, now);
       this.applyFilter(card);
     }
+    const rows = this.model.get("_layout");
+    if (rows && rows !== this.layoutSeen) {
+      this.layoutSeen = rows;
+      arrange(this, rows);
+    }
     this.empty.hidden = this.cards.size > 0;
   }
 
   insert(card) {
+    if (this.model.get("_layout")) return; // arrange() places it
+
     // newest first: before the first card with a smaller task number
     for (const node of this.list.children) {
       if (number(node.dataset.taskId) < card.num) {
@@ -185,7 +206,7 @@ class DashboardView {
     if (!this.live) return; // a snapshot's clocks stand still
     const now = Date.now();
     for (const card of this.cards.values()) {
-      if (card.data.state === "running") card.renderStats(now);
+      if (ticking(card.data)) card.renderStats(now);
     }
   }
 
@@ -210,7 +231,8 @@ class DashboardView {
     }
     if (!msg || msg.type !== "reply") return;
     const card = this.cards.get(msg.task);
-    const target = msg.action === "cancel_all" ? this.headerReply : (card || {}).reply;
+    const node = msg.group ? this.nodes.get(msg.group) : null; // a group card's button
+    const target = msg.action === "cancel_all" ? this.headerReply : (node || card || {}).reply;
     if (target && card && msg.ok && card.askedIn[msg.req] !== undefined &&
         card.askedIn[msg.req] !== card.data.state) {
       // the task changed state before the answer came: "Cancelling t6…" is already stale
@@ -253,9 +275,11 @@ class Card {
     this.tail = h("pre", "hj-tail");
     this.steering = h("ul", "hj-steering");
     this.result = h("div", "hj-result");
+    this.approvals = this.buildApprovals();
     this.actions = this.buildActions();
     this.reply = h("div", "hj-reply");
-    this.body.append(this.goal, this.tail, this.steering, this.result, this.actions, this.reply);
+    this.body.append(this.goal, this.approvals, this.tail, this.steering, this.result,
+      this.actions, this.reply);
     el.append(summary, this.body);
   }
 
@@ -299,6 +323,46 @@ class Card {
     return row;
   }
 
+  /** Tool calls waiting for a person: each with Approve and Deny (the box: why, optional). */
+  buildApprovals() {
+    const box = h("div", "hj-approvals");
+    this.pendingList = h("div", "hj-pending-list");
+    this.pendingKey = "";
+    this.denyReason = h("input", "hj-deny-reason");
+    this.denyReason.placeholder = "Reason for a denial (optional): the model reads it";
+    box.append(this.pendingList, this.denyReason);
+    box.hidden = true;
+    return box;
+  }
+
+  renderApprovals() {
+    const pending = this.data.pending || [];
+    this.approvals.hidden = pending.length === 0;
+    const key = JSON.stringify(pending);
+    if (key === this.pendingKey) return; // keep the buttons under the pointer as they are
+    this.pendingKey = key;
+    const id = this.data.id;
+    this.pendingList.replaceChildren(...pending.map((p) => {
+      const item = h("div", "hj-pending");
+      item.dataset.callId = p.call_id;
+      const head = h("div", "hj-pending-head");
+      head.append(h("b", null, p.tool), " waits for your approval ",
+        h("code", "hj-call-id", p.call_id), p.reason ? ` · ${p.reason}` : "");
+      const args = h("pre", "hj-args", p.arguments);
+      const approve = h("button", "hj-btn hj-approve", "Approve");
+      approve.addEventListener("click", () => this.view.request(
+        { action: "approve", task: id, call_id: p.call_id }, this.reply));
+      const deny = h("button", "hj-btn hj-danger hj-deny", "Deny");
+      deny.addEventListener("click", () => this.view.request(
+        { action: "deny", task: id, call_id: p.call_id, reason: this.denyReason.value.trim() },
+        this.reply, () => { this.denyReason.value = ""; }));
+      const buttons = h("span", "hj-group");
+      buttons.append(approve, deny);
+      item.append(head, args, buttons);
+      return item;
+    }));
+  }
+
   /** After "`x` already holds a …": a button to replace it, and the free name in the box. */
   offerReplace(msg) {
     const replace = h("button", "hj-btn hj-danger hj-replace", `Replace ${msg.variable}`);
@@ -333,6 +397,11 @@ class Card {
       this.el.open = live;
     }
     this.steerInput.disabled = this.steerBtn.disabled = this.cancelBtn.disabled = !live;
+    this.renderApprovals(); // even while closed: a waiting call must never hide
+    if ((data.pending || []).length && !this.el.open) {
+      this.autoOpen = true;
+      this.el.open = true;
+    }
     this.stale = true;
     if (this.el.open) this.renderBody();
   }
@@ -341,12 +410,13 @@ class Card {
     const d = this.data;
     let seconds = d.elapsed_s;
     const snapshot = !this.view.live && this.view.root.dataset.snapshot === "true";
-    if (d.state === "running" && !snapshot) {
+    if (ticking(d) && !snapshot) {
       seconds += Math.max(0, (now - this.receivedAt) / 1000);
     }
     const then = snapshot && isLive(d) ? " (then)" : "";
+    const cost = d.cost_usd != null ? ` · ${money(d.cost_usd)}` : d.api_calls ? " · no price" : "";
     this.stats.textContent = `${d.model} · ${elapsed(seconds)}${then} · ` +
-      `${plural(d.api_calls, "call")} · ${fmt(d.tokens)} tokens`;
+      `${plural(d.api_calls, "call")} · ${fmt(d.tokens)} tokens${cost}`;
   }
 
   renderBody() {
@@ -371,53 +441,6 @@ class Card {
     if (d.error) this.result.append(h("div", "hj-error-text", `Error: ${d.error}`));
     if (d.summary) this.result.append(h("div", "hj-summary", d.summary));
   }
-}
-
-// ---- helpers ------------------------------------------------------------------------------
-
-function h(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined && text !== null) node.textContent = text;
-  return node;
-}
-
-function show(el, text, ok) {
-  el.textContent = text;
-  if (ok === null) delete el.dataset.ok;
-  else el.dataset.ok = String(ok);
-}
-
-function activityText(d) {
-  if (d.state === "queued") return "waiting for a free slot";
-  return d.activity || "";
-}
-
-function firstLine(d) {
-  const text = d.error ? `error: ${d.error}` : d.summary || "";
-  return text.split("\n")[0];
-}
-
-function number(id) {
-  const n = parseInt(String(id).slice(1), 10);
-  return Number.isNaN(n) ? -1 : n;
-}
-
-/** `1 call`, `2 calls`: the rule of core/text.py `plural`, for every count shown. */
-function plural(n, word) {
-  return `${fmt(n)} ${word}${n === 1 ? "" : "s"}`;
-}
-
-function fmt(n) {
-  return Number(n).toLocaleString("en-US");
-}
-
-function elapsed(seconds) {
-  if (seconds < 60) return `${seconds.toFixed(1)}s`;
-  const m = Math.floor(seconds / 60);
-  const s = Math.floor(seconds % 60);
-  if (m < 60) return `${m}m ${String(s).padStart(2, "0")}s`;
-  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
 }
 
 export default { render };

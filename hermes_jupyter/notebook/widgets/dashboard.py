@@ -1,12 +1,15 @@
-"""`dashboard()`: one live widget per session, a card per task, steer / collect / cancel.
+"""`dashboard()`: one live widget per session, a card per task, steer / collect / cancel,
+approve / deny a waiting tool call; tasks as a tree (parent agents, children under their
+parent, one card per fan-out group; `cards.layout`).
 
 Updates: the session's refresher (one thread, at most 10 ticks a second, none while idle)
 hands the dashboard the snapshots that changed in a tick; they become cards, cards equal to
 what the frontend already has are dropped, and the rest leave as ONE partial state update of
 the widget model, whatever the number of tasks. The model's state holds one key per task
-(`task:t3` → its card) plus `_ids` (every task id, oldest first) and `_totals`, so an update
-carries only what changed, yet the state is always whole: a reloaded page (`request_state`),
-a notebook saved by JupyterLab and one executed by nbclient / nbval all get every card.
+(`task:t3` → its card) plus `_ids` (every task id, oldest first), `_layout` (the tree's rows)
+and `_totals`, so an update carries only what changed, yet the state is always whole: a
+reloaded page (`request_state`), a notebook saved by JupyterLab and one executed by nbclient /
+nbval all get every card.
 
 Threads: updates leave from the refresher thread; clicks arrive on the shell thread or, with
 ipykernel 7 and JupyterLab ≥ 4.4, on a subshell thread while a cell runs. `_lock` guards the
@@ -28,13 +31,15 @@ import anywidget
 
 from ...core.errors import HermesError
 from ...core.models import TaskStatus
+from ...core.text import plural
 from ...engine.refresher import get_refresher, session_totals
 from ..binding import VariableExistsError, collect_into, default_variable, free_variable
-from .cards import card, newest_first, totals_card
-from .static_view import render_html, render_text
+from .cards import card, layout, newest_first, totals_card
+from .static_view import agent_line, group_line, render_html, render_text
 
 if TYPE_CHECKING:
     from ...engine.session import Session
+    from ...engine.task import Task
 
 __all__ = ["Dashboard", "dashboard"]
 
@@ -64,12 +69,14 @@ def dashboard(session: Session | None = None) -> Dashboard:
 
 
 class Dashboard(anywidget.AnyWidget):
-    """A card per task of one session, newest first, kept current by coalesced deltas.
+    """A card per task of one session, as a tree (newest first at each level), kept current
+    by coalesced deltas.
 
     `namespace` is where Collect stores results (default: the IPython user namespace).
     """
 
-    _esm = _HERE / "dashboard.js"
+    # One ES module from two files (the view and its cards; the tree's agent and group rows).
+    _esm = "\n".join((_HERE / name).read_text() for name in ("dashboard.js", "dashboard_tree.js"))
     _css = _HERE / "dashboard.css"
 
     def __init__(
@@ -81,6 +88,7 @@ class Dashboard(anywidget.AnyWidget):
         self._cards: dict[str, dict[str, Any]] = {}
         self._ids: list[str] = []  # every task id in creation order
         self._header: dict[str, Any] = {}
+        self._layout: list[dict[str, Any]] = []  # the tree's rows (cards.layout)
         self._changed_at = time.time()  # the state's time, saved with it (`_totals.at`)
         self._opened = False  # a comm exists: deltas may be sent
         self._closing = False
@@ -106,9 +114,14 @@ class Dashboard(anywidget.AnyWidget):
             return newest_first(self._cards)
 
     def header(self) -> dict[str, Any]:
-        """Counts by state, total tokens and API calls."""
+        """Counts by state, tokens, API calls, cost, groups, parent agents, waiting results."""
         with self._lock:
             return dict(self._header)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The tree as the frontend shows it (`cards.layout`): agents, tasks, groups."""
+        with self._lock:
+            return list(self._layout)
 
     def sync(self) -> None:
         """Send now whatever changed since the last update (at most one message).
@@ -165,10 +178,12 @@ class Dashboard(anywidget.AnyWidget):
         state: dict[str, Any] = super().get_state(key=traits, drop_defaults=drop_defaults)
         with self._lock:
             wanted = keys if keys is not None else [
-                "_ids", "_totals", *(_KEY + task_id for task_id in self._ids)]
+                "_ids", "_totals", "_layout", *(_KEY + task_id for task_id in self._ids)]
             for name in wanted:
                 if name == "_ids":
                     state[name] = list(self._ids)
+                elif name == "_layout":
+                    state[name] = list(self._layout)
                 elif name == "_totals":
                     state[name] = {**self._header, "at": self._changed_at}
                 elif name.startswith(_KEY) and name[len(_KEY):] in self._cards:
@@ -186,7 +201,7 @@ class Dashboard(anywidget.AnyWidget):
             return None
         data, metadata = bundle
         with self._lock:
-            cards, header = newest_first(self._cards), dict(self._header)
+            cards, header = self._ordered_locked(), dict(self._header)
         now = time.time()
         data = {**data, "text/plain": render_text(cards, header, now),
                 "text/html": render_html(cards, header, now)}
@@ -204,9 +219,13 @@ class Dashboard(anywidget.AnyWidget):
             keys = [_KEY + c["id"] for c in fresh_cards if self._store_locked(c)]
             if len(self._ids) != known:
                 keys.append("_ids")
+            owners = _owners(self._header)
             if header != self._header:
                 self._header = header
                 keys.append("_totals")
+            # The tree moves only with new tasks or parent agents (a task's place is fixed).
+            if ("_ids" in keys or _owners(header) != owners) and self._relayout_locked():
+                keys.append("_layout")
             if keys:
                 self._changed_at = time.time()
                 if "_totals" not in keys:
@@ -250,6 +269,8 @@ class Dashboard(anywidget.AnyWidget):
         except Exception as err:  # a bug must not kill the widget: answer it, log it
             _log.exception("hermes_jupyter dashboard action %r failed", action)
             text, ok = _one_line(f"{type(err).__name__}: {err}"), False
+        if "group" in request:
+            extra["group"] = request.get("group")
         return {"type": "reply", "req": request.get("req"), "action": action,
                 "task": request.get("task"), "ok": ok, "text": text, **extra}
 
@@ -258,9 +279,11 @@ class Dashboard(anywidget.AnyWidget):
         if action == "cancel_all":
             n = session.cancel_all()
             return f"Asked {n} task{'s' if n != 1 else ''} to stop." if n else "No live task."
-        if action not in ("steer", "cancel", "collect"):
-            raise HermesError(f"Unknown action {action!r}: use steer, cancel, collect or "
-                              "cancel_all.")
+        if action == "approve_group":
+            return _approve_group(session, request.get("group"))
+        if action not in ("steer", "cancel", "collect", "approve", "deny"):
+            raise HermesError(f"Unknown action {action!r}: use steer, cancel, collect, "
+                              "approve, deny, approve_group or cancel_all.")
         ref = request.get("task")
         if not isinstance(ref, str) or not ref.strip():
             raise HermesError(f"The {action} request names no task: send its id, like 't1'.")
@@ -268,6 +291,8 @@ class Dashboard(anywidget.AnyWidget):
         if action == "steer":
             session.steer(task, str(request.get("message") or ""))
             return f"Sent to {task.id}; it reads it before its next model call."
+        if action in ("approve", "deny"):
+            return _decide(session, task, action, request)
         if action == "cancel":
             if session.cancel(task):
                 return f"Cancelling {task.id}…"
@@ -297,6 +322,33 @@ class Dashboard(anywidget.AnyWidget):
         for status in self.session.list_tasks():
             self._store_locked(card(status))
         self._header = totals_card(session_totals(self.session))
+        self._relayout_locked()
+
+    def _relayout_locked(self) -> bool:
+        """Recompute the tree's rows; True when they changed."""
+        rows = layout(self._cards, self._header)
+        if rows == self._layout:
+            return False
+        self._layout = rows
+        return True
+
+    def _ordered_locked(self) -> list[dict[str, Any]]:
+        """The static views' rows in tree order, each with its `indent`: task cards, and a
+        `row` line for each parent agent and fan-out group (whose tasks it stands for)."""
+        agents = {a["owner"]: a for a in self._header.get("agents", [])}
+        groups = {g["id"]: g for g in self._header.get("groups", [])}
+        out = []
+        for row in self._layout:
+            kind, key, indent = row["kind"], row["id"], row["depth"]
+            if kind == "task" and key in self._cards:
+                out.append({**self._cards[key], "indent": indent})
+            elif kind == "agent":
+                out.append({"row": agent_line(agents.get(key) or {
+                    "name": key.removeprefix("agent:"), "waiting": 0, "children": 0,
+                    "live": 0}), "indent": indent})
+            elif kind == "group" and key in groups:
+                out.append({"row": group_line(groups[key]), "indent": indent})
+        return out
 
     def _store_locked(self, new: dict[str, Any]) -> bool:
         """Keep `new` unless an equal or newer card is already there; True when kept."""
@@ -307,6 +359,36 @@ class Dashboard(anywidget.AnyWidget):
             self._ids.append(new["id"])
         self._cards[new["id"]] = new
         return True
+
+
+def _decide(session: Session, task: Task, action: str, request: dict[str, Any]) -> str:
+    """Approve or deny one waiting tool call (`call_id`; none: the oldest)."""
+    call_id = request.get("call_id") or None
+    if call_id is not None and not isinstance(call_id, str):
+        raise HermesError(f"Bad call id {call_id!r}: send the id the card shows, like 'c1'.")
+    if action == "approve":
+        call = session.approve(task, call_id)
+        return f"Approved {call.tool} ({call.call_id}) for {task.id}: it runs now."
+    reason = str(request.get("reason") or "").strip()
+    call = session.deny(task, call_id, reason=reason)
+    told = f": “{reason}”" if reason else ""
+    return f"Denied {call.tool} ({call.call_id}) for {task.id}; the model is told so{told}."
+
+
+def _approve_group(session: Session, ref: Any) -> str:
+    """Approve every call the fan-out group `ref` ("g1") waits on now (`TaskGroup.approve`)."""
+    book = session.attachments.peek("groups")
+    group = next((g for g in book.groups() if g.id == ref), None) if book is not None else None
+    if group is None:
+        raise HermesError(f"No fan-out group {ref!r} in this session: send its id, like 'g1'.")
+    approved = group.approve()
+    if not approved:
+        raise HermesError(f"No task of group {group.id} waits for approval now.")
+    return f"Approved {plural(approved, 'waiting call')} of group {group.id}."
+
+
+def _owners(header: dict[str, Any]) -> list[str]:
+    return [a["owner"] for a in header.get("agents", [])]
 
 
 def _ipython_events() -> Any:
