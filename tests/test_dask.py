@@ -416,8 +416,9 @@ def test_a_task_whose_worker_dies_is_retried_once_from_its_conversation_then_fai
 def test_the_steps_of_one_drain_reach_the_kernel_as_one_redacted_messages_op():
     # No cluster needed: the worker's op log and the kernel's replay, side by side.
     from hermes_jupyter.core.secrets import Secrets
-    from hermes_jupyter.engine.dask_backend import _replay
-    from hermes_jupyter.engine.dask_worker import RemoteControl, _NoHost
+    from hermes_jupyter.engine.dask_attach import replay as _replay
+    from hermes_jupyter.engine.dask_remote import NoHost as _NoHost
+    from hermes_jupyter.engine.dask_remote import RemoteControl
     from hermes_jupyter.engine.task import Task
     from hermes_jupyter.tools import ToolRegistry
 
