@@ -1,7 +1,9 @@
 """Run several subagents in parallel from a plain script: watch, steer, cancel, collect.
 
     python examples/parallel.py            # the offline demo model, no key needed
-    OPENAI_API_KEY=sk-... HERMES_MODEL=gpt-4o-mini python examples/parallel.py
+    OPENAI_API_KEY=sk-... python examples/parallel.py            # gpt-4o-mini on OpenAI
+    OPENAI_BASE_URL=http://localhost:11434/v1 OPENAI_API_KEY=x HERMES_MODEL=llama3.2 \
+        python examples/parallel.py        # another endpoint: name its model
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ import time
 import hermes_jupyter as hj
 from hermes_jupyter.demo import demo_session
 
+DEFAULT_MODEL = "gpt-4o-mini"
+
 
 def main() -> None:
     if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
-        session = hj.Session(max_concurrent=4)  # model, keys and URL from the environment
+        # keys and URL from the environment; the model from HERMES_MODEL, else gpt-4o-mini
+        model = os.environ.get("HERMES_MODEL") or DEFAULT_MODEL
+        session = hj.Session(model=model, max_concurrent=4)
     else:
         session = demo_session()
     with session:

@@ -121,7 +121,7 @@ API: tuple[Api, ...] = (
     Api("Session.delegate", lambda c, kw: c.session.delegate(**{"goal": "fuzz", **kw}), (
         Param("goal", NOT_TEXT),
         Param("context", (ZERO, BYTES, THING, SURROGATE)),
-        Param("name", (ZERO, BYTES, THING, "", " padded", SURROGATE)),
+        Param("name", (ZERO, BYTES, THING, "", " padded", "t7", SURROGATE)),
         Param("model", (ZERO, NAN, BYTES, THING, "", SURROGATE)),
         Param("tools", (ZERO, "print", THING, [0], [None]), mention="tools"),
         Param("toolsets", ("files", ZERO, THING, [0], ["terminal"]), mention="toolset"),

@@ -136,12 +136,22 @@ def test_a_remembered_pattern_also_frees_calls_waiting_now(make, llm):
     assert sorted(e.data["by"] for e in asked.decided) == ["remembered pattern", "user"]
 
 
-def test_an_undecided_call_is_denied_after_the_approval_timeout(make, llm):
+def test_an_undecided_call_times_out_and_the_model_is_not_told_a_person_denied_it(make, llm):
     llm.on("go", shell("echo hi"), Reply("gave up"))
     session = make(approval_timeout=0.05)
     result = session.delegate("go").collect(20)
-    assert result.ok and "approval_timeout" in tool_message(result)
-    assert "a person denied" in tool_message(result)
+    told = tool_message(result)
+    assert result.ok and "approval_timeout" in told
+    assert "timed out after 0.05s" in told and "nobody denied it" in told
+    assert "a person denied" not in told and "did not run" in told
+
+
+def test_a_task_level_approval_timeout_is_told_as_a_timeout_too(make, llm):
+    llm.on("go", shell("echo hi"), Reply("gave up"))
+    session = make()
+    result = session.delegate("go", approval_timeout=0.05).collect(20)
+    told = tool_message(result)
+    assert "timed out" in told and "a person denied" not in told
 
 
 def test_cancel_while_waiting_ends_at_once(make, llm):

@@ -241,19 +241,22 @@ def test_collect_into_a_taken_variable_needs_replace(live, llm, capsys):
     assert live.user_ns["review"] is result
 
 
-def test_collect_timeout_says_the_task_goes_on_and_stores_the_result_later(live, llm, capsys):
+def test_a_collect_that_times_out_fails_the_cell_and_changes_nothing(live, llm, capsys):
     entered, release, hold = held_tool()
     live.user_ns["hold"] = hold
     llm.on("slow", Reply(tool_calls=[ToolCall("hold")]), Reply(text="finally"))
-    cell(live, "t = %delegate -t hold slow", capsys)
+    cell(live, "t = %delegate -n survey -t hold slow", capsys)
     assert entered.wait(10)
-    result, out, _ = cell(live, "%collect_task --timeout 0 -o later", capsys)
-    assert result is None
-    assert out == ("t1 is still running after 0s; it goes on. t1 is still running; its result "
-                   "will be stored in `later` when it ends.\n")
+    for code in ("r = %collect_task survey --timeout 0", "%collect_task --timeout 0 -o later",
+                 "r = %collect_task t --timeout 0.01 -o later"):
+        message = rejected(live, code, capsys)
+        assert message == ("%collect_task: t1 'survey' is still running after "
+                           f"{float(code.split('--timeout ')[1].split()[0]):g}s; it goes on: "
+                           "collect it later with %collect_task t1."), code
+        assert "r" not in live.user_ns and "later" not in live.user_ns
     release.set()
-    live.user_ns["t"].collect(10)
-    assert live.user_ns["later"].summary == "finally"
+    result, _, _ = cell(live, "r = %collect_task survey -o later\nr", capsys)
+    assert result.summary == "finally" and live.user_ns["later"] is result
 
 
 def test_a_long_wait_says_how_to_stop_and_an_interrupt_leaves_the_task_running(
@@ -272,13 +275,13 @@ def test_a_long_wait_says_how_to_stop_and_an_interrupt_leaves_the_task_running(
         return original(self, timeout)
 
     monkeypatch.setattr(hj.Task, "collect", interrupted)
-    result, out, _ = cell(live, "%collect_task", capsys)
-    lines = out.splitlines()
-    assert result is None and len(lines) == 2
-    assert lines[0].startswith("Waiting for t1 (running, ")
-    assert lines[0].endswith("interrupt the kernel to stop waiting, the task keeps running.")
-    assert lines[1] == ("Stopped waiting for t1; it is still running. "
-                        "Collect it later with %collect_task t1.")
+    result = live.run_cell("r = %collect_task")
+    out, err = capsys.readouterr()
+    assert isinstance(result.error_in_exec, UsageError) and "r" not in live.user_ns
+    assert out.startswith("Waiting for t1 (running, ") and out.count("\n") == 1
+    assert out.endswith("interrupt the kernel to stop waiting, the task keeps running.\n")
+    assert err == ("UsageError: %collect_task: stopped waiting for t1; it is still running: "
+                   "collect it later with %collect_task t1.\n")
     assert not task.done()
     release.set()
     monkeypatch.undo()

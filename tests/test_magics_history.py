@@ -87,7 +87,14 @@ def test_list_tasks_history_shows_earlier_kernels_with_interrupted_ones_marked(
     assert rows[1].split()[1:5] == ["t1", "quick", "succeeded", "m"]
     assert rows[2].split()[1:4] == ["t2", "interrupted", "⚠"] and "interrupted" in rows[2]
     assert rows[3] == ("2 tasks of 1 earlier kernel: 1 succeeded, 1 interrupted · "
-                       "table[i].result() gives a TaskResult")
+                       "table[i].result() gives a TaskResult, or None for a task that never "
+                       "ended (interrupted)")
     assert table[0].result().summary == "quick answer" and table[1].result() is None
+    assert table[0].has_result and not table[1].has_result
+    session_id = table[0].session
+    assert repr(table[0]) == (f"<JournalRecord {session_id} t1 'quick': succeeded [completed] "
+                              "'quick answer'>")
+    assert repr(table[1]).startswith(f"<JournalRecord {session_id} t2: interrupted")
+    assert "transcript" not in repr(list(table))  # a row is one short line, not its result
     html = table._repr_html_()
     assert "<table" in html and "interrupted ⚠" in html and "mine" not in repr(table)

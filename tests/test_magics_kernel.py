@@ -4,6 +4,7 @@ there with one line and no traceback."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -42,3 +43,28 @@ def test_a_rejected_magic_stops_run_all_with_one_line(tmp_path, monkeypatch):
                                "t1 'first'. Use %list_tasks to see them.\n")
     assert "execution_count" not in nb.cells[3] or nb.cells[3].execution_count is None
     assert nb.cells[3].outputs == []
+
+
+def test_a_collect_that_times_out_stops_run_all_and_binds_nothing(tmp_path, monkeypatch):
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code) for code in (
+        "%load_ext hermes_jupyter\n%config HermesJupyter.demo_pace = 50",
+        "t = %delegate -n survey a slow one",
+        "r = %collect_task survey --timeout 0.2",
+        "after = 'this cell must not run'",
+    )]
+    client = NotebookClient(nb, timeout=60, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    with pytest.raises(CellExecutionError) as raised:
+        client.execute()
+    assert raised.value.ename == "UsageError"
+    failed = nb.cells[2]
+    assert [o.get("name") for o in failed.outputs] == ["stderr"]
+    assert re.fullmatch(r"UsageError: %collect_task: t1 'survey' is still (queued|running) after "
+                        r"0\.2s; it goes on: collect it later with %collect_task t1\.\n",
+                        failed.outputs[0].text), failed.outputs[0].text
+    assert nb.cells[3].outputs == [] and not nb.cells[3].get("execution_count")

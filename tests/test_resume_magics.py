@@ -27,8 +27,9 @@ def test_resume_task_goes_on_with_an_interrupted_task_and_refuses_in_one_line(
         live, "%resume_task t2 -t nosuch", capsys)
     assert hj.get_session().tasks() == []  # refused lines changed nothing
 
-    _, out, _ = cell(live, "r = %resume_task t2", capsys)
+    _, out, _ = cell(live, "r = %resume_task 't2' --toolsets 'none'", capsys)  # shell words
     task = live.user_ns["r"]
+    assert task.tools.names == []
     old = next(r for r in hj.get_session().history() if r.id == "t2")
     assert out.startswith(f"Resumed {old.key} as {task.id} from ")
     assert task.resumed_from == old.key

@@ -40,14 +40,16 @@ def test_plain_words_stream_through_at_once():
     assert stream.flush() == "file"
 
 
-def test_credentials_in_base_url_and_registered_values_are_masked(llm, tmp_path):
+def test_credentials_in_a_url_and_registered_values_are_masked(llm, tmp_path):
     url = llm.base_url.replace("//", "//proxyuser:Pa55-ProxyWord@")
-    session = hj.Session(model="m", base_url=url, api_keys=["k-plain-1"], workspace=tmp_path)
-    session.secrets.add("mcp-header-value-42")
-    shown = session.secrets.redact(f"{url} k-plain-1 mcp-header-value-42")
+    with pytest.raises(hj.InvalidArgument) as refused:  # Session refuses such a base_url
+        hj.Session(model="m", base_url=url, api_keys=["k-plain-1"], workspace=tmp_path)
+    assert "Pa55-ProxyWord" not in str(refused.value) and "proxyuser" not in str(refused.value)
+    secrets = Secrets.of_endpoint(["k-plain-1"], url, {})  # an endpoint's registry
+    secrets.add("mcp-header-value-42")
+    shown = secrets.redact(f"{url} k-plain-1 mcp-header-value-42")
     assert "Pa55-ProxyWord" not in shown and "proxyuser" not in shown
     assert "k-plain-1" not in shown and "mcp-header-value-42" not in shown
-    session.close()
 
 
 def test_a_registered_value_is_masked_in_every_tool_result(session, llm):

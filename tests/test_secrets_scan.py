@@ -111,11 +111,10 @@ def test_no_surface_shows_a_secret_after_failures_of_every_kind(
                      journal=tmp_path / "raw.sqlite", retry=FAST_RETRY)
     raw.subscribe(events.append)
     tasks.append(raw.delegate("stream an error"))
-    # credentials inside base_url register themselves
-    creds = hj.Session(model="m", base_url=url, api_keys=[KEY], workspace=tmp_path,
-                       retry=FAST_RETRY)
-    creds.subscribe(events.append)
-    tasks.append(creds.delegate("return", tools=tools))
+    # credentials inside base_url are refused, in a line that does not repeat them
+    with pytest.raises(hj.InvalidArgument) as refused:
+        hj.Session(model="m", base_url=url, api_keys=[KEY], workspace=tmp_path)
+    assert [n for n in NEEDLES if n in str(refused.value)] == []
     for task in tasks:
         task.collect(60)
     llm.key_rules[KEY] = Fail(401, f"Incorrect API key provided: {KEY}")  # last: it kills the key
@@ -130,7 +129,7 @@ def test_no_surface_shows_a_secret_after_failures_of_every_kind(
     for s in (session, raw):
         assert s.journal is not None
         s.journal.flush()
-    probe = Probe([session, raw, creds], [llm], events, lambda: caplog.text, received, ip,
+    probe = Probe([session, raw], [llm], events, lambda: caplog.text, received, ip,
                   [tmp_path / ".hermes" / "tasks.sqlite", tmp_path / "raw.sqlite"])
     # the scan looks where it should: each failure left its (masked) trace there
     assert "***" in SURFACES["results (collect)"](probe)
@@ -139,4 +138,3 @@ def test_no_surface_shows_a_secret_after_failures_of_every_kind(
     assert [name for name, surface in SURFACES.items() if not surface(probe).strip()] == []
     assert scan(probe, NEEDLES) == {}
     raw.close()
-    creds.close()

@@ -22,6 +22,8 @@ MAX_PARTS = 5
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(.+?)\s*$", re.MULTILINE)
 _INLINE_NUMBERED = re.compile(r"(?:^|\s)\d+[.)]\s+")
 _STATUS = re.compile(r"\b(status|progress|how (?:are|is) .*going|still running)\b", re.I)
+_FILEISH = re.compile(r"\bfiles?\b|\bfolder|\bdirector|[\w.-]+/|\b\w+\.(?:csv|txt|md|json|py|"
+                      r"log|tsv|yaml|yml|toml|ini|xml|html)\b", re.I)
 _HEADLINE = re.compile(r"^(t\d+)(?: '([^']*)')?: (\w+)", re.MULTILINE)
 
 
@@ -44,10 +46,22 @@ def parent_reply(request: RecordedRequest) -> tuple[str, list[ToolCall]]:
     if _STATUS.search(text):
         return "[demo model] Let me look at the tasks.\n", [ToolCall("list_tasks", {})]
     parts = split_parts(text)
-    calls = [ToolCall("delegate_task", {"goal": part, "name": f"part{i}"})
+    calls = [ToolCall("delegate_task", {"goal": part, "name": f"part{i}",
+                                        **_toolsets_for(part)})
              for i, part in enumerate(parts, 1)]
     plural = "s" if len(parts) > 1 else ""
     return f"[demo model] I'll hand this to {len(parts)} background subagent{plural}.\n", calls
+
+
+def _toolsets_for(part: str) -> dict[str, list[str]]:
+    """The tools a part needs, as a model would pick them: files for a path or a file, python
+    for `code`; none asked for: the session's default."""
+    toolsets = []
+    if _FILEISH.search(part):
+        toolsets.append("files")
+    if "`" in part:
+        toolsets.append("python")
+    return {"toolsets": toolsets} if toolsets else {}
 
 
 def split_parts(text: str) -> list[str]:

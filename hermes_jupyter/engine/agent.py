@@ -20,30 +20,39 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import HermesError
-from ..core.models import Event, TaskResult, ToolTraceEntry, Usage
+from ..core.models import Event, ToolTraceEntry, Usage
 from ..core.text import short
 from ..tools import build_registry
+from .agent_book import AgentBook
+from .agent_messages import (
+    INTERRUPTED,
+    RESULTS_HEADER,
+    pump,
+    repair,
+    result_message,
+    results_message,
+)
+from .failures import ProviderError
 from .parent_tools import OutputTypes, session_tools
 from .session import Session
 from .task import Task
 
-__all__ = ["DEFAULT_PARENT_PROMPT", "RESULTS_HEADER", "Agent", "AgentBook", "AgentReply"]
+__all__ = ["DEFAULT_PARENT_PROMPT", "INTERRUPTED", "RESULTS_HEADER", "Agent", "AgentBook",
+           "AgentReply", "result_message"]
 
-RESULTS_HEADER = "[background task results]"
 DEFAULT_PARENT_PROMPT = (
     "You are the parent agent in a Jupyter notebook. Hand self-contained pieces of work to "
     "background subagents with delegate_task: it returns a task id at once and the subagent "
     "works while you go on talking with the user. Each subagent knows only the goal and "
-    "context you give it. You do not need to poll: when a task ends, its result arrives by "
+    "context you give it, and has only the toolsets you name (files to read or list files, "
+    "python to run code, shell for commands) or else the session's. You do not need to "
+    "poll: when a task ends, its result arrives by "
     f"itself at the start of a later turn, in a message that starts with '{RESULTS_HEADER}'. "
     "Use check_task, steer_task, cancel_task and list_tasks when the user asks about running "
     "work; collect_task only waits briefly. Answer the user concisely; when results arrive, "
     "summarise what they mean for the user's request."
 )
 MAX_TURN_CALLS = 20  # model calls in one parent turn
-SUMMARY_CAP = 4000  # characters of a child's summary in its pushed message
-ERROR_CAP = 500
-INTERRUPTED = "Interrupted by the user before this tool call finished; it has no result."
 
 
 @dataclass(frozen=True)
@@ -101,16 +110,23 @@ class Agent:
                                          or max_children < 1):
             raise HermesError(f"Bad max_children {max_children!r}: use a whole number ≥ 1 "
                               "or None.")
-        self.session = session if session is not None else _default_session()
+        if session is None:
+            session = _default_session()
+        if not isinstance(session, Session):
+            raise HermesError(f"Bad session {type(session).__name__}: pass Agent(hj.Session(...)"
+                              "), or nothing in a notebook (the kernel's session).")
+        self.session = session
         self.name = name
         self.owner_id = f"agent:{name}"
         self.model = model or self.session.model
         self.max_children = max_children
         self.max_depth = max_depth
+        self._output_types = output_types
+        self._extra_tools, self._toolsets = list(tools), list(toolsets)
         functions = [*session_tools(self.session, self, max_depth=max_depth,
                                     max_children=max_children, output_types=output_types),
-                     *tools]
-        self._registry = build_registry(functions, list(toolsets), self.session.workspace,
+                     *self._extra_tools]
+        self._registry = build_registry(functions, self._toolsets, self.session.workspace,
                                         self.session.services.processes)
         self._system = system_prompt or DEFAULT_PARENT_PROMPT
         self._lock = threading.Lock()
@@ -119,8 +135,14 @@ class Agent:
         self._history: list[dict[str, Any]] = [{"role": "system", "content": self._system}]
         self._inbox: list[tuple[str, str]] = []  # (task id, message) waiting for a turn
         self._usage = Usage()
-        self._unsubscribe = self.session.subscribe(self._on_event)
-        self.session.attachment("agents", AgentBook).add(self)
+        self._closed = False
+        book = self.session.attachment("agents", AgentBook)
+        book.add(self)  # refuses a second live agent of this name
+        try:
+            self._unsubscribe = self.session.subscribe(self._on_event)
+        except BaseException:
+            book.remove(self)
+            raise
 
     def __repr__(self) -> str:
         live = sum(1 for t in self.children if not t.done())
@@ -173,6 +195,9 @@ class Agent:
         if message is not None and not isinstance(message, str):
             raise HermesError(f"Bad message {message!r}: pass text, or nothing to take in "
                               "the results that arrived.")
+        if self._closed:
+            raise HermesError(f"Agent {self.name!r} is closed: make a new Agent (in a "
+                              f"notebook, hj.get_agent({self.name!r})).")
         if not self._turn_lock.acquire(blocking=False):
             raise HermesError(f"Agent {self.name!r} is answering another turn: wait for it.")
         try:
@@ -180,11 +205,44 @@ class Agent:
         finally:
             self._turn_lock.release()
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called: a closed agent takes no more turns."""
+        return self._closed
+
     def close(self) -> None:
-        """Stop hearing about children (they keep running in the session)."""
+        """Stop hearing about children (they keep running in the session) and free the name:
+        a new `Agent` of this name may then be made in the session. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         self._unsubscribe()
         self.session.attachment("agents", AgentBook).remove(self)
         self._inbox_changed()
+
+    def move_to(self, session: Session) -> Agent:
+        """This agent on `session`, its conversation, usage and waiting results carried over;
+        this one is closed. Its children stay in the old session (found there by id).
+        For a kernel whose session was rebuilt (new endpoint or keys). Raises `HermesError`
+        while a turn runs, or when `session` has a live agent of this name."""
+        if not self._turn_lock.acquire(blocking=False):
+            raise HermesError(f"Agent {self.name!r} is answering another turn: wait for it.")
+        try:
+            moved = Agent(session, name=self.name, model=None if self.model == self.session.model
+                          else self.model, system_prompt=self._system, tools=self._extra_tools,
+                          toolsets=self._toolsets, max_children=self.max_children,
+                          max_depth=self.max_depth, output_types=self._output_types)
+            self.close()  # no result arrives here after this
+            with self._lock:
+                history, inbox, usage = list(self._history), list(self._inbox), self._usage
+            with moved._lock:
+                moved._history, moved._inbox, moved._usage = history, inbox, usage
+            if inbox:
+                moved._inbox_changed()
+        finally:
+            self._turn_lock.release()
+        return moved
 
     # ---- one turn ----------------------------------------------------------------------
     def _ask(self, message: str, on_text: Callable[[str], None] | None) -> AgentReply:
@@ -196,11 +254,12 @@ class Agent:
         if arrived:
             self._inbox_changed()
         if arrived:
-            convo.append({"role": "user", "content": _results_message(arrived)})
+            convo.append({"role": "user", "content": results_message(arrived)})
         secrets = self.session.secrets  # nothing secret reaches the model, the cell or history
         if message:
             convo.append({"role": "user", "content": secrets.redact(message)})
         before = {t.id for t in self.children}
+        sent = len(convo)
         pieces: queue.SimpleQueue[str] = queue.SimpleQueue()
         ended = threading.Event()
         future = self.session.services.submit(self._turn(convo, pieces.put, ended))
@@ -211,14 +270,20 @@ class Agent:
                 on_text(safe)
 
         try:
-            _pump(future, pieces, lambda piece: show(shown.feed(piece)))
+            pump(future, pieces, lambda piece: show(shown.feed(piece)))
             show(shown.flush())
         except KeyboardInterrupt:
             future.cancel()  # cancels the turn's asyncio task on the engine loop
             ended.wait(5.0)
-            self._commit(secrets.redact_data(_repair(convo)), Usage())
+            self._commit(secrets.redact_data(repair(convo)), Usage())
             raise
-        text, trace, usage = future.result()
+        try:
+            text, trace, usage = future.result()
+        except ProviderError as err:  # the parent's own model call failed for good
+            if len(convo) > sent:  # it got as far as tool calls: keep what they did
+                self._commit(secrets.redact_data(repair(convo)), Usage())
+            raise HermesError(f"The model call of agent {self.name!r} failed: "
+                              f"{secrets.redact(str(err))}") from None
         text = secrets.redact(text)
         convo = secrets.redact_data(convo)
         self._commit(convo, usage)
@@ -279,93 +344,6 @@ class Agent:
     def _inbox_changed(self) -> None:
         """Tell the faces (through the session's events) that `waiting` moved."""
         self.session._emit("agent_inbox", None, agent=self.name, waiting=self.waiting)
-
-
-class AgentBook:
-    """The parent agents of one session (`session.attachment("agents", AgentBook)`), one per
-    name (a newer agent of the same name replaces the older), for the faces. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._agents: dict[str, Agent] = {}
-
-    def add(self, agent: Agent) -> None:
-        with self._lock:
-            self._agents[agent.owner_id] = agent
-
-    def remove(self, agent: Agent) -> None:
-        with self._lock:
-            if self._agents.get(agent.owner_id) is agent:
-                del self._agents[agent.owner_id]
-
-    def agents(self) -> list[Agent]:
-        with self._lock:
-            return list(self._agents.values())
-
-    def summaries(self) -> list[dict[str, Any]]:
-        """One JSON-able dict per agent: name, owner (the owner id its children carry),
-        waiting (results queued for its next turn), children, live (children not ended)."""
-        out = []
-        for agent in self.agents():
-            children = agent.children
-            out.append({"name": agent.name, "owner": agent.owner_id, "waiting": agent.waiting,
-                        "children": len(children),
-                        "live": sum(1 for t in children if not t.done())})
-        return out
-
-
-def result_message(task: Task, result: TaskResult) -> str:
-    """A child's result as a message that stands on its own, each part capped."""
-    lines = [f"{result.headline()}", f"Goal: {short(task.goal, 300)}"]
-    if result.summary:
-        summary = result.summary
-        if len(summary) > SUMMARY_CAP:
-            summary = summary[:SUMMARY_CAP] + f"… [cut at {SUMMARY_CAP} characters]"
-        lines.append(f"Summary:\n{summary}")
-    if result.error:
-        lines.append(f"Error: {short(result.error, ERROR_CAP)}")
-    if not result.ok:
-        lines.append(f"Ended: {result.exit_reason.value} ({result.exit_reason.meaning}).")
-    lines.append(f'(The full result stays available: collect_task("{task.id}").)')
-    return "\n".join(lines)
-
-
-def _results_message(arrived: list[tuple[str, str]]) -> str:
-    count = len(arrived)
-    head = f"{RESULTS_HEADER} {count} of your tasks ended since your last turn."
-    return "\n\n".join([head, *(text for _, text in arrived)])
-
-
-def _repair(convo: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give every tool call left without an answer one, so strict servers accept the next
-    turn (an interrupted turn may stop between a call and its result)."""
-    answered = {m.get("tool_call_id") for m in convo if m.get("role") == "tool"}
-    out: list[dict[str, Any]] = []
-    for message in convo:
-        out.append(message)
-        for call in message.get("tool_calls") or ():
-            if call["id"] not in answered:
-                out.append({"role": "tool", "tool_call_id": call["id"], "content": INTERRUPTED})
-    return out
-
-
-def _pump(future: Any, pieces: queue.SimpleQueue[str],
-          on_text: Callable[[str], None] | None) -> None:
-    """Hand streamed pieces to `on_text` on this thread until the turn ends; the short
-    blocking waits keep the caller interruptible."""
-    while True:
-        try:
-            piece = pieces.get(timeout=0.05)
-        except queue.Empty:
-            if future.done():
-                break
-            continue
-        if on_text is not None:
-            on_text(piece)
-    while not pieces.empty():
-        piece = pieces.get_nowait()
-        if on_text is not None:
-            on_text(piece)
 
 
 _default_session_factory: Callable[[], Session] | None = None

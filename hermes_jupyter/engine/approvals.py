@@ -150,6 +150,7 @@ class Approvals:
             clock.pause()
         limit = control.task.approval.timeout
         by, reason = "cancel", "the task was cancelled"
+        late: list[_Waiter] = []
         try:
             await asyncio.wait([w.future for w in waiters], timeout=limit)
             by, reason = "timeout", f"no one decided within {limit or 0:g}s (approval_timeout)"
@@ -168,7 +169,9 @@ class Approvals:
             assert waiter.decision is not None
             approved, reason = waiter.decision
             if not approved:
-                out[waiter.pending.call_id] = _denial_text(reason)
+                timed_out = by == "timeout" and any(w is waiter for w in late)
+                out[waiter.pending.call_id] = (_timeout_text(limit) if timed_out
+                                               else _denial_text(reason))
         return out
 
     def _resolve(self, waiter: _Waiter, by: str) -> None:
@@ -229,6 +232,12 @@ def _denial_text(reason: str) -> str:
     why = f": {reason}" if reason else ""
     return (f"Error: a person denied this call{why}. It did not run; do not call it again "
             "the same way: do without it or try something else.")
+
+
+def _timeout_text(limit: float | None) -> str:
+    return (f"Error: this call waited for a person's approval and timed out after "
+            f"{limit or 0:g}s (approval_timeout); nobody denied it, but it did not run. Do "
+            "without it, or ask the user to approve such calls sooner.")
 
 
 def _policy_text(verdict: Verdict, mode: str) -> str:

@@ -9,18 +9,20 @@ is added there too, and the fuzz in `tests/test_arguments.py` checks it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..core import validate as v
 from ..core.errors import InvalidArgument, InvalidArgumentType
 from .provider import RetryPolicy
 from .structured import OutputSpec, output_spec
 
-__all__ = ["DelegateArgs", "SessionArgs", "TaskLimits", "delegate_args", "session_args",
-           "task_limits"]
+__all__ = ["DelegateArgs", "SessionArgs", "TaskLimits", "check_base_url", "delegate_args",
+           "session_args", "task_limits"]
 
 MAX_CONCURRENT = 10_000  # threads and sockets: far beyond any endpoint's rate limit
 MAX_ITERATIONS = 1_000_000
@@ -58,7 +60,7 @@ def session_args(
     return SessionArgs(
         model=v.optional(v.text, "model", model, what=model_hint),
         subagent_model=v.optional(v.text, "subagent_model", subagent_model, what=model_hint),
-        base_url=v.optional(v.a_url, "base_url", base_url),
+        base_url=_base_url(base_url),
         api_keys=_api_keys(api_keys),
         max_concurrent=v.count("max_concurrent", max_concurrent, maximum=MAX_CONCURRENT),
         max_iterations=v.count("max_iterations", max_iterations, maximum=MAX_ITERATIONS),
@@ -96,6 +98,9 @@ def delegate_args(goal: object, context: object, name: object, model: object, to
         if name.strip() != name:
             raise InvalidArgument(f"Bad task name {name!r}: use a non-empty name without spaces "
                                     "at either end.")
+        if re.fullmatch(r"t\d+", name):  # an id always wins: the name would find another task
+            raise InvalidArgument(f"Bad task name {name!r}: it is shaped like a task id (t1, "
+                                  "t2, ...), which always means that task; use another name.")
     return DelegateArgs(
         goal=goal.strip(),
         context=context,
@@ -108,6 +113,26 @@ def delegate_args(goal: object, context: object, name: object, model: object, to
         timeout=v.optional(v.seconds, "timeout", timeout, none_means="the session's "
                            "task_timeout"),
     )
+
+
+def _base_url(value: object) -> str | None:
+    """`base_url`, else OPENAI_BASE_URL, checked by `check_base_url`."""
+    if value is not None:
+        return check_base_url(value)
+    from_env = os.environ.get("OPENAI_BASE_URL") or None
+    return None if from_env is None else check_base_url(from_env, "OPENAI_BASE_URL")
+
+
+def check_base_url(value: object, name: str = "base_url") -> str:
+    """An endpoint URL: http(s), with a host, without a user name or password (a key goes in
+    api_keys; credentials in a URL are refused by the transport and would show in logs).
+    Raises `InvalidArgument` naming `name`; never repeats the URL."""
+    url = v.a_url(name, value)
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise InvalidArgument(f"Bad {name}: it holds a user name or password (user:pass@); "
+                              "remove them and pass the key in api_keys (or OPENAI_API_KEY).")
+    return url
 
 
 def _api_keys(value: object) -> Iterable[str] | str | None:

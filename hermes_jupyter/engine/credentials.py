@@ -107,6 +107,11 @@ def resolve_keys(api_keys: Iterable[str] | str | None, base_url: str | None) -> 
     if isinstance(api_keys, str):
         api_keys = api_keys.split(",")
     keys = [k.strip() for k in api_keys if k and k.strip()]
+    for number, key in enumerate(keys, 1):
+        if not all(" " <= c <= "~" for c in key):  # never repeated: it is a secret
+            raise ConfigurationError(
+                f"Bad API key #{number}: it holds a character an HTTP header cannot carry (a "
+                "non-ASCII letter or a control character); copy the key again.")
     if not keys and base_url:
         keys = ["no-key-needed"]  # local servers (Ollama, vLLM, llama.cpp) accept any key
     if not keys:

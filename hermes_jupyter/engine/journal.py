@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigurationError
 from ..core.models import LIVE_STATES, ExitReason, TaskResult, TaskState, ToolTraceEntry, Usage
+from ..core.text import short
 from . import lease
 from .journal_schema import SCHEMA_VERSION, migrate
 from .structured import jsonable
@@ -94,6 +95,19 @@ class JournalRecord:
     def key(self) -> str:
         """"kernel/id": this task among every kernel's tasks in the journal."""
         return f"{self.session}/{self.id}"
+
+    def __repr__(self) -> str:
+        """One short line (the kept result, with its transcript, only through `result()`)."""
+        name = f" {self.name!r}" if self.name else ""
+        reason = f" [{self.exit_reason}]" if self.exit_reason else ""
+        what = short(self.error or self.summary or self.goal, 60)
+        return (f"<JournalRecord {self.session} {self.id}{name}: {self.state.value}{reason} "
+                f"{what!r}>")
+
+    @property
+    def has_result(self) -> bool:
+        """True when the task ended with a result kept (`result()` is not None)."""
+        return bool(self._result_json)
 
     def result(self) -> TaskResult | None:
         """The task's result as it was kept; a typed output (`data`) comes back as plain

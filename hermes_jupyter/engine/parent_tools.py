@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..core.errors import CollectTimeout, HermesError
+from ..tools import TOOLSETS
 from .session import Session
 from .structured import OutputSpec, output_spec
 from .task import Task
@@ -72,6 +73,7 @@ def session_tools(
     scope = _Scope(session, owner, max_depth, max_children, output_types)
 
     def delegate_task(goal: str, context: str = "", name: str | None = None,
+                      toolsets: list[str] | None = None,
                       output_type: str | None = None) -> str:
         """Start a background subagent on a goal; returns its task id at once.
 
@@ -79,10 +81,11 @@ def session_tools(
             goal: what the subagent should do, complete and self-contained.
             context: facts the subagent needs; it knows nothing else about your work.
             name: optional short name to refer to the task by.
+            toolsets: its tools, from "files", "python", "shell", "mcp:SERVER" (omit: default).
             output_type: optional name of an output type the user defined (a class or JSON
                 schema); the subagent's answer is then JSON validated against it.
         """
-        return scope.delegate(goal, context, name, output_type)
+        return scope.delegate(goal, context, name, output_type, toolsets)
 
     def check_task(task_id: str) -> str:
         """Report a task's state, time, model calls, tokens, steering and recent output.
@@ -124,7 +127,7 @@ def session_tools(
 
     def list_tasks() -> str:
         """List your tasks with their state, model, time, calls and tokens."""
-        return TaskTable([t.check() for t in scope.mine()]).text()
+        return TaskTable([t.check() for t in scope.mine()], "delegate_task").text()
 
     tools: list[Callable[..., str]] = [
         delegate_task, check_task, steer_task, collect_task, cancel_task, list_tasks]
@@ -162,8 +165,10 @@ class _Scope:
         return [t for t in self.session.tasks() if self.everyone or t.owner == owner]
 
     def delegate(self, goal: str, context: str, name: str | None,
-                 output_type: str | None = None) -> str:
+                 output_type: str | None = None, toolsets: list[str] | None = None) -> str:
         spec = self.output_type(output_type) if output_type else None
+        if toolsets is not None:
+            self.check_toolsets(toolsets)
         owner = self.owner_id
         parent = self.session.task(owner) if owner in self._task_ids() else None
         depth = parent.depth + 1 if parent is not None else 1
@@ -186,9 +191,23 @@ class _Scope:
                                   max_depth=self.max_depth, max_children=self.max_children,
                                   output_types=self.output_types)
         task = self.session.delegate(goal, context, name=name or None, tools=tools or None,
-                                     owner=owner, output_type=spec)
+                                     toolsets=toolsets, owner=owner, output_type=spec)
         holder.append(task.id)
         return task.id
+
+    def check_toolsets(self, toolsets: Any) -> None:
+        """A HermesError listing the session's toolsets when `toolsets` names another."""
+        servers = [f"mcp:{info.name}" for info in self.session.mcp_status()]
+        choices = ", ".join([*TOOLSETS, *servers])
+        if isinstance(toolsets, str) or not isinstance(toolsets, list):
+            raise HermesError(f"Bad toolsets {toolsets!r}: pass a list of names from: "
+                              f"{choices}.")
+        for name in toolsets:
+            known = isinstance(name, str) and (name in TOOLSETS or any(
+                name == s or name.startswith(s + "/") for s in servers))
+            if not known:
+                raise HermesError(f"Unknown toolset {name!r}: choose from {choices}, or omit "
+                                  "toolsets for the session's default.")
 
     def output_type(self, name: str) -> OutputSpec:
         """The output type the user defined under `name`; a HermesError saying which names

@@ -14,9 +14,12 @@ import asyncio
 import contextlib
 import json
 import random
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
@@ -157,7 +160,8 @@ class Provider:
             except openai.APIStatusError as err:
                 await run.failed(_status_failure(err), key)
             except _TRANSPORT as err:
-                await run.failed(Failure(FailureKind.RETRY, None, _transport_line(err)), key)
+                line = _transport_line(err, self.base_url)
+                await run.failed(Failure(FailureKind.RETRY, None, line), key)
             except (ValueError, TypeError, KeyError, AttributeError):
                 line = "the endpoint sent a reply that is not a chat completion"
                 await run.failed(Failure(FailureKind.RETRY, None, line), key)
@@ -187,17 +191,24 @@ class Provider:
         body.update((k, v) for k, v in OPTIONAL_FIELDS.items() if k not in skip)
         body.update((k, v) for k, v in extra.items() if k not in skip)
         watch = StallWatch(self.stall_timeout)
-        finished = False
+        finished = responded = False
         try:
             async with self._client(key).chat.completions.with_streaming_response.create(
                 model=model, messages=(), stream=True, extra_body=body,
             ) as response:
+                responded = True
                 kind = response.headers.get("content-type", "")
                 if "json" in kind and "event-stream" not in kind:
                     out.add_body(json.loads(await response.read()))
                     finished = True  # a whole completion: the server ignored `stream`
                 else:
                     finished = await _read_events(response.iter_bytes(), out, watch)
+        except (ValueError, TypeError) as err:
+            if responded:
+                raise  # the reply was not a chat completion: `complete` says so
+            raise Failure(FailureKind.REFUSED, None, "the request could not be sent to "
+                          f"{_endpoint(self.base_url) if self.base_url else 'the OpenAI API'}"
+                          f" ({type(err).__name__}): check base_url and the keys") from None
         except asyncio.CancelledError:
             if watch.fired and not cancelled_by_others():
                 raise Failure(FailureKind.RETRY, None, f"the stream sent nothing for "
@@ -359,13 +370,43 @@ def _status_failure(err: openai.APIStatusError) -> Failure:
     return Failure(classify(status, error), status, line, wait)
 
 
-def _transport_line(err: BaseException) -> str:
-    """A readable line for a network failure (never a library's exception text)."""
+def _transport_line(err: BaseException, base_url: str | None = None) -> str:
+    """A readable line for a network failure (never a library's exception text).
+
+    The cause chain decides, not the outer type: the aiohttp transport reports a refused
+    connection or an unknown host as a connect *timeout*."""
+    where = _endpoint(base_url) if base_url else "the OpenAI API"
+    causes = _causes(err)
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return f"could not connect to {where} (its host name does not resolve)"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return f"could not connect to {where} (connection refused)"
+    if any(isinstance(c, ssl.SSLError) for c in causes):
+        return f"could not connect to {where} (the TLS handshake failed)"
     if isinstance(err, openai.APITimeoutError):
         return "the request timed out"
     if isinstance(err, openai.APIConnectionError):
-        return "could not connect to the endpoint"
+        return f"could not connect to {where}"
     return "the connection dropped before the reply was complete"
+
+
+def _endpoint(url: str) -> str:
+    """The URL without user info, query or fragment (where a secret may ride)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """`err` and what it wraps (`__cause__`, else `__context__`), at most eight deep."""
+    out: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and len(out) < 8 and all(current is not c for c in out):
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
 
 
 def _http_client() -> Any:

@@ -44,7 +44,7 @@ from .scheduling import Slots
 from .services import Attachments, EngineServices
 from .structured import output_spec
 from .subagent import DEFAULT_SYSTEM_PROMPT
-from .task import Task, descendants_of
+from .task import Task, descendants_of, named_elsewhere
 
 __all__ = ["Session", "TaskRef"]
 
@@ -358,7 +358,8 @@ class Session(Launching, Approving, Resuming, Reattaching):
             found = found or self._by_name.get((owner, key))
             if found is None:
                 known = [t.id for t in self._tasks.values() if everyone or t.owner == owner]
-                raise UnknownTaskError(key, known)
+                raise UnknownTaskError(key, known, named_elsewhere(self._by_name, key)
+                                       if everyone else "")
             return found
 
     def descendants(self, ref: TaskRef) -> list[Task]:

@@ -8,7 +8,7 @@ operations, which go through the session (its `TaskHost`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.models import (
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..tools import ToolRegistry
     from .structured import OutputSpec
 
-__all__ = ["Task", "TaskControl", "TaskHost", "descendants_of"]
+__all__ = ["Task", "TaskControl", "TaskHost", "descendants_of", "named_elsewhere"]
 
 Emit = Callable[..., None]
 _log = logging.getLogger(__name__)
@@ -153,3 +153,14 @@ def descendants_of(root: Task, tasks: list[Task]) -> list[Task]:
         out += children
         frontier = {t.id for t in children}
     return out
+
+
+def named_elsewhere(by_name: Mapping[tuple[str | None, str], Task], name: str) -> str:
+    """Where the user's view finds no task `name`: which agents or tasks named theirs so
+    ("kid is agent default's task t1: use t1"), else ""."""
+    found = [(owner, task) for (owner, key), task in by_name.items()
+             if key == name and owner is not None]
+    said = [f"{name!r} is {'agent ' + o[6:] if o.startswith('agent:') else 'task ' + o}'s "
+            f"task {t.id}" for o, t in found[:3]]
+    ids = " or ".join(t.id for _, t in found[:3])
+    return f"{'; '.join(said)}: use {ids}." if found else ""

@@ -125,10 +125,12 @@ class TaskReport(TextView):
 
 class TaskTable(TextView, Sequence[TaskStatus]):
     """Every task in creation order, with totals. A sequence of `TaskStatus`, so
-    `table[0].state` works."""
+    `table[0].state` works. `start_with`: how the reader starts a task, said when there
+    is none (a parent agent's tools say "delegate_task")."""
 
-    def __init__(self, statuses: list[TaskStatus]) -> None:
+    def __init__(self, statuses: list[TaskStatus], start_with: str = "%delegate GOAL") -> None:
         self.statuses = list(statuses)
+        self.start_with = start_with
 
     def __len__(self) -> int:
         return len(self.statuses)
@@ -146,7 +148,7 @@ class TaskTable(TextView, Sequence[TaskStatus]):
 
     def footer(self) -> str:
         if not self.statuses:
-            return "No tasks yet: start one with %delegate GOAL."
+            return f"No tasks yet: start one with {self.start_with}."
         counts: dict[str, int] = {}
         for s in self.statuses:
             counts[s.state.value] = counts.get(s.state.value, 0) + 1
@@ -218,8 +220,12 @@ class HistoryTable(TextView, Sequence[JournalRecord]):
             counts[r.state.value] = counts.get(r.state.value, 0) + 1
         by_state = ", ".join(f"{n} {state}" for state, n in counts.items())
         kernels = len({r.session for r in self.records})
+        unended = sum(1 for r in self.records if not r.has_result)
+        gives = ("table[i].result() gives a TaskResult" if not unended else
+                 "table[i].result() gives a TaskResult, or None for a task that never ended "
+                 "(interrupted)")
         return (f"{plural(len(self.records), 'task')} of {plural(kernels, 'earlier kernel')}: "
-                f"{by_state} · table[i].result() gives a TaskResult")
+                f"{by_state} · {gives}")
 
     def text(self) -> str:
         if not self.records:

@@ -21,7 +21,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from ..core.errors import HermesError
 from ..core.text import plural
-from ..engine.agent import Agent
+from ..engine.agent import Agent, AgentBook
 from . import kernel
 
 __all__ = ["AgentMagics", "get_agent", "kernel_agents"]
@@ -32,16 +32,38 @@ _OPTION = re.compile(r"^\s*(?:-a|--agent)(?:\s+|=)(\S+)\s*")
 
 
 def get_agent(name: str = "default") -> Agent:
-    """The kernel's parent agent called `name`, made on first use in the kernel's session
-    (and made again if that session was replaced)."""
+    """The kernel's parent agent called `name`, made on first use in the kernel's session.
+
+    One agent per name and session: an `hj.Agent(name=...)` already live in the kernel's
+    session is that agent. When the session was rebuilt (new endpoint or keys), the agent
+    moves to the new one with its conversation and waiting results, and says so in one line;
+    its earlier children stay in the old session, still found by id."""
     session = kernel.get_session()
     with _lock:
         agent = _agents.get(name)
-        if agent is None or agent.session is not session:
+        if agent is not None and agent.session is session and not agent.closed:
+            return agent
+        booked = session.attachment("agents", AgentBook).get(name)
+        if booked is not None:
+            agent = booked
+        elif agent is not None and not agent.closed and kernel.replaced(agent.session):
+            old = agent.session
+            agent = agent.move_to(session)
+            before = [t.id for t in old.tasks() if t.owner == agent.owner_id]
+            kernel.notify(f"hermes_jupyter: agent {name!r} moved to the new session with its "
+                          "conversation" + (f"; its earlier tasks ({_listed(before)}) stay in "
+                                            "the old one (%check_task ID still finds them)."
+                                            if before else "."))
+        else:
             if agent is not None:
-                agent.close()
-            agent = _agents[name] = Agent(session, name=name, output_types=_user_namespace)
+                agent.close()  # of a session this kernel no longer knows
+            agent = Agent(session, name=name, output_types=_user_namespace)
+        _agents[name] = agent
         return agent
+
+
+def _listed(ids: list[str]) -> str:
+    return ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
 
 
 def _user_namespace() -> dict[str, Any]:
@@ -78,7 +100,7 @@ class AgentMagics(Magics):
             agent = get_agent(name)
             reply = agent.ask(message or None, on_text=_write)
         except HermesError as err:
-            raise UsageError(str(err)) from None
+            raise UsageError(f"%hermes: {err}") from None
         sys.stdout.write("\n")
         if reply.children:
             started = ", ".join(f"{t.id} {t.name!r}" if t.name else t.id for t in reply.children)

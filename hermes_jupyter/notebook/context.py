@@ -4,7 +4,8 @@ The text costs time bounded by the character limit, never by the size of the obj
 million-row DataFrame becomes its shape, dtypes, first rows and statistics of a bounded sample;
 a container is written item by item until the limit is reached (no sorting, no full `repr`);
 strings and bytes are sliced before they are shown. An object whose `repr`/`str` raises becomes
-one line saying so. pandas and numpy are never imported here unless the object is theirs.
+one line saying so. Every variable not sent whole says so in one line for the user (`note`).
+pandas and numpy are never imported here unless the object is theirs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ SAMPLE_ROWS = 1_000  # rows whose statistics describe a large DataFrame or Serie
 WHOLE_CELLS = 2_000  # a DataFrame with at most this many cells is sent whole (as CSV)
 MAX_COLUMNS = 20  # columns shown in the head and the statistics
 MAX_DTYPES = 50  # columns listed with their dtype
+ARRAY_VALUES = 200  # a numpy array of at most this many values is sent whole
+EDGE_VALUES = 5  # values shown at each end of each axis of a larger array
 MAX_DEPTH = 6  # nesting shown in containers; deeper ones are named with their size
 _CONTAINERS = (dict, list, tuple, set, frozenset, collections.deque)
 
@@ -65,19 +68,40 @@ def _body(value: Any, limit: int) -> tuple[str, str | None]:
     module = type(value).__module__.split(".")[0]
     if module == "pandas" and type(value).__name__ in ("DataFrame", "Series"):
         return _pandas(value, limit)
-    if module == "numpy" and type(value).__name__ == "ndarray":
-        return _ndarray(value), None
+    numpy = sys.modules.get("numpy")  # loaded whenever `value` is an array: never imported
+    if numpy is not None and isinstance(value, numpy.ndarray):
+        return _ndarray(value)
     if isinstance(value, _CONTAINERS):
         writer = _Writer(limit)
         text = writer.form(value, 0)
-        total = _size(value)
-        if writer.cut and total is not None:
+        total = _size(value) or 0
+        if writer.top_items < total:
             return text, f"was cut to its first {writer.top_items:,} of {total:,} items " \
                          "(HermesJupyter.context_limit)."
+        if writer.cut:
+            return text, ("was shortened: long items cut and containers nested deeper than "
+                          f"{MAX_DEPTH} levels named with their size "
+                          "(HermesJupyter.context_limit).")
         return text, None
     text, failed = _shown(str, value)
-    return text, None if failed is None else (
-        f"could not be shown as text (str() raised {failed}); the task gets one line saying so.")
+    if failed is not None:
+        return text, (f"could not be shown as text (str() raised {failed}); the task gets one "
+                      "line saying so.")
+    shape = _shape(value)  # a tensor, an Index, a polars frame: their str() shows a part
+    if shape is not None and math.prod(shape) > ARRAY_VALUES:
+        return text, (f"is a {type(value).__name__} of shape {shape}: the task gets its "
+                      f"printed form, which may show only some of its {math.prod(shape):,} "
+                      "values.")
+    return text, None
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    """`value.shape` when it is a tuple of ints (array-likes), else None."""
+    try:
+        shape = tuple(getattr(value, "shape", None) or ())
+    except Exception:
+        return None
+    return shape if shape and all(isinstance(n, int) for n in shape) else None
 
 
 def _cut_note(shown: int, full: int, unit: str) -> str:
@@ -220,7 +244,8 @@ def _pandas(value: Any, limit: int) -> tuple[str, str | None]:
     lines.append("dtypes: " + ", ".join(dtypes) + more)
     if rows * columns <= WHOLE_CELLS:
         lines += ["", _safe(_csv, frame)]
-        return "\n".join(lines), None
+        return "\n".join(lines), None if columns <= MAX_DTYPES else (
+            f"has {columns:,} columns: the task gets the dtypes of the first {MAX_DTYPES}.")
     shown = frame.iloc[:, :MAX_COLUMNS]
     step = max(1, math.ceil(rows / SAMPLE_ROWS))
     sample = shown.iloc[::step]
@@ -240,8 +265,16 @@ def _csv(frame: Any) -> str:
     return text.rstrip()
 
 
-def _ndarray(value: Any) -> str:
+def _ndarray(value: Any) -> tuple[str, str | None]:
+    """Shape, dtype and the values; past `ARRAY_VALUES` values, the first and last
+    `EDGE_VALUES` of each axis (numpy's own summary), and a note saying so."""
     numpy = sys.modules["numpy"]
-    summary = _safe(lambda a: numpy.array2string(a, threshold=200, edgeitems=5,
-                                                 max_line_width=120), value)
-    return f"array of shape {value.shape}, dtype {value.dtype}\n{summary}"
+    summary = _safe(lambda a: numpy.array2string(a, threshold=ARRAY_VALUES,
+                                                 edgeitems=EDGE_VALUES, max_line_width=120),
+                    value)
+    text = f"array of shape {value.shape}, dtype {value.dtype}\n{summary}"
+    if value.size <= ARRAY_VALUES:
+        return text, None
+    return text, (f"is a {value.size:,}-value {type(value).__name__} of shape {value.shape}: the "
+                  f"task gets its shape, dtype and the first and last {EDGE_VALUES} values "
+                  "of each axis.")

@@ -31,7 +31,8 @@ from .settings import APPROVAL_SETTINGS, HermesJupyter, Settings, resolve, safe_
 
 __all__ = [
     "all_statuses", "find_task", "flush_notices", "get_config", "get_session", "history", "install",
-    "latest_task", "notify", "on_new_session", "peek_session", "pending_change", "session_of",
+    "latest_task", "notify", "on_new_session", "peek_session", "pending_change", "replaced",
+    "session_of",
 ]
 
 @dataclass
@@ -133,6 +134,12 @@ def find_task(ref: str | Task) -> Task:
             first_error = first_error or err
     assert first_error is not None
     raise first_error
+
+
+def replaced(session: Session) -> bool:
+    """Whether `session` was this kernel's session before a rebuild (new endpoint or keys)."""
+    with _state.lock:
+        return any(s is session for s in _state.retired)
 
 
 def session_of(task: Task) -> Session:

@@ -10,8 +10,6 @@ friends print their real help.
 # mypy: disable-error-code="untyped-decorator,no-untyped-call"
 from __future__ import annotations
 
-import argparse
-import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,7 +22,7 @@ from IPython.core.magic import (
     needs_local_scope,
     no_var_expand,
 )
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from ..core.errors import CollectTimeout, HermesError, UnknownTaskError
@@ -33,14 +31,20 @@ from ..core.text import plural
 from ..engine.group import TaskGroup
 from ..engine.task import Task
 from . import kernel
-from .binding import VariableExistsError, check_variable_name, collect_into
+from .binding import VariableExistsError, check_free, check_variable_name, collect_into
 from .context import context_text
 from .each import items_of, output_type_of
 from .goal import expand
 from .magic_args import (
+    TASK_HELP,
+    TASK_MAGICS,
     comma_list,
     complete_task_refs,
+    find_task,
     keep_question_marks,
+    one_line_errors,
+    parse_line,
+    parser_of,
     seconds,
     split_options,
 )
@@ -50,7 +54,6 @@ from .views import HistoryTable, SettingsView, TaskReport, TaskTable, elapsed, m
 __all__ = ["HermesMagics", "load_ipython_extension"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-TASK_MAGICS = ("check_task", "steer_task", "collect_task", "cancel_task")
 # Placeholders of a goal filled by the engine, not the notebook, in `--each VAR` mode;
 # `expand` passes them through as typed.
 ENGINE_PLACEHOLDERS: frozenset[str] = frozenset({"item"})
@@ -71,7 +74,7 @@ _timeout_option = argument(
 )
 _task_option = argument(
     "task", nargs="?", default=None, metavar="ID",
-    help="task id (t3), name, or a variable holding the Task; default: the most recent task",
+    help=f"{TASK_HELP}; default: the most recent task",
 )
 _delegate_options = _bundle(
     argument("-n", "--name", help="a name to address the task by, instead of its id"),
@@ -94,26 +97,8 @@ _delegate_options = _bundle(
                   "{item} in GOAL is each item; returns the TaskGroup"),
     argument("goal", nargs="*", metavar="GOAL",
              help="what the subagent should do; {expr} is filled in from the notebook. With "
-                  "%%%%delegate the cell body is the goal (taken verbatim)."),
+                  "%%%%delegate the cell body is the goal, taken verbatim (no filling in)."),
 )
-
-
-def _one_line_errors(name: str) -> Callable[[F], F]:
-    """Turn every rejection into one `UsageError` line: IPython prints `UsageError: ...` on
-    stderr with no traceback and the cell fails, so "Run All", nbclient and papermill stop
-    at the cause. Nothing is changed by a rejected line."""
-    def wrap(fn: F) -> F:
-        @functools.wraps(fn)
-        def magic(self: HermesMagics, *args: Any, **kwargs: Any) -> Any:
-            kernel.flush_notices()
-            try:
-                return fn(self, *args, **kwargs)
-            except UsageError as err:
-                raise UsageError(f"%{name}: {_flat(err)} (see %{name}?)") from None
-            except HermesError as err:
-                raise UsageError(f"%{name}: {_flat(err)}") from None
-        return magic  # type: ignore[return-value]
-    return wrap
 
 
 @magics_class
@@ -123,7 +108,7 @@ class HermesMagics(Magics):
     @line_cell_magic
     @no_var_expand
     @needs_local_scope
-    @_one_line_errors("delegate")
+    @one_line_errors("delegate")
     @magic_arguments()
     @_delegate_options
     def delegate(self, line: str, cell: str | None = None,
@@ -132,17 +117,20 @@ class HermesMagics(Magics):
 
         The notebook stays free: check, steer, collect or cancel the task by id or name.
         Options go before the goal: %delegate -n sizes -c df Summarise the columns of df
-        {expr} and $name in the line are filled in from the notebook ({{ }} and $$ keep them).
+        {expr} and $name in the line are filled in from the notebook ({{ }} and $$ keep them);
+        a %%delegate cell's body is the goal as typed (only options go on its line).
         With --each VAR: one task per item, {item} left for the engine; g = %delegate --each
         rows ... binds the TaskGroup (g.collect(), g.to_pandas()).
         """
-        parser = _parser(HermesMagics.delegate)
+        parser = parser_of(HermesMagics.delegate)
         namespace = {**self._ns, **(local_ns or {})}
         words, goal = split_options(parser, line)
+        if cell is not None and goal:
+            raise UsageError(f"%%delegate takes only options on its line, not {goal!r}: the "
+                             "cell body is the goal")
         args = parser.parse_args([expand(word, namespace, what="options") for word in words])
-        goal = expand(goal, namespace, keep=ENGINE_PLACEHOLDERS if args.each else ())
-        if cell is not None:
-            goal = "\n".join(part for part in (goal, cell.strip()) if part)
+        goal = cell.strip() if cell is not None else expand(
+            goal, namespace, keep=ENGINE_PLACEHOLDERS if args.each else ())
         if not goal.strip():
             raise UsageError("missing GOAL: say what the subagent should do")
         limit = kernel.get_config().context_limit
@@ -171,29 +159,29 @@ class HermesMagics(Magics):
         return started
 
     @line_magic
-    @_one_line_errors("check_task")
+    @one_line_errors("check_task")
     @magic_arguments()
     @_task_option
     @argument("-l", "--lines", type=int, default=6, metavar="N",
               help="lines of recent output to show (default 6)")
     def check_task(self, line: str) -> TaskReport | None:
         """Show a task's state, time, calls, tokens, steering and last lines of output."""
-        args = _parse(HermesMagics.check_task, line)
+        args = parse_line(HermesMagics.check_task, line)
         task = self._task(args.task)
         return TaskReport(task.check(), tail=max(0, args.lines))
 
     @line_magic
     @no_var_expand
     @needs_local_scope
-    @_one_line_errors("steer_task")
+    @one_line_errors("steer_task")
     @magic_arguments()
-    @argument("task", metavar="ID", help="task id (t3), name, or a variable holding the Task")
+    @argument("task", metavar="ID", help=TASK_HELP)
     @argument("message", nargs="*", metavar="MESSAGE",
               help="what the subagent should do differently; {expr} and $name are filled in "
                    "from the notebook ({{ }} and $$ keep them)")
     def steer_task(self, line: str, local_ns: dict[str, Any] | None = None) -> None:
         """Send a running task a message; it reads it before its next model call."""
-        parser = _parser(HermesMagics.steer_task)
+        parser = parser_of(HermesMagics.steer_task)
         namespace = {**self._ns, **(local_ns or {})}
         words, message = split_options(parser, line, leading=1)
         args = parser.parse_args([expand(word, namespace, what="options") for word in words])
@@ -205,47 +193,38 @@ class HermesMagics(Magics):
         print(f"Steered {task.check().label}: it reads the message before its next model call.")
 
     @line_magic
-    @_one_line_errors("collect_task")
+    @one_line_errors("collect_task")
     @magic_arguments()
     @_task_option
     @_timeout_option
     @argument("-o", "--output", metavar="VAR",
-              help="also store the result in notebook variable VAR (later, if you stop "
-                   "waiting); a VAR that holds another value is refused without --replace")
+              help="also store the result in notebook variable VAR; a VAR that holds another "
+                   "value, a built-in or an IPython name is refused without --replace")
     @argument("--replace", action="store_true",
               help="with -o: replace what VAR holds now")
-    def collect_task(self, line: str) -> TaskResult | None:
+    def collect_task(self, line: str) -> TaskResult:
         """Wait for a task and return its TaskResult: r = %collect_task t1.
 
-        Interrupting the kernel stops the waiting, not the task.
+        No result by the timeout, or an interrupted wait, fails the cell in one line and
+        changes nothing: the task goes on; collect it later.
         """
-        args = _parse(HermesMagics.collect_task, line)
-        variable = check_variable_name(args.output) if args.output else None
+        args = parse_line(HermesMagics.collect_task, line)
         task = self._task(args.task)
-        result, later = self._wait(task, args.timeout)
-        if variable is None:
-            if later:
-                print(f"{later} Collect it later with %collect_task {task.id}.")
-            return result
-        try:
-            stored = collect_into(self._ns, task, variable, overwrite=args.replace)
-        except VariableExistsError as err:
-            raise UsageError(f"%collect_task: `{err.variable}` already holds a value of type "
-                             f"{err.held}: use -o {err.suggestion} (free), or add --replace "
-                             "to replace it.") from None
-        if later:
-            print(f"{later} {stored}")
+        variable = self._free(task, args.output, args.replace) if args.output else None
+        result = self._wait(task, args.timeout)
+        if variable is not None:
+            collect_into(self._ns, task, variable, overwrite=args.replace)
         return result
 
     @line_magic
-    @_one_line_errors("cancel_task")
+    @one_line_errors("cancel_task")
     @magic_arguments()
     @argument("task", nargs="?", metavar="ID",
-              help="task id (t3), name, or a variable holding the Task")
+              help=TASK_HELP)
     @argument("--all", action="store_true", help="cancel every queued or running task")
     def cancel_task(self, line: str) -> None:
         """Stop a task (within about a second) or, with --all, every live task."""
-        args = _parse(HermesMagics.cancel_task, line)
+        args = parse_line(HermesMagics.cancel_task, line)
         if args.all == bool(args.task):
             raise UsageError("give a task id or --all (not both)")
         if args.all:
@@ -264,7 +243,7 @@ class HermesMagics(Magics):
             print(f"{label} had already {task.state.value}; nothing to cancel.")
 
     @line_magic
-    @_one_line_errors("list_tasks")
+    @one_line_errors("list_tasks")
     @magic_arguments()
     @argument("--history", action="store_true",
               help="the tasks of earlier kernels kept in the journal (HermesJupyter.journal)")
@@ -274,20 +253,20 @@ class HermesMagics(Magics):
         With --history, the tasks earlier kernels kept in the journal (interrupted ones are
         those a kernel left unfinished); collect one with hj.get_session().history().
         """
-        args = _parse(HermesMagics.list_tasks, line)
+        args = parse_line(HermesMagics.list_tasks, line)
         if args.history:
             return HistoryTable(kernel.history())
         return TaskTable(kernel.all_statuses())
 
     @line_magic
-    @_one_line_errors("hermes_config")
+    @one_line_errors("hermes_config")
     @magic_arguments()
     @argument("--connect", action="store_true",
               help="start the MCP servers not running yet, to list their tools")
     def hermes_config(self, line: str) -> SettingsView | None:
         """The effective settings and where each comes from; keys only as a count, MCP
         servers with their tools but never their env or headers."""
-        args = _parse(HermesMagics.hermes_config, line)
+        args = parse_line(HermesMagics.hermes_config, line)
         settings = resolve(kernel.get_config())
         session = kernel.get_session() if args.connect else kernel.peek_session()
         servers = (session.mcp_status(connect=args.connect) if session is not None
@@ -303,11 +282,11 @@ class HermesMagics(Magics):
                             servers)
 
     @line_magic
-    @_one_line_errors("hermes_dashboard")
+    @one_line_errors("hermes_dashboard")
     @magic_arguments()
     def hermes_dashboard(self, line: str) -> None:
         """Show the live dashboard of this kernel's tasks."""
-        _parse(HermesMagics.hermes_dashboard, line)
+        parse_line(HermesMagics.hermes_dashboard, line)
         try:
             from .widgets.dashboard import dashboard
         except ImportError as err:
@@ -322,17 +301,15 @@ class HermesMagics(Magics):
 
     def _task(self, ref: str | None) -> Task:
         """By id or name; else a notebook variable holding a Task (`t = %delegate ...`)."""
-        if ref is None:
-            return kernel.latest_task()
+        return find_task(ref, self._ns)
+
+    def _free(self, task: Task, variable: str, replace: bool) -> str:
+        """`-o VAR` checked before any wait: a free name, or one line saying what to use."""
         try:
-            return kernel.find_task(ref)
-        except UnknownTaskError:
-            held = self._ns.get(ref.strip())
-            if isinstance(held, Task):
-                return kernel.find_task(held)
-            known = [s.label for s in kernel.all_statuses()][-8:]
-            hint = f" Known tasks: {', '.join(known)}." if known else " No tasks exist yet."
-            raise HermesError(f"No task {ref!r}.{hint} Use %list_tasks to see them.") from None
+            return check_free(self._ns, task, variable, overwrite=replace)
+        except VariableExistsError as err:
+            raise HermesError(f"`{err.variable}` {err.what}: use -o {err.suggestion} (free), "
+                              "or add --replace to replace it.") from None
 
     def _named(self, name: str | None) -> str | None:
         """The id of the task `name` means now, if any (it will mean the new one)."""
@@ -366,29 +343,31 @@ class HermesMagics(Magics):
             functions.append(value)
         return functions
 
-    def _wait(self, task: Task, timeout: float | None) -> tuple[TaskResult | None, str | None]:
-        """(result, None), or (None, one line saying why the wait ended without a result).
+    def _wait(self, task: Task, timeout: float | None) -> TaskResult:
+        """The task's result; `HermesError` (one line, the task goes on) when the wait ends
+        without one, at the timeout or at a kernel interrupt.
 
         After `wait_notice_after` seconds it says once that it waits and how to stop.
         """
         quiet = kernel.get_config().wait_notice_after
+        later = f"collect it later with %collect_task {task.id}."
         try:
             if task.done() or (timeout is not None and timeout <= quiet):
-                return task.collect(timeout), None
+                return task.collect(timeout)
             try:
-                return task.collect(quiet), None
+                return task.collect(quiet)
             except CollectTimeout:
                 status = task.check()
                 print(f"Waiting for {status.label} ({status.state.value}, "
                       f"{elapsed(status.elapsed_s)}); interrupt the kernel to stop waiting, "
                       "the task keeps running.", flush=True)
-            return task.collect(None if timeout is None else timeout - quiet), None
+            return task.collect(None if timeout is None else timeout - quiet)
         except CollectTimeout:
-            return None, (f"{task.check().label} is still {task.state.value} after "
-                          f"{timeout:g}s; it goes on.")
+            raise HermesError(f"{task.check().label} is still {task.state.value} after "
+                              f"{timeout:g}s; it goes on: {later}") from None
         except KeyboardInterrupt:
-            label = task.check().label
-            return None, f"Stopped waiting for {label}; it is still {task.state.value}."
+            raise HermesError(f"stopped waiting for {task.check().label}; it is still "
+                              f"{task.state.value}: {later}") from None
 
 
 def load_ipython_extension(ip: Any) -> None:
@@ -409,24 +388,5 @@ def load_ipython_extension(ip: Any) -> None:
     comm.register(ip)  # silent until a JupyterLab panel opens the comm
 
 
-def _flat(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
-def _parse(magic: Any, line: str) -> argparse.Namespace:
-    """`parse_argstring`, with an unbalanced quote as a usage error, not a traceback."""
-    try:
-        args: argparse.Namespace = parse_argstring(magic, line)
-    except ValueError as err:  # shlex: "No closing quotation"
-        raise UsageError(f"{_flat(err)} in {line.strip()!r}: close the quote") from None
-    return args
-
-
-def _parser(magic: Any) -> argparse.ArgumentParser:
-    """The argparse parser `@magic_arguments` built for `magic`."""
-    parser: argparse.ArgumentParser = magic.parser
-    return parser
-
-
 for _magic in (HermesMagics.delegate, HermesMagics.steer_task):
-    _parser(_magic).allow_abbrev = False  # options are scanned by their full names
+    parser_of(_magic).allow_abbrev = False  # options are scanned by their full names

@@ -13,16 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..core.errors import HermesError
 from ..core.text import plural
 from ..engine.task import Task
 from . import kernel
 from .binding import check_variable_name
-from .magic_args import comma_list
+from .magic_args import comma_list, one_line_errors, parse_line
 
 __all__ = ["ResumeMagics", "load"]
 
@@ -32,6 +31,7 @@ class ResumeMagics(Magics):
     """`%resume_task ID [-t FUNC] [--toolsets files,python]`."""
 
     @line_magic
+    @one_line_errors("resume_task")
     @magic_arguments()
     @argument("task", metavar="ID",
               help="the interrupted task: t3, or kernel/t3 as %%list_tasks --history shows it")
@@ -45,20 +45,11 @@ class ResumeMagics(Magics):
         """Go on with an interrupted task of an earlier kernel from its journaled
         conversation, as a new task of this kernel; returns its Task at once. Tool calls
         that had returned are not run again."""
-        kernel.flush_notices()
-        try:
-            args = parse_argstring(ResumeMagics.resume_task, line)
-        except (ValueError, UsageError) as err:
-            raise UsageError(f"%resume_task: {' '.join(str(err).split())} "
-                             "(see %resume_task?)") from None
-        try:
-            tools = [self._function(name) for name in comma_list(args.tools)]
-            toolsets = None if args.toolsets is None else [
-                t for t in comma_list([args.toolsets]) if t.lower() != "none"]
-            session = kernel.get_session()
-            task = session.resume(args.task, tools=tools or None, toolsets=toolsets)
-        except HermesError as err:
-            raise UsageError(f"%resume_task: {' '.join(str(err).split())}") from None
+        args = parse_line(ResumeMagics.resume_task, line)
+        tools = [self._function(name) for name in comma_list(args.tools)]
+        toolsets = None if args.toolsets is None else [
+            t for t in comma_list([args.toolsets]) if t.lower() != "none"]
+        task = kernel.get_session().resume(args.task, tools=tools or None, toolsets=toolsets)
         done = len(task.prior_messages or ())
         label = f"{task.id} {task.name!r}" if task.name else task.id
         print(f"Resumed {task.resumed_from} as {label} from {plural(done, 'message')} of its "

@@ -18,6 +18,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, v
 from traitlets.config import Configurable
 
 from ..core.errors import ConfigurationError
+from ..engine.arguments import check_base_url
 from ..tools import TOOLSETS
 from ..tools.approval import APPROVAL_MODES, check_pattern
 from ..tools.mcp import parse_servers
@@ -231,6 +232,16 @@ class HermesJupyter(Configurable):
             raise TraitError(f"Unknown toolset {unknown[0]!r}: choose from "
                              f"{', '.join(TOOLSETS)}.")
         return list(proposal["value"])
+
+    @validate("base_url")
+    def _endpoint_url(self, proposal: Any) -> str | None:
+        value = proposal["value"]
+        if value is None or not value.strip():
+            return value  # type: ignore[no-any-return]
+        try:
+            return check_base_url(value, "HermesJupyter.base_url")
+        except ConfigurationError as err:  # one line; the URL may hold a password: not shown
+            raise TraitError(str(err)) from None
 
     @validate("api_keys")
     def _mask_keys(self, proposal: Any) -> MaskedKeys | None:
