@@ -18,6 +18,19 @@ SECRET = "sk-test-SECRET-0123456789abcdef"
 FAST_RETRY = RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.05)
 
 
+@pytest.fixture(scope="session")
+def client() -> Iterator[object]:
+    """A Dask LocalCluster of two worker processes, shared by every Dask test, and its
+    client."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=2,
+                                       dashboard_address=None)
+    dask_client = distributed.Client(cluster)
+    yield dask_client
+    dask_client.close()
+    cluster.close()
+
+
 @pytest.fixture
 def llm() -> Iterator[FakeLLM]:
     with FakeLLM() as server:

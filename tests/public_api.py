@@ -103,6 +103,7 @@ SESSION_PARAMS = (
                           {"s": {"command": 1}}, {"s": {"url": "ftp://x"}}, {"s": {}}),
           mention="mcp_servers|MCP server"),
     Param("cluster", (ZERO, HALF, TRUE, BYTES, THING, "", "   ", SURROGATE)),
+    Param("detach_timeout", (ZERO, *NOT_SECONDS)),
 )
 NOT_MONEY = (ZERO, NEG, NAN, INF, BYTES, THING, TRUE, "1")
 # Refused by output_type: not a model class, dataclass, TypedDict or JSON schema of an object.
@@ -210,6 +211,7 @@ API: tuple[Api, ...] = (
         (Param("fn", NOT_A_FUNCTION),)),
     # Methods that take no parameters, listed so a parameter added later is noticed here.
     Api("Session.cancel_all", lambda c, kw: c.session.cancel_all(**kw)),
+    Api("Session.detach", lambda c, kw: c.session.detach(**kw)),
     Api("Session.list_tasks", lambda c, kw: c.session.list_tasks(**kw)),
     Api("Session.tasks", lambda c, kw: c.session.tasks(**kw)),
     Api("Session.counts", lambda c, kw: c.session.counts(**kw)),

@@ -97,3 +97,19 @@ def test_cluster_setting_reaches_the_session_and_needs_a_new_one():
     assert there.sources["cluster"] == "config"
     assert here.endpoint != there.endpoint  # a running session cannot move to a cluster
     assert ("cluster", "tcp://127.0.0.1:8786", "config") in there.rows()
+
+
+def test_detach_timeout_setting_reaches_the_session_and_is_checked():
+    env = {"OPENAI_API_KEY": SECRET}
+    default = resolve(HermesJupyter(cluster="tcp://127.0.0.1:8786"), environ=env)
+    assert default.session_kwargs()["detach_timeout"] == 3600.0
+    short = resolve(HermesJupyter(cluster="tcp://127.0.0.1:8786", detach_timeout=60),
+                    environ=env)
+    assert short.session_kwargs()["detach_timeout"] == 60.0
+    assert ("detach_timeout", "60s", "config") in short.rows()
+    assert default.endpoint != short.endpoint  # it is given to a session when it is built
+    never = resolve(HermesJupyter(cluster="tcp://127.0.0.1:8786", detach_timeout=None),
+                    environ=env)
+    assert ("detach_timeout", "never", "config") in never.rows()
+    with pytest.raises(TraitError, match="detach_timeout must be positive or None"):
+        HermesJupyter(detach_timeout=0)

@@ -26,16 +26,6 @@ pytestmark = pytest.mark.dask
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[object]:
-    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=2,
-                                       dashboard_address=None)
-    dask_client = distributed.Client(cluster)
-    yield dask_client
-    dask_client.close()
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
 def model_server() -> Iterator[FakeLLM]:
     with FakeLLM() as server:
         yield server
@@ -208,13 +198,18 @@ def test_the_workers_pool_rotates_keys_and_its_events_reach_the_kernel(client, l
 
 
 def _scheduler_dump(dask_scheduler: object) -> bytes:
-    """What the scheduler holds about tasks (keys, states, run specs), its log and its
-    transition log, as bytes."""
+    """What the scheduler holds about tasks (keys, states, run specs), the datasets published
+    on it (the state of tasks that outlive their kernel), its log and its transition log,
+    as bytes."""
     from distributed.protocol.pickle import dumps
 
     parts = []
     for key, ts in dask_scheduler.tasks.items():  # type: ignore[attr-defined]
         parts += [repr(key).encode(), repr(ts).encode(), dumps(ts.run_spec)]
+    for name, dataset in dask_scheduler.extensions["publish"].datasets.items():  # type: ignore[attr-defined]
+        data = dataset["data"]
+        parts += [repr(name).encode(), repr(getattr(data, "header", data)).encode(),
+                  *(bytes(frame) for frame in getattr(data, "frames", ()))]
     parts.append(repr(dask_scheduler.get_logs()).encode())  # type: ignore[attr-defined]
     parts.append(repr(list(dask_scheduler.transition_log)).encode())  # type: ignore[attr-defined]
     return b"\n".join(parts)
@@ -310,21 +305,6 @@ def test_the_magics_run_notebook_tools_on_the_cluster_set_in_the_config(live, cl
     listed = live.run_line_magic("list_tasks", "")
     assert [s.id for s in listed] == [live.user_ns["t"].id]
 
-
-def test_a_call_that_needs_approval_is_not_run_on_a_worker_and_never_waits(session, llm):
-    # No one can answer an approval on a worker: under approval="ask" the model reads why.
-    llm.script(Reply(tool_calls=[ToolCall("run_shell", {"command": "touch made"})]),
-               Reply("did without"))
-    result = session.delegate("make a file", toolsets=["shell"]).collect(10)
-    assert result.state is TaskState.SUCCEEDED and result.summary == "did without"
-    (tool_message,) = [m for m in llm.requests[1].messages if m["role"] == "tool"]
-    assert "cannot wait for one, so run_shell was not run" in tool_message["content"]
-    assert not (session.workspace / "made").exists()
-    assert task_pending(session) == []
-
-
-def task_pending(session: hj.Session) -> list[object]:
-    return [p for t in session.tasks() for p in t.control_for(session).pending_approvals()]
 
 
 def test_a_shell_call_the_policy_allows_runs_on_the_worker_and_is_redacted(session, llm):
@@ -436,8 +416,9 @@ def test_a_task_whose_worker_dies_is_retried_once_from_its_conversation_then_fai
 def test_the_steps_of_one_drain_reach_the_kernel_as_one_redacted_messages_op():
     # No cluster needed: the worker's op log and the kernel's replay, side by side.
     from hermes_jupyter.core.secrets import Secrets
-    from hermes_jupyter.engine.dask_backend import _replay
-    from hermes_jupyter.engine.dask_worker import RemoteControl, _NoHost
+    from hermes_jupyter.engine.dask_attach import replay as _replay
+    from hermes_jupyter.engine.dask_remote import NoHost as _NoHost
+    from hermes_jupyter.engine.dask_remote import RemoteControl
     from hermes_jupyter.engine.task import Task
     from hermes_jupyter.tools import ToolRegistry
 

@@ -78,6 +78,7 @@ class ExitReason(str, enum.Enum):
     TOOL_ERROR = "tool_error"
     ERROR = "error"
     INTERRUPTED = "interrupted"
+    DETACHED = "detached"
 
     def __str__(self) -> str:
         return self.value
@@ -97,6 +98,7 @@ _EXIT_STATES = {
     ExitReason.CANCELLED: TaskState.CANCELLED,
     ExitReason.SESSION_CLOSED: TaskState.CANCELLED,
     ExitReason.INTERRUPTED: TaskState.INTERRUPTED,
+    ExitReason.DETACHED: TaskState.INTERRUPTED,
 }
 _EXIT_MEANINGS = {
     ExitReason.COMPLETED: "the model gave its final answer",
@@ -117,6 +119,9 @@ _EXIT_MEANINGS = {
     ExitReason.TOOL_ERROR: "a tool failed in a way the task cannot go on from",
     ExitReason.ERROR: "an unexpected error (a bug of ours or of a library)",
     ExitReason.INTERRUPTED: "the process running the task stopped before it ended",
+    ExitReason.DETACHED: "this session let go of it (session.detach()); it goes on on its "
+                         "Dask cluster, and a Session on the same journal and cluster "
+                         "re-attaches to it",
 }
 
 

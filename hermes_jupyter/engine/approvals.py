@@ -96,6 +96,22 @@ class Approvals:
                 "agent's own calls cannot wait for one, so it was not run. Delegate it to a "
                 "subagent, whose calls can be approved, or do without it.")
 
+    def remember(self, pattern: str) -> int:
+        """Any thread: approve calls matching `pattern` for the rest of the session, the
+        waiting ones now; returns how many waiting calls that approved (a decision made on
+        another desk, e.g. another Dask worker of the session, reaching this one)."""
+        pattern = check_pattern(pattern)
+        with self._lock:
+            self._remembered.append(pattern)
+            chosen = [w for w in self._waiting if w.words is not None
+                      and matches(pattern, w.words)]
+            for waiter in chosen:
+                self._waiting.remove(waiter)
+                waiter.decision = (True, "")
+        for waiter in chosen:
+            self._resolve(waiter, "remembered pattern")
+        return len(chosen)
+
     def decide(self, control: TaskControl, call_id: str | None, approved: bool,
                reason: str = "", remember: str | None = None) -> PendingApproval:
         """Any thread: approve or deny the pending call `call_id` (None: the oldest) of the

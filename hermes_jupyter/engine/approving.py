@@ -15,6 +15,7 @@ from ..tools import ApprovalPolicy
 from .approvals import Approvals
 
 if TYPE_CHECKING:
+    from .backends import Backend
     from .task import Task
 
 __all__ = ["Approving"]
@@ -24,6 +25,7 @@ class Approving:
     """`approve`, `deny` and `set_approval` for a class with `task(ref)` and `_approvals`."""
 
     _approvals: Approvals
+    _backend: Backend
     approval_policy: ApprovalPolicy
     approve_file_writes: bool
 
@@ -38,6 +40,11 @@ class Approving:
         call_id = check.optional(check.text, "call_id", call_id, what="a call id like 'call_1'")
         remember = check.optional(check.text, "remember", remember, what="a pattern like 'ls *'")
         control = self.task(ref).control_for(self)
+        remote = self._backend.decide(control, call_id, True, "", remember)
+        if remote is not None:  # it waits on a Dask worker, which runs it
+            if remember is not None:
+                self._approvals.remember(remember)
+            return remote
         return self._approvals.decide(control, call_id, True, remember=remember)
 
     def deny(self, ref: Task | str, call_id: str | None = None,
@@ -47,6 +54,9 @@ class Approving:
         call_id = check.optional(check.text, "call_id", call_id, what="a call id like 'call_1'")
         reason = check.text("reason", reason, empty_ok=True)
         control = self.task(ref).control_for(self)
+        remote = self._backend.decide(control, call_id, False, reason.strip(), None)
+        if remote is not None:  # it waits on a Dask worker, which refuses it
+            return remote
         return self._approvals.decide(control, call_id, False, reason=reason.strip())
 
     def set_approval(self, approval: str, allowlist: Iterable[str],

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core import validate as check
 from ..core.errors import InvalidArgumentType
+from ..core.models import PendingApproval
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT
 from .task import TaskControl
 
@@ -26,6 +27,9 @@ __all__ = ["Backend", "InProcessBackend", "check_cluster", "make_backend"]
 class Backend(Protocol):
     def run(self, control: TaskControl) -> Coroutine[Any, Any, None]: ...
     def steer(self, control: TaskControl, message: str) -> None: ...
+    def decide(self, control: TaskControl, call_id: str | None, approved: bool, reason: str,
+               remember: str | None) -> PendingApproval | None: ...
+    def detach(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -37,6 +41,13 @@ class InProcessBackend:
 
     def steer(self, control: TaskControl, message: str) -> None:
         control.accept_steer(message)
+
+    def decide(self, control: TaskControl, call_id: str | None, approved: bool, reason: str,
+               remember: str | None) -> PendingApproval | None:
+        return None  # the session's own approval desk holds the waiting calls
+
+    def detach(self) -> None:  # nothing outlives the kernel here
+        return None
 
     def close(self) -> None:
         return None
@@ -71,9 +82,13 @@ def make_backend(
     max_concurrent: int,
     stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
     cooldown_cap: float = DEFAULT_COOLDOWN_CAP,
+    keep: bool = False,
+    detach_timeout: float | None = None,
+    mcp_key: str | None = None,
 ) -> Backend:
     """`InProcessBackend` without a cluster, else a `DaskBackend` on `cluster` (a
-    `distributed.Client`, a cluster object or a scheduler address)."""
+    `distributed.Client`, a cluster object or a scheduler address); with `keep` its tasks
+    outlive the kernel, cancelled after `detach_timeout` seconds without one."""
     if cluster is None:
         return InProcessBackend(run)
     from .dask_backend import DaskBackend
@@ -81,4 +96,5 @@ def make_backend(
     return DaskBackend(cluster, keys=keys, base_url=base_url, workspace=workspace,
                        system_prompt=system_prompt, retry=retry, prices=prices,
                        max_concurrent=max_concurrent, stall_timeout=stall_timeout,
-                       cooldown_cap=cooldown_cap)
+                       cooldown_cap=cooldown_cap, keep=keep, detach_timeout=detach_timeout,
+                       mcp_key=mcp_key)

@@ -17,17 +17,20 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from ..core.errors import ConfigurationError, HermesError, TaskFinishedError
-from ..core.models import ExitReason
+from ..core.models import ExitReason, PendingApproval
 from ..core.text import plural, short
 from ..tools import TOOLSETS, build_registry
-from .dask_worker import EngineConfig, Op, TaskSpec, WorkerEngine
+from ..tools.approval import check_pattern
+from .dask_attach import engines_dataset, owner_of, replay, tasks_dataset
+from .dask_link import Engine as _Engine
+from .dask_link import WorkerLink
+from .dask_worker import ENGINE_OPS, EngineConfig, Op, TaskSpec, WorkerEngine
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT
 from .task import TaskControl
 
@@ -41,16 +44,6 @@ DRAIN_TIMEOUT_S = 10.0  # a worker that does not answer a drain this long is los
 CANCEL_WAIT_S = 1.0  # how long a cancelled task waits for its worker's own end
 
 
-@dataclass
-class _Engine:
-    address: str
-    key: str
-    workspace: bool
-    pid: int
-    actor: Any  # the actor's future: its status turns from "finished" when the worker goes
-    running: int = 0
-    lost: bool = False
-
 
 @dataclass
 class _Remote:
@@ -63,7 +56,7 @@ class _Remote:
     moving: asyncio.Task[None] | None = None  # that move, while it starts there
 
 
-class DaskBackend:
+class DaskBackend(WorkerLink):
     """Runs tasks on the workers of `cluster` (a `distributed.Client`, a cluster object such
     as `LocalCluster`, or a scheduler address). Raises `ConfigurationError` when distributed is
     not installed or the cluster has no worker."""
@@ -72,7 +65,8 @@ class DaskBackend:
                  system_prompt: str, retry: RetryPolicy | None,
                  prices: Mapping[str, tuple[float, float]] | None, max_concurrent: int,
                  stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
-                 cooldown_cap: float = DEFAULT_COOLDOWN_CAP) -> None:
+                 cooldown_cap: float = DEFAULT_COOLDOWN_CAP, keep: bool = False,
+                 detach_timeout: float | None = None, mcp_key: str | None = None) -> None:
         try:
             from distributed import Client
         except ImportError as err:
@@ -96,12 +90,17 @@ class DaskBackend:
         self.batches = 0  # drains that brought ops to the kernel (for tests and benches)
         config = EngineConfig(base_url, workspace, system_prompt, retry,
                               dict(prices) if prices else None, max(4, max_concurrent),
-                              stall_timeout, cooldown_cap)
+                              stall_timeout, cooldown_cap, mcp_key)
         workers = list(self.client.scheduler_info()["workers"])
         if not workers:
             raise ConfigurationError("The Dask cluster has no worker: start one (or scale the "
                                      "cluster) before Session(cluster=...).")
-        token = uuid.uuid4().hex[:8]
+        token = self.token = uuid.uuid4().hex[:8]
+        self.scheduler = str(self.client.scheduler.address)  # type: ignore[union-attr]
+        self.keep = keep  # tasks outlive the kernel (dask_attach.py)
+        self.detached = False  # detach(): stop talking to the engines, cancel nothing
+        self.adopted: list[_Engine] = []  # engines of earlier kernels' sessions taken over
+        self._datasets: list[str] = []  # what close() unpublishes
         self._actors = [
             self.client.submit(WorkerEngine, config, actor=True, workers=[address],
                                allow_other_workers=False, pure=False,
@@ -109,17 +108,26 @@ class DaskBackend:
             for i, address in enumerate(workers)
         ]
         self.engines: list[_Engine] = []
-        for address, future in zip(workers, self._actors, strict=True):
+        for i, (address, future) in enumerate(zip(workers, self._actors, strict=True)):
             future.result(timeout=60)
             key = str(future.key)
+            keeping = (tasks_dataset(token, i), detach_timeout) if keep else None
             try:
-                info = self._call_sync(address, key, "configure", keys)
+                info = self._call_sync(address, key, "configure", keys, keeping)
             except OSError as err:
                 self.close()
                 raise ConfigurationError(
                     f"Cannot reach Dask worker {address} from here ({type(err).__name__}): "
                     "cluster= needs direct connections to the workers.") from err
-            self.engines.append(_Engine(address, key, info["workspace"], info["pid"], future))
+            self.engines.append(_Engine(address, key, info["workspace"], info["pid"], future,
+                                        index=i))
+        if keep:  # published futures stay wanted once this client is gone (dask_attach.py)
+            self._publish(engines_dataset(token), {"actors": self._actors, "workers": workers})
+
+    @property
+    def owner(self) -> str:
+        """The journal owner of this session's tasks: the cluster, not this process."""
+        return owner_of(self.scheduler, self.token)
 
     # ---- the Backend interface ------------------------------------------------------
     async def run(self, control: TaskControl) -> None:
@@ -154,8 +162,7 @@ class DaskBackend:
                 control.settle(ExitReason.ERROR, error=refused)
                 return
             self._forward_early_steers(remote, len(steering))
-            self._ensure_pump()
-            await asyncio.shield(remote.done)
+            await self._await_end(remote)
         except asyncio.CancelledError:
             await self._cancel_remote(remote)
         except Exception as err:  # the worker or the connection failed
@@ -169,6 +176,27 @@ class DaskBackend:
             remote.engine.running -= 1  # a retried task runs on another engine by now
             with self._lock:
                 self._live.pop(task.id, None)
+
+    async def _await_end(self, remote: _Remote) -> None:
+        self._ensure_pump()
+        await asyncio.shield(remote.done)
+
+    async def follow(self, control: TaskControl, index: int) -> None:
+        """The coroutine of a task taken over from an earlier kernel (`adopt`), on adopted
+        engine `index`: replay what its engine sends until it ends; forward a cancel."""
+        engine = self.adopted[index]
+        remote = _Remote(control, engine, asyncio.get_running_loop().create_future(), True)
+        with self._lock:
+            self._live[control.task.id] = remote
+        engine.running += 1
+        try:
+            await self._await_end(remote)
+        except asyncio.CancelledError:
+            await self._cancel_remote(remote)
+        finally:
+            remote.engine.running -= 1
+            with self._lock:
+                self._live.pop(control.task.id, None)
 
     def steer(self, control: TaskControl, message: str) -> None:
         """Queue on the worker first (it tells whether the task still takes steers), then in
@@ -189,10 +217,49 @@ class DaskBackend:
                                         "one instead.")
             control.accept_steer(message)
 
+    def decide(self, control: TaskControl, call_id: str | None, approved: bool, reason: str,
+               remember: str | None) -> PendingApproval | None:
+        """A decision on a call waiting on the task's worker: sent there (the worker's desk
+        runs or refuses it), then shown here at once. `remember` reaches every engine of the
+        session. None when the task does not run on a worker (it has ended or not started)."""
+        with self._lock:
+            remote = self._live.get(control.task.id)
+        if remote is None or not remote.ready:
+            return None
+        engine = remote.engine
+        if remember is not None:
+            remember = check_pattern(remember)
+        answer = self._call_sync(engine.address, engine.key, "decide", control.task.id,
+                                 call_id, approved, reason, remember)
+        if isinstance(answer, str):
+            raise HermesError(answer)
+        control.resolve_approval(answer.call_id)  # the worker's own ops say so again later
+        if remember is not None:
+            for other in [*self.engines, *self.adopted]:
+                if other is not engine and not other.lost:
+                    with contextlib.suppress(Exception):
+                        self._call_sync(other.address, other.key, "remember", remember)
+        return answer  # type: ignore[no-any-return]
+
+    def detach(self) -> None:
+        """Leave the tasks running on the cluster on purpose (their engines' detach clocks
+        start now) and let go of this kernel's side."""
+        self.detached = True
+        for engine in [*self.engines, *self.adopted]:
+            with contextlib.suppress(Exception):
+                self._call_sync(engine.address, engine.key, "detach", timeout=3.0)
+        self._let_go()
+
     def close(self) -> None:
-        for engine in self.engines:
+        for engine in [*self.engines, *self.adopted]:
             with contextlib.suppress(Exception):
                 self._call_sync(engine.address, engine.key, "close", timeout=3.0)
+        for name in self._datasets:
+            with contextlib.suppress(Exception):
+                self.client.unpublish_dataset(name)
+        self._let_go()
+
+    def _let_go(self) -> None:
         for future in self._actors:
             with contextlib.suppress(Exception):
                 future.release()
@@ -200,7 +267,6 @@ class DaskBackend:
             with contextlib.suppress(Exception):
                 self.client.close()
 
-    # ---- the kernel's side of the conversation ---------------------------------------
     def _forward_early_steers(self, remote: _Remote, sent: int) -> None:
         """Steers accepted while the task was starting (after the first `sent`, which went
         with it): send them, then steer directly."""
@@ -213,6 +279,8 @@ class DaskBackend:
 
     async def _cancel_remote(self, remote: _Remote) -> None:
         control = remote.control
+        if self.detached:  # the session let go of it: it goes on on its worker
+            return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._call(remote.engine, "cancel", control.task.id,
                                               control.cancel_reason or "cancelled"),
@@ -240,7 +308,7 @@ class DaskBackend:
             wake.clear()
             with self._lock:
                 engines = {id(r.engine): r.engine for r in self._live.values()}
-            if not engines:
+            if not engines or self.detached:
                 return
             found = await asyncio.gather(*(self._drain(e) for e in engines.values()),
                                          return_exceptions=True)
@@ -251,7 +319,21 @@ class DaskBackend:
                 if batch:
                     self.batches += 1
                 for task_id, ops in batch:
-                    self._apply(task_id, ops)
+                    if task_id == ENGINE_OPS:  # before the ops of the tasks that saw them
+                        await self._share(engine, ops)
+                    else:
+                        self._apply(task_id, ops)
+
+    async def _share(self, source: _Engine, ops: list[Op]) -> None:
+        """Relay the cooldowns one engine saw to the session's other engines (by key index),
+        and wait (≤ 2 s) until they have them: a 429 on one worker stops the others using
+        that key until it is over."""
+        others = [e for e in [*self.engines, *self.adopted] if e is not source and not e.lost]
+        calls = [self._call(e, "cool", index, seconds)
+                 for _kind, index, seconds in ops for e in others]
+        if calls:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2.0)
 
     async def _drain(self, engine: _Engine) -> list[tuple[str, list[Op]]]:
         if engine.actor.status != "finished":
@@ -267,7 +349,7 @@ class DaskBackend:
             return
         with remote.lock:
             for op in ops:
-                _replay(remote.control, op)
+                replay(remote.control, op)
                 if op[0] == "end" and not remote.done.done():
                     remote.done.set_result(None)
 
@@ -337,30 +419,6 @@ class DaskBackend:
         if not remote.done.done():
             remote.done.set_result(None)
 
-    def _call(self, engine: _Engine, function: str, *args: Any) -> asyncio.Future[Any]:
-        """Call an actor method from the engine loop; awaitable there."""
-        return asyncio.wrap_future(self._submit(engine.address, engine.key, function, *args))
-
-    def _call_sync(self, address: str, key: str, function: str, *args: Any,
-                   timeout: float = 10.0) -> Any:
-        return self._submit(address, key, function, *args).result(timeout)
-
-    def _submit(self, address: str, key: str, function: str, *args: Any) -> Future[Any]:
-        """`actor_execute` straight on the worker (the client's own connection pool), so the
-        arguments never pass through the scheduler."""
-        from distributed.protocol.serialize import to_serialize
-
-        async def call() -> Any:
-            reply = await self.client.rpc(address).actor_execute(
-                actor=key, function=function, args=[to_serialize(a) for a in args],  # type: ignore[no-untyped-call]
-                kwargs={})
-            if reply["status"] != "OK":
-                raise HermesError(f"worker {address}: {reply.get('exception')!r}")
-            return reply["result"]
-
-        return asyncio.run_coroutine_threadsafe(call(), self.client.loop.asyncio_loop)
-
-
 def _spec(control: TaskControl, steers: tuple[str, ...], needs_workspace: bool,
           prior: tuple[dict[str, Any], ...] | None = None) -> TaskSpec:
     """The task as its worker runs it; `prior`: the conversation to go on from (default:
@@ -371,45 +429,3 @@ def _spec(control: TaskControl, steers: tuple[str, ...], needs_workspace: bool,
                     task.max_cost_usd, steers, task.approval, needs_workspace,
                     task.output_type,
                     tuple(task.prior_messages or ()) if prior is None else prior)
-
-
-def _replay(control: TaskControl, op: Op) -> None:
-    """Apply one worker op to the kernel's control through its public methods."""
-    kind = op[0]
-    if kind == "text":
-        control.on_text(op[1])
-    elif kind == "reasoning":
-        control.on_reasoning(op[1])
-    elif kind == "hidden":
-        control.note_answer(op[1])
-    elif kind == "request":
-        control.count_request()
-    elif kind == "usage":
-        control.add_usage(op[1], op[2], op[3], op[4])
-    elif kind == "activity":
-        control.set_activity(op[1], op[2])
-    elif kind == "tool":
-        control.record_tool(op[1])
-    elif kind == "steer":
-        with contextlib.suppress(HermesError):
-            control.accept_steer(op[1])
-    elif kind == "steers":
-        control.take_steers(op[1])
-    elif kind == "finish":
-        control.try_finish()
-    elif kind == "messages":  # the conversation from index op[1] on (journaled there)
-        control.conversation.replace(op[1], op[2])
-    elif kind == "event":
-        control.emit(op[1], **op[2])
-    elif kind == "end":
-        _, reason, summary, error, transcript, truncated, data = op
-        spec = control.task.output_type
-        if spec is not None and data is not None:  # the worker checked the schema; the
-            verdict = spec.revive(data)            # kernel's own class checks the rest
-            data = verdict.value
-            if not verdict.ok:
-                reason, data = ExitReason.INVALID_OUTPUT, None
-                error = (f"the answer matched the schema on the worker but not "
-                         f"{spec.name} here: {'; '.join(verdict.errors)}")
-        control.settle(reason, summary=summary, error=error, transcript=transcript,
-                       truncated=truncated, data=data)

@@ -6,7 +6,9 @@ Each task's `RemoteControl` keeps the task's state on the worker (what the loop 
 logs every change as an op; the kernel drains the ops (at most 10 times a second) and replays
 them on its own `TaskControl` through the same public methods, so the kernel's registry is
 the one every face reads. Keys arrive once per actor through `configure`, never as task
-arguments (see docs/architecture.md, "Running on a Dask cluster").
+arguments (see docs/architecture.md, "Running on a Dask cluster"). The per-task pieces
+(`RemoteControl`, `SharedPool`) are in dask_remote.py; the keeper of tasks
+that outlive the kernel in dask_keeper.py.
 """
 
 from __future__ import annotations
@@ -22,24 +24,23 @@ from typing import Any
 import cloudpickle
 
 from ..core.errors import HermesError
-from ..core.models import ExitReason, ToolTraceEntry, Usage
+from ..core.models import ExitReason, PendingApproval
 from ..core.secrets import Secrets
 from ..tools import ToolRegistry
 from ..tools.approval import ApprovalPolicy
-from .approvals import Approvals, TaskClock
-from .credentials import CredentialPool
+from ..tools.mcp import release_shared
+from .approvals import Approvals
+from .dask_keeper import Keeper, Records
+from .dask_remote import ENGINE_OPS, NoHost, Op, RemoteControl, SharedPool
 from .loop import EngineLoop
 from .pricing import Pricer
 from .provider import DEFAULT_COOLDOWN_CAP, DEFAULT_STALL_TIMEOUT, Provider, RetryPolicy
 from .runner import run_task
-from .structured import OutputSpec, jsonable
-from .task import Task, TaskControl
+from .structured import OutputSpec
+from .task import Task
 
-__all__ = ["EngineConfig", "RemoteControl", "TaskSpec", "WorkerApprovals", "WorkerEngine"]
+__all__ = ["ENGINE_OPS", "EngineConfig", "Op", "TaskSpec", "WorkerEngine"]
 
-Op = tuple[Any, ...]
-_MERGED = frozenset({"text", "reasoning", "hidden"})  # streamed pieces: one op per run
-_QUIET = frozenset({"steer_queued", "steer_delivered", "finished"})  # the kernel emits these
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class EngineConfig:
     threads: int
     stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
     cooldown_cap: float = DEFAULT_COOLDOWN_CAP
+    mcp_key: str | None = None  # the session's MCP servers, started here on first use
 
 
 @dataclass(frozen=True)
@@ -78,141 +80,6 @@ class TaskSpec:
     prior: tuple[dict[str, Any], ...] = ()  # the conversation to go on from (resumed, retried)
 
 
-class _NoHost:
-    """A worker-side task has no session: its operations come from the kernel."""
-
-    def steer(self, ref: Task, message: str) -> None:
-        raise HermesError("steer worker-side tasks through the kernel's session")
-
-    def collect(self, ref: Task, timeout: float | None = None) -> Any:
-        raise HermesError("collect worker-side tasks through the kernel's session")
-
-    def cancel(self, ref: Task) -> bool:
-        raise HermesError("cancel worker-side tasks through the kernel's session")
-
-    def approve(self, ref: Task, call_id: str | None = None, *, remember: str | None = None
-                ) -> Any:
-        raise HermesError("a task on a Dask worker has no approval desk (see WorkerApprovals)")
-
-    def deny(self, ref: Task, call_id: str | None = None, reason: str = "") -> Any:
-        raise HermesError("a task on a Dask worker has no approval desk (see WorkerApprovals)")
-
-
-class WorkerApprovals(Approvals):
-    """A worker has no approval desk (no one can answer there): a call that needs a
-    person's approval runs only when the task's policy or allowlist lets it, else the model
-    reads why it did not run. It never waits."""
-
-    async def review(self, control: TaskControl, calls: list[dict[str, Any]],
-                     clock: TaskClock | None) -> dict[str, str]:
-        refused: dict[str, str] = {}
-        for call in calls:
-            fn = call.get("function") or call  # the wire format: {"id", "function": {...}}
-            name = str(fn["name"])
-            text = self.screen(control.task.tools, name, str(fn["arguments"]),
-                               control.task.approval)
-            if text is not None and "parent agent" in text:  # "ask": no one to ask here
-                text = (f"Error: this call needs a person's approval, and a task on a Dask "
-                        f"worker cannot wait for one, so {name} was not run. Do without it, "
-                        "or ask the user to allow it (approval_allowlist) or run it locally.")
-            if text is not None:
-                refused[call["id"]] = text
-            control.emit("approval_decided", call_id=call["id"], tool=name,
-                         approved=text is None, by="policy", reason="on a Dask worker")
-        return refused
-
-
-class RemoteControl(TaskControl):
-    """A task's control on the worker: its own state for the loop, plus an op log of every
-    change for the kernel (consecutive text pieces merged into one op)."""
-
-    def __init__(self, task: Task, secrets: Secrets) -> None:
-        super().__init__(task, self._record_event, lambda _id, _text: None, secrets)
-        self._ops: list[Op] = []
-        self._ops_lock = threading.Lock()
-        self.conversation.listener = lambda start, kept: self._log(("messages", start, kept))
-
-    def drain(self) -> list[Op]:
-        with self._ops_lock:
-            ops, self._ops = self._ops, []
-        return ops
-
-    def _log(self, op: Op) -> None:
-        with self._ops_lock:
-            last = self._ops[-1] if self._ops else None
-            if last is not None and op[0] in _MERGED and last[0] == op[0]:
-                self._ops[-1] = (op[0], last[1] + op[1])
-            elif (last is not None and op[0] == last[0] == "messages"
-                  and last[1] <= op[1] <= last[1] + len(last[2])):  # steps of one drain: one op
-                self._ops[-1] = ("messages", last[1], last[2][:op[1] - last[1]] + op[2])
-            else:
-                self._ops.append(op)
-
-    def _record_event(self, kind: str, _task_id: str | None, **data: Any) -> None:
-        if kind not in _QUIET:
-            self._log(("event", kind, data))
-
-    def accept_forwarded(self, message: str) -> None:
-        """A steer the kernel forwards (the kernel records it itself)."""
-        super().accept_steer(message)
-
-    def accept_steer(self, message: str) -> None:  # the worker's own, e.g. the wrap-up
-        super().accept_steer(message)
-        self._log(("steer", message))
-
-    def take_steers(self, limit: int | None = None) -> list[str]:
-        messages = super().take_steers(limit)
-        if messages:
-            self._log(("steers", len(messages)))
-        return messages
-
-    def try_finish(self) -> bool:
-        finished = super().try_finish()
-        if finished:
-            self._log(("finish",))
-        return finished
-
-    def set_activity(self, activity: str, line: str | None = None) -> None:
-        super().set_activity(activity, line)
-        self._log(("activity", activity, line))
-
-    def on_text(self, text: str) -> None:
-        super().on_text(text)
-        self._log(("text", text))
-
-    def on_reasoning(self, text: str) -> None:
-        super().on_reasoning(text)
-        self._log(("reasoning", text))
-
-    def note_answer(self, text: str) -> None:
-        super().note_answer(text)
-        self._log(("hidden", text))
-
-    def add_usage(self, prompt: int, completion: int, cost_usd: float | None = None,
-                  estimated: bool = False) -> Usage:
-        usage = super().add_usage(prompt, completion, cost_usd, estimated)
-        self._log(("usage", prompt, completion, cost_usd, estimated))
-        return usage
-
-    def count_request(self) -> None:
-        super().count_request()
-        self._log(("request",))
-
-    def record_tool(self, entry: ToolTraceEntry) -> None:
-        super().record_tool(entry)
-        self._log(("tool", entry))
-
-    def settle(self, exit_reason: ExitReason, *, summary: str = "", error: str | None = None,
-               transcript: list[dict[str, Any]] | None = None, truncated: bool = False,
-               data: Any = None) -> bool:
-        settled = super().settle(exit_reason, summary=summary, error=error,
-                                 transcript=transcript, truncated=truncated, data=data)
-        if settled:  # typed output goes back as JSON; the kernel revives it as its own class
-            self._log(("end", exit_reason, summary, error, transcript, truncated,
-                       jsonable(data)))
-        return settled
-
-
 class WorkerEngine:
     """A Dask actor: the engine of one session on one worker. Methods are called from the
     kernel over a direct connection to the worker (see `DaskBackend`)."""
@@ -225,16 +92,25 @@ class WorkerEngine:
         self._pricer = Pricer(config.prices)
         self._provider: Provider | None = None
         self._secrets = Secrets()
-        self._approvals = WorkerApprovals()
+        self._approvals = Approvals()  # decisions come from the kernel (`decide`)
         self._lock = threading.Lock()
         self._controls: dict[str, RemoteControl] = {}
         self._cancelled_early: set[str] = set()  # a cancel that overtook its task's start
+        self._keeper: Keeper | None = None
+        self._pool: SharedPool | None = None
 
-    def configure(self, keys: list[str]) -> dict[str, Any]:
+    def configure(self, keys: list[str], keep: tuple[str, float | None] | None = None
+                  ) -> dict[str, Any]:
         """Take the session's keys (held in this process's memory only) and report what this
-        worker can do: whether the workspace exists here, and its process id."""
+        worker can do: whether the workspace exists here, and its process id. With `keep`
+        (the scheduler dataset's name, detach_timeout in seconds) the tasks outlive the
+        kernel (see `Keeper`)."""
         self._secrets = Secrets(keys)
-        self._provider = Provider(CredentialPool(list(keys)), self._config.base_url,
+        if keep is not None and self._keeper is None:
+            self._keeper = Keeper(keep[0], keep[1], self._records, self._live, self.cancel,
+                                  lambda: self._secrets)
+        self._pool = SharedPool(list(keys))
+        self._provider = Provider(self._pool, self._config.base_url,
                                   self._config.retry, stall_timeout=self._config.stall_timeout,
                                   cooldown_cap=self._config.cooldown_cap)
         return {"workspace": os.path.isdir(self._config.workspace), "pid": os.getpid()}
@@ -242,12 +118,13 @@ class WorkerEngine:
     def start(self, blob: bytes) -> str | None:
         """Start one task: `blob` is a cloudpickled `TaskSpec` (its tool functions by value).
         Returns why it cannot run here (one line), or None once it is started."""
+        self._contact()
         spec: TaskSpec = cloudpickle.loads(blob)
         if spec.needs_workspace and not os.path.isdir(self._config.workspace):
             return (f"The workspace {self._config.workspace} is not on worker "
                     f"{_worker_address()}: mount it at the same path there, or delegate "
                     "without the files/python/shell toolsets.")
-        task = Task(_NoHost(), spec.id, spec.name, spec.goal, spec.context, spec.model,
+        task = Task(NoHost(), spec.id, spec.name, spec.goal, spec.context, spec.model,
                     spec.tools, spec.max_iterations, spec.timeout,
                     lambda *a, **k: None, lambda _id, _text: None, self._secrets)
         task.max_total_tokens = spec.max_total_tokens
@@ -255,7 +132,7 @@ class WorkerEngine:
         task.approval = spec.approval
         task.output_type = spec.output_type
         task.prior_messages = list(spec.prior) or None
-        control = RemoteControl(task, self._secrets)
+        control = RemoteControl(task, self._secrets, _facts(spec))
         control.claim()
         for message in spec.steers:
             control.accept_forwarded(message)
@@ -269,6 +146,7 @@ class WorkerEngine:
 
     def steer(self, task_id: str, message: str) -> str | None:
         """Queue a steer; the reason as text when the task no longer takes one."""
+        self._contact()
         control = self._control(task_id)
         if control is None:
             return f"Task {task_id} has already ended on its worker."
@@ -296,9 +174,13 @@ class WorkerEngine:
 
     def drain(self) -> list[tuple[str, list[Op]]]:
         """Every task's ops since the last drain; ended tasks are forgotten once drained."""
+        self._contact()
         with self._lock:
             controls = list(self._controls.items())
         out = []
+        cooled = self._pool.take_cooled() if self._pool is not None else []
+        if cooled:  # first: the kernel shares them before it applies the tasks' ops
+            out.append((ENGINE_OPS, cooled))
         for task_id, control in controls:
             ops = control.drain()
             if ops:
@@ -308,10 +190,63 @@ class WorkerEngine:
                     self._controls.pop(task_id, None)
         return out
 
+    def attach(self) -> list[tuple[dict[str, Any], list[Op]]]:
+        """A kernel takes this engine's tasks over (after its own kernel stopped or
+        detached): every task's facts and whole op history; later drains give what follows.
+        The scheduler's copy is dropped: this kernel journals from here on."""
+        if self._keeper is not None:
+            self._keeper.attach()
+        with self._lock:
+            controls = list(self._controls.values())
+        return [(c.facts, c.history(attach=True)) for c in controls]
+
+    def decide(self, task_id: str, call_id: str | None, approved: bool, reason: str = "",
+               remember: str | None = None) -> PendingApproval | str:
+        """The kernel's decision on a call waiting here (None: the task's oldest); the call
+        decided, or why there is none (one line)."""
+        self._contact()
+        control = self._control(task_id)
+        if control is None:
+            return f"Task {task_id} has already ended on its worker."
+        try:
+            return self._approvals.decide(control, call_id, approved, reason, remember)
+        except HermesError as err:
+            return str(err)
+
+    def remember(self, pattern: str) -> int:
+        """A pattern approved for the rest of the session on another worker: here too."""
+        return self._approvals.remember(pattern)
+
+    def cool(self, index: int, seconds: float) -> None:
+        """A 429 on key `index` seen by another worker of the session: cool it here too."""
+        if self._pool is not None:
+            self._pool.cool_from_peer(index, seconds)
+
+    def attended(self) -> tuple[bool, float, int]:
+        """Whether a kernel is attached (it called within `UNATTENDED_AFTER` seconds and did
+        not detach), how long ago it called (seconds), and how many calls it made."""
+        if self._keeper is None:
+            return True, 0.0, 0
+        return not self._keeper.unattended(), self._keeper.idle(), self._keeper.contacts
+
+    def detach(self) -> int:
+        """The kernel leaves its tasks running here on purpose: the detach clock starts now
+        and their state is copied to the scheduler now. Returns how many are live."""
+        if self._keeper is not None:
+            self._keeper.detach()
+        return len(self._live())
+
     def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper.forget()
         for _task_id, control in list(self._controls.items()):
             self.cancel(_task_id, "closed")
             control.wait(1.0)
+        mcp = release_shared(self._config.mcp_key) if self._config.mcp_key else None
+        if mcp is not None:  # the servers this session's tasks started on this worker
+            with contextlib.suppress(Exception):
+                self._engine.run(mcp.aclose(), timeout=6.0)
         if self._provider is not None:
             with contextlib.suppress(Exception):
                 self._engine.run(self._provider.aclose(), timeout=1.0)
@@ -323,6 +258,23 @@ class WorkerEngine:
         with self._lock:
             return self._controls.get(task_id)
 
+    def _contact(self) -> None:
+        if self._keeper is not None:
+            self._keeper.contact()
+
+    def _live(self) -> list[str]:
+        with self._lock:
+            return [i for i, c in self._controls.items() if not c.done()]
+
+    def _records(self, everything: bool) -> Records | None:
+        """Every task a kernel has not taken the end of, as (facts, history), when one changed
+        since the last copy (or always, with `everything`)."""
+        with self._lock:
+            controls = [(i, c) for i, c in self._controls.items() if not c.delivered]
+        if not everything and not any(c.changed for _i, c in controls):
+            return None
+        return {task_id: (c.facts, c.history()) for task_id, c in controls}
+
     def _launch(self, control: RemoteControl) -> None:
         aio = self._engine.loop.create_task(self._run(control))
         aio.add_done_callback(lambda _f: control.settle(ExitReason.CANCELLED))
@@ -331,13 +283,22 @@ class WorkerEngine:
 
     async def _run(self, control: RemoteControl) -> None:
         """The kernel's `run_task` (the same loop, timeout and ends), on this worker; tool
-        calls that need a person's approval are screened by `WorkerApprovals`."""
+        calls that need a person's approval wait here for the kernel's `decide`."""
         if self._provider is None:
             control.settle(ExitReason.ERROR,
                            error="this worker got no keys: the session did not configure it")
             return
         await run_task(control, self._provider, self._threads, self._config.system_prompt,
                        self._pricer, self._secrets.redact, self._approvals)
+
+
+def _facts(spec: TaskSpec) -> dict[str, Any]:
+    """The task's facts a re-attaching kernel rebuilds its handle from (no tools: they may
+    hold the session's secrets, and they stay on the worker)."""
+    return {"id": spec.id, "name": spec.name, "goal": spec.goal, "context": spec.context,
+            "model": spec.model, "max_iterations": spec.max_iterations,
+            "timeout": spec.timeout, "max_total_tokens": spec.max_total_tokens,
+            "max_cost_usd": spec.max_cost_usd, "approval": spec.approval}
 
 
 def _worker_address() -> str:

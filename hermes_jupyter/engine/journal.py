@@ -31,6 +31,7 @@ from ..core.errors import ConfigurationError
 from ..core.models import LIVE_STATES, ExitReason, TaskResult, TaskState, ToolTraceEntry, Usage
 from ..core.text import short
 from . import lease
+from .journal_schema import SCHEMA_VERSION, migrate
 from .sqlite_file import unusable
 from .structured import jsonable
 
@@ -39,29 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournalRecord", "history_of"]
 
-SCHEMA_VERSION = 2
 _COLUMNS = ("session, id, name, goal, model, state, created_at, ended_at, exit_reason, error, "
             "summary, result, owner, context, resumed_from")
-_CREATE = """
-CREATE TABLE IF NOT EXISTS tasks (
-    session TEXT NOT NULL, id TEXT NOT NULL, name TEXT, goal TEXT NOT NULL, model TEXT NOT NULL,
-    state TEXT NOT NULL, created_at REAL NOT NULL, ended_at REAL, exit_reason TEXT, error TEXT,
-    summary TEXT, result TEXT, owner TEXT, PRIMARY KEY (session, id)
-);
-CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at);
-"""
-# MIGRATIONS[n] takes a file from version n - 1 to n (version 0: the first, owner-less schema;
-# a new file is made at version 1 by _CREATE, then migrated).
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: ("ALTER TABLE tasks ADD COLUMN owner TEXT",),
-    # 2: the task's context, the task it resumed, and its conversation: one row per step, the
-    # messages from index `seq` on (a JSON list), so a turn appends only what it added.
-    2: ("ALTER TABLE tasks ADD COLUMN context TEXT",
-        "ALTER TABLE tasks ADD COLUMN resumed_from TEXT",
-        "CREATE UNIQUE INDEX IF NOT EXISTS tasks_resumed ON tasks (resumed_from)",
-        "CREATE TABLE IF NOT EXISTS turns (session TEXT NOT NULL, task TEXT NOT NULL, "
-        "seq INTEGER NOT NULL, messages TEXT NOT NULL, PRIMARY KEY (session, task, seq))"),
-}
 # Rows may reach the file in any order (a task cancelled while `delegate` writes its first
 # row): "insert" never overwrites, "finish" inserts the whole row when there is none yet.
 _SQL = {
@@ -151,10 +131,11 @@ class Journal:
     be stored as given, oldest first, at most 50).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, owner: str | None = None) -> None:
         self.path = Path(path)
         self.session_id = uuid.uuid4().hex[:8]
-        self.owner = lease.this_process()
+        self.owner = owner or lease.this_process()  # a cluster, when tasks outlive us
+        self._rows: dict[str, tuple[str, str]] = {}  # task id -> the row of an adopted task
         self.problems: list[str] = []
         self._said: set[str] = set()
         self._closed = False
@@ -166,7 +147,7 @@ class Journal:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")  # commits survive a kill
-                _migrate(self._db, self.path)
+                migrate(self._db, self.path)
                 self.interrupted = self._interrupt_orphans()
             except BaseException:
                 self._db.close()
@@ -189,8 +170,8 @@ class Journal:
 
     def started(self, task: Task) -> None:
         """Queue `running` for the task (batched: progress may lag by `_FLUSH_EVERY`)."""
-        row = ("state", {"state": TaskState.RUNNING.value, "session": self.session_id,
-                         "id": task.id})
+        session, task_id = self._row(task.id)
+        row = ("state", {"state": TaskState.RUNNING.value, "session": session, "id": task_id})
         with self._idle:
             if self._closed:
                 return
@@ -200,7 +181,8 @@ class Journal:
     def kept(self, task: Task, start: int, messages: list[dict[str, Any]]) -> None:
         """Queue the task's conversation from index `start` on (redacted by the caller):
         batched with progress, one row per step holding only the messages it added."""
-        values = {"session": self.session_id, "id": task.id, "seq": start}
+        session, task_id = self._row(task.id)
+        values = {"session": session, "id": task_id, "seq": start}
         rows: list[Row] = []
         with self._idle:
             if self._closed:
@@ -215,13 +197,41 @@ class Journal:
 
     def finished(self, task: Task, result: TaskResult) -> None:
         """Commit the task's terminal row now (called before its result becomes visible)."""
+        session, task_id = self._row(task.id)
         with self._idle:
             self._ends.pop(task.id, None)
         self._write_now(("finish", {
-            "session": self.session_id, "id": task.id, "name": task.name, "goal": task.goal,
+            "session": session, "id": task_id, "name": task.name, "goal": task.goal,
             "model": task.model, "state": result.state.value, "ended_at": time.time(),
             "exit_reason": result.exit_reason.value, "error": result.error,
             "summary": result.summary, "result": _result_json(result), "owner": self.owner}))
+
+    def adopt(self, task_id: str, session: str, row_id: str) -> None:
+        """Record the later rows of task `task_id` in the row (`session`, `row_id`) of the
+        earlier kernel that started it (a task taken over on a cluster)."""
+        self._rows[task_id] = (session, row_id)
+
+    def adopted(self) -> list[tuple[str, str]]:
+        """The (session, id) rows of the tasks this session re-attached to."""
+        return list(self._rows.values())
+
+    def interrupt(self, session: str, task_id: str) -> None:
+        """Mark one live row interrupted (its cluster no longer has the task)."""
+        with self._db_lock:
+            self._safely(lambda: self._db.execute(
+                "UPDATE tasks SET state = 'interrupted', exit_reason = 'interrupted', "
+                f"ended_at = ? WHERE session = ? AND id = ? AND state IN {_LIVE}",
+                (time.time(), session, task_id)), f"task {task_id}: its interrupted row")
+
+    def live_rows(self) -> list[tuple[str, str, str | None]]:
+        """(session, id, owner) of every row still queued or running, oldest first."""
+        with self._db_lock:
+            return self._db.execute(
+                f"SELECT session, id, owner FROM tasks WHERE state IN {_LIVE} "
+                "ORDER BY created_at, rowid").fetchall()
+
+    def _row(self, task_id: str) -> tuple[str, str]:
+        return self._rows.get(task_id, (self.session_id, task_id))
 
     # ---- reading -------------------------------------------------------------------------
     def records(self, limit: int | None = None, *, exclude_session: str | None = None
@@ -262,7 +272,8 @@ class Journal:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self) -> None:
-        """Write what is queued, mark this session's unfinished rows interrupted, close."""
+        """Write what is queued, mark this session's unfinished rows interrupted (not those
+        a cluster owns: they go on there), close."""
         self.flush()
         with self._idle:
             self._closed = True
@@ -271,8 +282,9 @@ class Journal:
         with self._db_lock:
             self._safely(lambda: self._db.execute(
                 "UPDATE tasks SET state = 'interrupted', exit_reason = 'interrupted', "
-                f"ended_at = ? WHERE session = ? AND state IN {_LIVE}",
-                (time.time(), self.session_id)), "mark unfinished tasks on closing")
+                f"ended_at = ? WHERE session = ? AND state IN {_LIVE} AND owner IS ?",
+                (time.time(), self.session_id, lease.this_process())),
+                "mark unfinished tasks on closing")
             self._db.close()
 
     # ---- writing -------------------------------------------------------------------------
@@ -366,32 +378,6 @@ class Journal:
         return count
 
 
-def _migrate(db: sqlite3.Connection, path: Path) -> None:
-    """Create the schema, or bring an older file up to `SCHEMA_VERSION` in one transaction."""
-    db.execute("BEGIN IMMEDIATE")  # two kernels opening one old file migrate it once
-    try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise ConfigurationError(
-                f"The journal {path} was written by a newer hermes_jupyter (schema {version}, "
-                f"this one knows {SCHEMA_VERSION}): upgrade, or pass Session(journal=<another "
-                "path>).")
-        exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'tasks'").fetchone()
-        if not exists:
-            for statement in _CREATE.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            version = 1
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[step]:
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-
-
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
     """What SQLite can store: text without lone surrogates, numbers that are finite (NaN
     would become NULL), and anything else as its text."""
@@ -438,4 +424,8 @@ def history_of(journal: Journal | None, limit: int | None) -> list[JournalRecord
     if journal is None:
         raise ConfigurationError("This session keeps no journal: create it with "
                                  "Session(..., journal=True) to keep tasks across kernels.")
-    return journal.records(limit, exclude_session=journal.session_id)
+    taken = set(journal.adopted())  # earlier kernels' tasks this session re-attached to
+    wanted = None if limit is None else limit + len(taken)
+    kept = [r for r in journal.records(wanted, exclude_session=journal.session_id)
+            if (r.session, r.id) not in taken]
+    return kept if limit is None else kept[max(0, len(kept) - limit):]

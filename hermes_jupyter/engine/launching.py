@@ -96,6 +96,6 @@ class Launching:
 
     def _on_settle(self, task: Task, result: TaskResult) -> None:
         """Before a result is visible: commit it to the journal, then apply keep_finished."""
-        if self.journal is not None:
-            self.journal.finished(task, result)
+        if self.journal is not None and result.exit_reason is not ExitReason.DETACHED:
+            self.journal.finished(task, result)  # a detached task goes on: its row stays live
         self._retention.on_ended(task)

@@ -1,10 +1,12 @@
 """Who owns a journal row, and whether that owner is still alive.
 
-A row's owner is a small JSON object with a `kind`. Today the only kind is `"process"`: the
-kernel (or script) that runs the task, named by host, boot, pid and the process's start time,
-so a pid reused after the owner died does not count as the owner. A later kind (a cluster, a
-remote worker) adds one checker to `CHECKS`; rows of kinds this version does not know, and
-processes on other hosts, are left as they are, since nothing here can tell they are gone.
+A row's owner is a small JSON object with a `kind`. `"process"`: the kernel (or script) that
+runs the task, named by host, boot, pid and the process's start time, so a pid reused after
+the owner died does not count as the owner. `"dask"`: a Dask cluster runs it (a session with
+`cluster=` and a journal, engine/dask_attach.py); it is gone when its scheduler refuses
+connections, and otherwise left for a session on that cluster to re-attach to. Rows of kinds
+this version does not know, and processes on other hosts, are left as they are, since nothing
+here can tell they are gone.
 """
 
 from __future__ import annotations
@@ -67,7 +69,24 @@ def _process_alive(owner: Mapping[str, Any]) -> bool | None:
     return True
 
 
-CHECKS: dict[str, Checker] = {"process": _process_alive}
+def _cluster_alive(owner: Mapping[str, Any]) -> bool | None:
+    """False when the scheduler's address refuses a connection; else None (a session on
+    that cluster finds out whether it still runs the task)."""
+    address = str(owner.get("scheduler", ""))
+    scheme, _, hostport = address.rpartition("://")
+    host, _, port = hostport.rpartition(":")
+    if scheme not in ("tcp", "tls") or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=0.5).close()
+    except ConnectionRefusedError:
+        return False
+    except OSError:
+        return None
+    return None
+
+
+CHECKS: dict[str, Checker] = {"process": _process_alive, "dask": _cluster_alive}
 
 
 @cache

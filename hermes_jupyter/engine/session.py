@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +37,7 @@ from .provider import (
     ProviderSetting,
     RetryPolicy,
 )
+from .reattaching import Reattaching
 from .resuming import Resuming
 from .retention import Retention, check_forget
 from .scheduling import Slots
@@ -51,9 +51,10 @@ __all__ = ["Session", "TaskRef"]
 TaskRef = Task | str
 _T = TypeVar("_T")
 DEFAULT_JOURNAL = Path(".hermes") / "tasks.sqlite"
+DEFAULT_DETACH_TIMEOUT = 3600.0
 
 
-class Session(Launching, Approving, Resuming):
+class Session(Launching, Approving, Resuming, Reattaching):
     """Runs subagents in the background of a kernel or of a plain Python process.
 
     Model routing: a task's `model=` wins, else `subagent_model`, else `model`. Keys: `api_keys`
@@ -61,7 +62,8 @@ class Session(Launching, Approving, Resuming):
     `base_url`, else OPENAI_BASE_URL. Every parameter: docs/configuration.md; a bad one raises
     `InvalidArgument`/`InvalidArgumentType` and changes nothing. With `cluster` (a
     `distributed.Client`, a cluster or a scheduler address) agent loops and tools run on Dask
-    workers while this object keeps the registry (docs/architecture.md).
+    workers while this object keeps the registry (docs/architecture.md); with a journal too,
+    they outlive the kernel (`detach`, `detach_timeout` seconds: reattaching.py).
     """
 
     stall_timeout = ProviderSetting(allow_none=True)
@@ -96,11 +98,14 @@ class Session(Launching, Approving, Resuming):
         mcp_servers: Mapping[str, Any] | None = None,
         tool_timeout: float | None = None,
         cluster: Any = None,
+        detach_timeout: float | None = DEFAULT_DETACH_TIMEOUT,
     ) -> None:
         args = session_args(model, subagent_model, base_url, api_keys, max_concurrent,
                             max_iterations, task_timeout, workspace, toolsets, system_prompt,
                             retry, journal, first_id, keep_finished)
         cluster = check_cluster(cluster)
+        detach_timeout = check.optional(check.seconds, "detach_timeout", detach_timeout,
+                                        none_means="never cancel unattended tasks")
         self.model = args.model or os.environ.get("HERMES_MODEL") or ""
         if not self.model:
             raise ConfigurationError("No model set: pass Session(model=...) or set HERMES_MODEL.")
@@ -132,12 +137,13 @@ class Session(Launching, Approving, Resuming):
             cluster, self._run, keys=self._pool.secrets, base_url=self.base_url,
             workspace=str(self.workspace), system_prompt=system_prompt, retry=retry,
             prices=prices, max_concurrent=self.max_concurrent,
-            stall_timeout=self.stall_timeout, cooldown_cap=self.cooldown_cap)
+            stall_timeout=self.stall_timeout, cooldown_cap=self.cooldown_cap,
+            keep=bool(args.journal), detach_timeout=detach_timeout, mcp_key=self._mcp.key)
         self._bus = EventBus(self.secrets.redact_data)
         self.journal: Journal | None = None
         if args.journal:
             path = self.workspace / DEFAULT_JOURNAL if args.journal is True else args.journal
-            self.journal = Journal(path)
+            self.journal = Journal(path, getattr(self._backend, "owner", None))
         self._engine = EngineLoop()
         self._tool_threads = ThreadPoolExecutor(max(4, self.max_concurrent), "hermes-tool")
         self._lock = threading.RLock()
@@ -157,6 +163,7 @@ class Session(Launching, Approving, Resuming):
                                            r, n, a, self.approval_policy))
         # loop-thread only:
         self._text = TextBatcher(self._bus, lambda: self._engine.loop)
+        self._reattach()  # an earlier kernel's tasks on this cluster, when the journal has some
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n) or "no tasks"
@@ -403,29 +410,6 @@ class Session(Launching, Approving, Resuming):
     def key_count(self) -> int:
         """How many API keys the pool holds (never the keys themselves)."""
         return len(self._pool.keys)
-
-    def close(self, timeout: float = 2.0) -> None:
-        """Cancel what runs and stop the engine threads; returns within about `timeout`."""
-        timeout = check.seconds("timeout", timeout, allow_zero=True)
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        live = [t for t in self.tasks() if not t.done()]
-        for task in live:
-            self.cancel(task)
-        deadline = time.monotonic() + timeout
-        for task in live:
-            control = task.control_for(self)
-            control.wait(max(0.0, deadline - time.monotonic()))
-            control.settle(ExitReason.SESSION_CLOSED)
-        self._backend.close()
-        self.services.shutdown(self._mcp)
-        self._tool_threads.shutdown(wait=False, cancel_futures=True)
-        self.attachments.close()
-        self._bus.close()
-        if self.journal is not None:
-            self.journal.close()
 
     def mcp_status(self, *, connect: bool = False, timeout: float = 60.0) -> list[McpServerInfo]:
         """The MCP servers, their state and tool names (never env or header values);

@@ -11,6 +11,7 @@ on another thread waits for the next main-thread use.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -110,6 +111,14 @@ def install(shell: Any) -> None:
     _tell_demo(settings, defer=_at_kernel_startup(shell))
     if not _at_kernel_startup(shell):
         flush_notices()
+    if _outlives(settings):  # re-attach now to the tasks an earlier kernel left running
+        with contextlib.suppress(HermesError):  # said again, in one line, at first use
+            get_session()
+
+
+def _outlives(settings: Settings) -> bool:
+    """Tasks of these settings outlive the kernel: a new session re-attaches to them."""
+    return bool(settings.cluster and settings.journal)
 
 
 def find_task(ref: str | Task) -> Task:
@@ -151,7 +160,10 @@ def latest_task() -> Task:
 
 
 def all_statuses() -> list[TaskStatus]:
-    """Snapshots of every task of this kernel, earlier sessions first."""
+    """Snapshots of every task of this kernel, earlier sessions first (with a cluster and a
+    journal set, the session is built first: it re-attaches to the tasks left running there)."""
+    if _state.session is None and _outlives(resolve(get_config())):
+        get_session()
     sessions = [*_state.retired, _state.session]
     return [status for s in sessions if s is not None for status in s.list_tasks()]
 

@@ -144,6 +144,11 @@ class HermesJupyter(Configurable):
     ).tag(config=True)
     cluster = Unicode(None, allow_none=True, help="A Dask scheduler address (tcp://host:8786) "
                       "whose workers run the tasks; unset: in the kernel.").tag(config=True)
+    detach_timeout = Float(
+        3600.0, allow_none=True,
+        help="With cluster and journal set, tasks outlive the kernel: seconds a task may run "
+             "with no kernel attached before it is cancelled; None: never.",
+    ).tag(config=True)
     wait_notice_after = Float(
         5.0, help="Seconds %collect_task waits quietly before it says it is waiting and how "
                   "to stop waiting.",
@@ -180,7 +185,7 @@ class HermesJupyter(Configurable):
                              f"got {value}.")
         return None if value is None else float(value)
 
-    @validate("task_timeout", "stall_timeout", "tool_timeout")
+    @validate("task_timeout", "stall_timeout", "tool_timeout", "detach_timeout")
     def _positive_timeout(self, proposal: Any) -> float | None:
         value = proposal["value"]
         if value is None:
@@ -275,6 +280,7 @@ class Settings:
     approval_timeout: float | None = None
     approve_file_writes: bool = False
     cluster: str | None = None  # a Dask scheduler address; None runs tasks in the kernel
+    detach_timeout: float | None = 3600.0  # seconds an unattended cluster task may run
 
     @property
     def demo(self) -> bool:
@@ -284,7 +290,8 @@ class Settings:
     def endpoint(self) -> tuple[object, ...]:
         """What a running session cannot change: a change here needs a new session."""
         return (self.demo, self.base_url, self.api_keys, self.tool_env_allowlist,
-                self.tool_memory_limit_mb, self.mcp_servers, self.cluster)
+                self.tool_memory_limit_mb, self.mcp_servers, self.cluster,
+                self.detach_timeout)
 
     @property
     def fixed(self) -> tuple[object, ...]:
@@ -316,7 +323,7 @@ class Settings:
         return {"model": self.model, "subagent_model": self.subagent_model,
                 "base_url": self.base_url, "api_keys": list(self.api_keys),
                 "stall_timeout": self.stall_timeout, "cooldown_cap": self.cooldown_cap,
-                "cluster": self.cluster, **common}
+                "cluster": self.cluster, "detach_timeout": self.detach_timeout, **common}
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(setting, shown value, source) for display; keys appear only as a count."""
@@ -339,7 +346,8 @@ class Settings:
             ("journal", ".hermes/tasks.sqlite" if self.journal else "off"),
             ("context_limit", f"{self.context_limit} characters"),
             ("wait_notice_after", f"{self.wait_notice_after:g}s"),
-            *([("cluster", self.cluster)] if self.cluster else []),  # shown when set
+            *([("cluster", self.cluster), ("detach_timeout", "never" if self.detach_timeout
+               is None else f"{self.detach_timeout:g}s")] if self.cluster else []),
             *([("tool_timeout", f"{self.tool_timeout:g}s")] if self.tool_timeout else []),
         ]
         if self.mcp_servers:  # names only: their env and headers hold secrets
@@ -381,7 +389,8 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
     for name in ("max_concurrent", "max_iterations", "task_timeout", "tool_timeout",
                  "stall_timeout", "cooldown_cap", "workspace", "toolsets", "mcp_servers", "journal",
                  "keep_finished", "context_limit", "wait_notice_after", "demo_pace",
-                 "tool_env_allowlist", "tool_memory_limit_mb", *APPROVAL_SETTINGS, "cluster"):
+                 "tool_env_allowlist", "tool_memory_limit_mb", *APPROVAL_SETTINGS, "cluster",
+                 "detach_timeout"):
         if getattr(config, name) != config.trait_defaults(name):
             sources[name] = "config"
     demo_reason = _demo_reason(model, base_url, keys)
@@ -415,6 +424,7 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
         approval_timeout=config.approval_timeout,
         approve_file_writes=config.approve_file_writes,
         cluster=None if demo_reason else (config.cluster or None),
+        detach_timeout=config.detach_timeout,
     )
 
 

@@ -8,7 +8,13 @@
 from __future__ import annotations
 
 from .config import ServerSpec, ToolsetRef, mcp_tool_name, parse_servers, parse_toolset
-from .manager import McpServerInfo, McpServers, McpToolError, sanitize_schema
+from .manager import (
+    McpServerInfo,
+    McpServers,
+    McpToolError,
+    release_shared,
+    sanitize_schema,
+)
 
 __all__ = [
     "McpServerInfo",
@@ -19,5 +25,6 @@ __all__ = [
     "mcp_tool_name",
     "parse_servers",
     "parse_toolset",
+    "release_shared",
     "sanitize_schema",
 ]

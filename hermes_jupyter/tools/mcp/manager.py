@@ -13,6 +13,8 @@ import asyncio
 import functools
 import importlib
 import json
+import threading
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from .config import ServerSpec, ToolsetRef, mcp_tool_name, parse_servers, parse_
 if TYPE_CHECKING:
     from .client import Link
 
-__all__ = ["McpServerInfo", "McpServers", "McpToolError"]
+__all__ = ["McpServerInfo", "McpServers", "McpToolError", "release_shared", "shared_copy"]
 
 ToolLoader = Callable[[], Awaitable[list[Callable[..., Any]]]]
 _CLOSE_WAIT = 5.0  # seconds close() waits for servers to stop (stdio: stdin closed, then kill)
@@ -54,7 +56,19 @@ class McpServers:
 
     def __init__(self, servers: Mapping[str, Any] | None, secrets: Secrets,
                  cwd: Path) -> None:
-        self.specs: dict[str, ServerSpec] = parse_servers(servers)
+        self._setup(parse_servers(servers), secrets, cwd, uuid.uuid4().hex)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Sent to another process (a task's tools to a Dask worker) as its server specs: there
+        one copy per session (`key`) is shared by the session's tasks and starts its servers on
+        first use (`shared_copy`); `release_shared(key)` takes it back to close it. The specs'
+        env and header values travel with it: send it only straight to a worker."""
+        return (shared_copy, (self.key, self.specs, self._secrets, self._cwd))
+
+    def _setup(self, specs: dict[str, ServerSpec], secrets: Secrets, cwd: Path,
+               key: str) -> None:
+        self.key = key  # names this session's servers in other processes (not a secret)
+        self.specs = specs
         self._secrets = secrets
         for spec in self.specs.values():
             spec.register_secrets(secrets)
@@ -194,6 +208,27 @@ class McpServers:
 
     def _line(self, text: str) -> str:
         return " ".join(self._secrets.redact(text).split())
+
+
+_SHARED: dict[str, McpServers] = {}  # this process's copies of other processes' sessions
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_copy(key: str, specs: dict[str, ServerSpec], secrets: Secrets,
+                cwd: Path) -> McpServers:
+    """This process's one copy of the servers of session `key` (made on first use)."""
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+        if found is None:
+            found = _SHARED[key] = McpServers.__new__(McpServers)
+            found._setup(specs, secrets, cwd, key)
+        return found
+
+
+def release_shared(key: str) -> McpServers | None:
+    """Forget this process's copy of session `key`'s servers; the caller closes it."""
+    with _SHARED_LOCK:
+        return _SHARED.pop(key, None)
 
 
 def _import_sdk() -> None:
