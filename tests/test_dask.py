@@ -19,27 +19,13 @@ from hermes_jupyter.core.models import Event, ExitReason, TaskState
 from hermes_jupyter.engine.journal import Journal
 from hermes_jupyter.testing import Fail, FakeLLM, Reply, ToolCall
 
+from . import dask_fixtures
 from .conftest import FAST_RETRY, SECRET
+from .dask_fixtures import cluster_session as _session
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.dask
-
-
-@pytest.fixture(scope="module")
-def model_server() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture
-def llm(model_server: FakeLLM) -> FakeLLM:
-    model_server.reset()
-    return model_server
-
-
-def _session(client: object, llm: FakeLLM, workspace: object, **options: object) -> hj.Session:
-    return hj.Session(model="worker-model", base_url=llm.base_url, api_keys=[SECRET],
-                      workspace=workspace, retry=FAST_RETRY, cluster=client, **options)
+model_server, llm = dask_fixtures.model_server, dask_fixtures.llm  # the shared fixtures
 
 
 @pytest.fixture
@@ -361,6 +347,8 @@ def test_a_kernel_side_validator_the_schema_cannot_express_still_holds(session, 
     result = session.delegate("rate", output_type=Rating).collect(20)
     assert result.state is TaskState.FAILED and result.exit_reason is ExitReason.INVALID_OUTPUT
     assert "at most 5 stars" in result.error and result.summary == '{"stars": 9}'
+
+
 def test_a_task_whose_worker_dies_is_retried_once_from_its_conversation_then_fails(
         client, llm, tmp_path):
     # The last test on the cluster: it kills both worker processes (nannies start new ones).

@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,31 +16,19 @@ from hermes_jupyter.core.models import ExitReason, TaskState
 from hermes_jupyter.engine.journal import Journal
 from hermes_jupyter.testing import FakeLLM, Reply
 
-from .conftest import FAST_RETRY, SECRET
+from . import dask_fixtures
+from .conftest import SECRET
+from .dask_fixtures import cluster_session
 from .replays import wait_until
 from .test_dask import _scheduler_dump
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.dask
+model_server, llm = dask_fixtures.model_server, dask_fixtures.llm  # the shared fixtures
 
 
-@pytest.fixture(scope="module")
-def model_server() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture
-def llm(model_server: FakeLLM) -> Iterator[FakeLLM]:
-    model_server.reset()
-    yield model_server
-    model_server.reset()
-
-
-def _session(client: object, llm: FakeLLM, workspace: Path, **options: object) -> hj.Session:
-    return hj.Session(model="worker-model", base_url=llm.base_url, api_keys=[SECRET],
-                      workspace=workspace, retry=FAST_RETRY, cluster=client, journal=True,
-                      **options)
+def _session(client: object, llm: FakeLLM, workspace: object, **options: object) -> hj.Session:
+    return cluster_session(client, llm, workspace, journal=True, **options)
 
 
 def _held(client: object) -> list[str]:

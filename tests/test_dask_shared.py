@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,30 +13,15 @@ import pytest
 import hermes_jupyter as hj
 from hermes_jupyter.core.errors import HermesError
 from hermes_jupyter.core.models import Event, TaskState
-from hermes_jupyter.testing import Fail, FakeLLM, Reply, ToolCall
+from hermes_jupyter.testing import Fail, Reply, ToolCall
 
-from .conftest import FAST_RETRY, SECRET
+from . import dask_fixtures
+from .conftest import SECRET
+from .dask_fixtures import cluster_session as _session
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.dask
-
-
-@pytest.fixture(scope="module")
-def model_server() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture
-def llm(model_server: FakeLLM) -> Iterator[FakeLLM]:
-    model_server.reset()
-    yield model_server
-    model_server.reset()
-
-
-def _session(client: object, llm: FakeLLM, workspace: object, **options: object) -> hj.Session:
-    return hj.Session(model="worker-model", base_url=llm.base_url, workspace=workspace,
-                      retry=FAST_RETRY, cluster=client, **{"api_keys": [SECRET], **options})
+model_server, llm = dask_fixtures.model_server, dask_fixtures.llm  # the shared fixtures
 
 
 def test_a_429_on_one_worker_stops_the_other_using_that_key(client, llm, tmp_path):
