@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -19,23 +20,31 @@ ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HERMES_MODEL", "HERMES_SUBAGENT_MOD
        "HERMES_API_KEYS")
 
 
-def test_a_rejected_magic_stops_run_all_with_one_line(tmp_path, monkeypatch):
+def run_until_failure(cells: tuple[str, ...], tmp_path: Path,
+                      monkeypatch: pytest.MonkeyPatch) -> tuple[Any, CellExecutionError]:
+    """Run `cells` as a notebook in a real kernel on the demo model (no key in the
+    environment), expecting a cell to fail; the executed notebook and the error."""
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(code) for code in (
-        "%load_ext hermes_jupyter\n%config HermesJupyter.demo_pace = 0",
-        "t = %delegate -n first say hello\n_ = t.collect(30)",
-        "r = %collect_task no-such-task",
-        "after = 'this cell must not run'",
-    )]
+    nb.cells = [nbformat.v4.new_code_cell(code) for code in cells]
     client = NotebookClient(nb, timeout=60, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
     with pytest.raises(CellExecutionError) as raised:
         client.execute()
-    assert raised.value.ename == "UsageError"
+    return nb, raised.value
+
+
+def test_a_rejected_magic_stops_run_all_with_one_line(tmp_path, monkeypatch):
+    nb, error = run_until_failure((
+        "%load_ext hermes_jupyter\n%config HermesJupyter.demo_pace = 0",
+        "t = %delegate -n first say hello\n_ = t.collect(30)",
+        "r = %collect_task no-such-task",
+        "after = 'this cell must not run'",
+    ), tmp_path, monkeypatch)
+    assert error.ename == "UsageError"
     failed = nb.cells[2]
     streams = [o for o in failed.outputs if o.output_type == "stream"]
     assert [o.name for o in streams] == ["stderr"] and len(failed.outputs) == 1
@@ -46,22 +55,13 @@ def test_a_rejected_magic_stops_run_all_with_one_line(tmp_path, monkeypatch):
 
 
 def test_a_collect_that_times_out_stops_run_all_and_binds_nothing(tmp_path, monkeypatch):
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(code) for code in (
+    nb, error = run_until_failure((
         "%load_ext hermes_jupyter\n%config HermesJupyter.demo_pace = 50",
         "t = %delegate -n survey a slow one",
         "r = %collect_task survey --timeout 0.2",
         "after = 'this cell must not run'",
-    )]
-    client = NotebookClient(nb, timeout=60, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
-    with pytest.raises(CellExecutionError) as raised:
-        client.execute()
-    assert raised.value.ename == "UsageError"
+    ), tmp_path, monkeypatch)
+    assert error.ename == "UsageError"
     failed = nb.cells[2]
     assert [o.get("name") for o in failed.outputs] == ["stderr"]
     assert re.fullmatch(r"UsageError: %collect_task: t1 'survey' is still (queued|running) after "
