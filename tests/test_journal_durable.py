@@ -148,3 +148,19 @@ def test_only_rows_of_gone_owners_are_interrupted(tmp_path):
         journal.close()
     assert states == {"live": "running", "dead": "interrupted", "remote": "running",
                       "cluster": "running"}
+
+
+def test_a_killed_owner_not_yet_reaped_is_gone():
+    # A kernel killed with SIGKILL stays a zombie until its server polls it: its /proc entry
+    # (and start time) remain, yet it runs nothing.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = json.dumps({"kind": "process", "host": socket.gethostname(), "pid": child.pid,
+                            "start": lease._start_time(child.pid)})
+        assert lease.alive(owner) is True
+        os.kill(child.pid, signal.SIGKILL)
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # dead, left unreaped
+        assert Path(f"/proc/{child.pid}/stat").exists()
+        assert lease.alive(owner) is False
+    finally:
+        child.wait()

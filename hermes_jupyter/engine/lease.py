@@ -57,7 +57,9 @@ def _process_alive(owner: Mapping[str, Any]) -> bool | None:
     pid = owner.get("pid")
     if not isinstance(pid, int) or pid <= 0:
         return None
-    start = _start_time(pid)
+    state, start = _stat(pid)
+    if state in ("Z", "X"):  # killed, not yet reaped (a kernel stays so until its server polls)
+        return False
     if start is not None:
         return owner.get("start") in (None, start)
     try:
@@ -99,11 +101,17 @@ def _boot_id() -> str | None:
 
 def _start_time(pid: int) -> int | None:
     """Field 22 of /proc/<pid>/stat: start time in clock ticks after boot (Linux only)."""
+    return _stat(pid)[1]
+
+
+def _stat(pid: int) -> tuple[str | None, int | None]:
+    """Fields 3 (state: R, S, Z for a zombie...) and 22 (start time in clock ticks after boot)
+    of /proc/<pid>/stat; (None, None) without /proc or such a process."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None, None
     try:
-        return int(stat.rsplit(")", 1)[1].split()[19])
+        return fields[0], int(fields[19])
     except (IndexError, ValueError):
-        return None
+        return (fields[0] if fields else None), None
