@@ -496,3 +496,13 @@ def test_from_the_demo_to_a_real_endpoint_without_restarting(ip, llm, capsys):
                    f"{llm.base_url}.\n")
     assert real.id == "t2" and real.collect(10).summary == "ok" and real.model == "gpt-4o"
     assert [r.model for r in llm.requests] == ["gpt-4o"]
+
+
+def test_a_cluster_set_on_the_demo_model_is_said_to_be_ignored_once(ip, capsys):
+    cell(ip, "%config HermesJupyter.demo_pace = 0", capsys)
+    cell(ip, "%config HermesJupyter.cluster = 'tcp://127.0.0.1:1'", capsys)
+    task, out, _ = cell(ip, "%delegate say hi", capsys)
+    assert out.count("HermesJupyter.cluster is ignored on the offline demo model") == 1
+    assert task.collect(10).summary.startswith("[demo model]")  # it ran here, as said
+    _, out, _ = cell(ip, "%delegate again", capsys)
+    assert "cluster" not in out  # said once

@@ -44,6 +44,7 @@ class _Kernel:
     stale: bool = False  # endpoint settings changed since `session` was built
     stale_told: bool = False
     demo_told: bool = False
+    cluster_told: bool = False
     retired: list[Session] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
@@ -302,6 +303,15 @@ def _apply_live(session: Session, settings: Settings, name: str) -> None:
 
 
 def _tell_demo(settings: Settings, defer: bool = False) -> None:
+    if settings.sources.get("cluster") == "ignored on the demo model" and not _state.cluster_told:
+        _state.cluster_told = True
+        with _state.lock:
+            _state.notices.append(
+                "hermes_jupyter: HermesJupyter.cluster is ignored on the offline demo model "
+                "(its model server lives in this kernel), so tasks run here; set an endpoint "
+                "(OPENAI_API_KEY or HermesJupyter.base_url) to run them on the cluster.")
+        if not defer:
+            flush_notices()
     if not settings.demo or _state.demo_told:
         return
     _state.demo_told = True

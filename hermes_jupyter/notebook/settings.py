@@ -396,6 +396,8 @@ def resolve(config: HermesJupyter, environ: Mapping[str, str] | None = None) -> 
     demo_reason = _demo_reason(model, base_url, keys)
     if demo_reason:
         sources["model"] = "demo: " + demo_reason
+        if config.cluster:  # the demo's model server lives in this kernel: tasks run here
+            sources["cluster"] = "ignored on the demo model"
     return Settings(
         model=DEMO_MODEL if demo_reason else (model or DEFAULT_MODEL),
         subagent_model=None if demo_reason else (subagent or None),
