@@ -42,7 +42,11 @@ def test_output_type_takes_a_json_schema_dict_too(live, llm, capsys):
                                                   "--output-type"),
     ("n = 42", "%delegate --output-type n do it", "--output-type n: bad output type int value"),
     ("s = {'type': 'string'}", "%delegate --output-type s do it", "must describe an object"),
-    ("", "%delegate --output-type 3x do it", "Bad variable name '3x'"),
+    ("", "%delegate --output-type 3x do it", "Bad variable name '3x': use a Python identifier "
+                                             "such as Review (a class defined in the notebook)"),
+    ("", "%delegate --each [1,2] do {item}", "Bad variable name '[1,2]': use a Python "
+                                             "identifier such as items (a variable defined in "
+                                             "an earlier cell)"),
     ("", "%delegate --each missing do {item}", "no variable 'missing' in the notebook for "
                                                "--each"),
     ("word = 'abc'", "%delegate --each word do {item}", "Bad items str"),
@@ -111,3 +115,4 @@ def test_the_demo_model_answers_each_with_typed_output(ip, capsys):
     results = ip.user_ns["g"].collect(20)
     assert [r.data.title for r in results] == ["Dune", "Emma"]
     assert all(1 <= r.data.score <= 10 for r in results)
+

@@ -101,11 +101,13 @@ def _ipython_names(namespace: Mapping[str, Any]) -> set[str]:
     return {"display", *getattr(shell, "user_ns_hidden", ())}
 
 
-def check_variable_name(variable: str) -> str:
+def check_variable_name(variable: str, example: str = "result_t3") -> str:
+    """`variable` stripped; one line when it is not a Python identifier (`example` shows one
+    that fits where the name is used)."""
     name = variable.strip() if isinstance(variable, str) else ""
     if not name.isidentifier() or keyword.iskeyword(name):
         raise HermesError(
-            f"Bad variable name {variable!r}: use a Python identifier such as result_t3."
+            f"Bad variable name {variable!r}: use a Python identifier such as {example}."
         )
     return name
 

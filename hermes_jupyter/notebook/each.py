@@ -33,7 +33,8 @@ def items_of(namespace: Mapping[str, Any], name: str) -> Any:
 
 
 def _variable(namespace: Mapping[str, Any], name: str, option: str, what: str) -> Any:
-    check_variable_name(name)
+    check_variable_name(name, "items (a variable defined in an earlier cell)"
+                        if option == "--each" else "Review (a class defined in the notebook)")
     if name not in namespace:
         raise HermesError(f"no variable {name!r} in the notebook for {option}: define it "
                           f"first ({what}).")
