@@ -103,3 +103,20 @@ def test_collect_task_by_an_agents_child_name_says_which_id(live, llm, capsys):
     assert f"'kid' is agent default's task {kid.id}: use {kid.id}." in err
     out = run(live, capsys, f"r = %collect_task {kid.id}")
     assert live.user_ns["r"].summary == "child done", out
+
+
+def test_two_children_of_one_name_are_both_named(live, llm, capsys):
+    llm.on(lambda r: "delegate_task" in r.tool_names,
+           Reply(tool_calls=[ToolCall("delegate_task", {"goal": "child one", "name": "part1"})]),
+           Reply("started"),
+           Reply(tool_calls=[ToolCall("delegate_task", {"goal": "child two", "name": "part1"})]),
+           Reply("started again"))
+    llm.default = Reply("child done")
+    run(live, capsys, "%hermes go")
+    run(live, capsys, "%hermes and again")
+    first, second = (t.id for t in get_agent().children)
+    result = live.run_cell("%check_task part1")
+    _, err = capsys.readouterr()
+    assert not result.success
+    assert (f"'part1' is agent default's task {second}; 'part1' is agent default's task "
+            f"{first}: use {second} or {first}.") in err

@@ -358,7 +358,7 @@ class Session(Launching, Approving, Resuming, Reattaching):
             found = found or self._by_name.get((owner, key))
             if found is None:
                 known = [t.id for t in self._tasks.values() if everyone or t.owner == owner]
-                raise UnknownTaskError(key, known, named_elsewhere(self._by_name, key)
+                raise UnknownTaskError(key, known, named_elsewhere(self._tasks.values(), key)
                                        if everyone else "")
             return found
 

@@ -8,7 +8,7 @@ operations, which go through the session (its `TaskHost`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.models import (
@@ -155,11 +155,11 @@ def descendants_of(root: Task, tasks: list[Task]) -> list[Task]:
     return out
 
 
-def named_elsewhere(by_name: Mapping[tuple[str | None, str], Task], name: str) -> str:
-    """Where the user's view finds no task `name`: which agents or tasks named theirs so
-    ("kid is agent default's task t1: use t1"), else ""."""
-    found = [(owner, task) for (owner, key), task in by_name.items()
-             if key == name and owner is not None]
+def named_elsewhere(tasks: Iterable[Task], name: str) -> str:
+    """Where the user's view finds no task `name`: which agents or tasks named theirs so, every
+    one of them, newest first ("kid is agent default's task t2; ... t1: use t2 or t1"), else ""."""
+    found = [(t.owner, t) for t in reversed(list(tasks))
+             if t.name == name and t.owner is not None]
     said = [f"{name!r} is {'agent ' + o[6:] if o.startswith('agent:') else 'task ' + o}'s "
             f"task {t.id}" for o, t in found[:3]]
     ids = " or ".join(t.id for _, t in found[:3])
