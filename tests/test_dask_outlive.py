@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -43,6 +44,7 @@ def test_a_detached_task_goes_on_and_a_new_session_steers_and_collects_it(client
     first = _session(client, llm, tmp_path)
     task = first.delegate("a long job", name="job")
     llm.wait_for_requests(1)
+    running_by = time.time()  # the task started on its worker before this
     assert first.detach() == 1
     assert task.result is not None and task.result.exit_reason is ExitReason.DETACHED
     (row,) = Journal(tmp_path / ".hermes" / "tasks.sqlite").records()  # opening it: no orphan
@@ -53,6 +55,8 @@ def test_a_detached_task_goes_on_and_a_new_session_steers_and_collects_it(client
         assert (again.id, again.name, again.state) == ("t1", "job", TaskState.RUNNING)
         assert [s.id for s in second.list_tasks()] == ["t1"]
         assert second.check("job").api_calls == 1  # what happened before, replayed
+        now = time.time()  # its time goes on from its start, not from the re-attach
+        assert second.check("job").elapsed_s >= round(now - running_by, 3)
         second.steer("job", "cite sources")
         gate.set()
         result = second.collect("job", timeout=10)

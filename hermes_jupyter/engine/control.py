@@ -168,13 +168,16 @@ class TaskControl:
         self._emit_to(kind, self.task.id, **data)
 
     # ---- scheduling (the session) ----------------------------------------------------
-    def claim(self) -> bool:
-        """A slot was given: queued → running. False when the task is no longer queued."""
+    def claim(self, started_wall: float | None = None) -> bool:
+        """A slot was given: queued → running. False when the task is no longer queued.
+        `started_wall` (epoch seconds): when it really started, for a task re-attached from an
+        earlier kernel, so its elapsed time goes on from there."""
         with self._lock:
             if self._state is not TaskState.QUEUED or self._settling:
                 return False
             self._state = TaskState.RUNNING
-            self._started = time.monotonic()
+            ago = 0.0 if started_wall is None else max(0.0, time.time() - started_wall)
+            self._started = time.monotonic() - ago
             self._activity = "starting"
             self._version += 1
         return True

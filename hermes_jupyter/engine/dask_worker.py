@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -298,7 +299,8 @@ def _facts(spec: TaskSpec) -> dict[str, Any]:
     return {"id": spec.id, "name": spec.name, "goal": spec.goal, "context": spec.context,
             "model": spec.model, "max_iterations": spec.max_iterations,
             "timeout": spec.timeout, "max_total_tokens": spec.max_total_tokens,
-            "max_cost_usd": spec.max_cost_usd, "approval": spec.approval}
+            "max_cost_usd": spec.max_cost_usd, "approval": spec.approval,
+            "started_at": time.time()}
 
 
 def _worker_address() -> str:

@@ -179,7 +179,7 @@ class Reattaching:
         control = task.control_for(self)
         self._emit("created", task.id, name=task.name, model=task.model, goal=task.goal,
                    owner=None, parent=None, reattached=True)
-        control.claim()
+        control.claim(adopted.facts.get("started_at"))  # its time goes on from its start
         self._emit("started", task.id)
         for op in adopted.history:
             replay(control, op)
