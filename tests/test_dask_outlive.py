@@ -47,6 +47,7 @@ def test_a_detached_task_goes_on_and_a_new_session_steers_and_collects_it(client
     running_by = time.time()  # the task started on its worker before this
     assert first.detach() == 1
     assert task.result is not None and task.result.exit_reason is ExitReason.DETACHED
+    assert first.check(task).error.startswith("detached: it goes on on the cluster")
     (row,) = Journal(tmp_path / ".hermes" / "tasks.sqlite").records()  # opening it: no orphan
     assert row.state is TaskState.RUNNING and '"kind": "dask"' in (row.owner or "")
 

@@ -122,7 +122,9 @@ class Reattaching:
             if control.state is TaskState.QUEUED:
                 control.request_cancel("closed")
                 control.settle(ExitReason.SESSION_CLOSED)
-            elif control.settle(ExitReason.DETACHED):
+            elif control.settle(ExitReason.DETACHED, error=(
+                    "detached: it goes on on the cluster; a Session on the same journal and "
+                    "cluster re-attaches to it")):
                 left += 1
         self._release_engine()
         return left
