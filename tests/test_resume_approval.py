@@ -159,3 +159,41 @@ def test_calls_after_the_one_running_did_not_start():
     conversation.step(transcript)
     resumed = resumed_transcript(conversation.messages(), "s")
     assert _tool_texts(resumed) == {"a": "done", "b": INTERRUPTED_CALL, "c": NOT_STARTED_CALL}
+
+
+DEMO_KERNEL = """
+import sys, threading
+from hermes_jupyter.demo import demo_session
+s = demo_session(journal=True, workspace={ws!r}, pace=0)
+asked = threading.Event()
+s.subscribe(lambda e: asked.set() if e.kind == "approval_requested" else None)
+s.delegate("Run `echo hi` then summarise", toolsets=["shell"], name="jt")
+asked.wait(30)
+s.journal.flush()
+sys.stdout.write("asked\\n"); sys.stdout.flush()
+sys.stdin.readline()          # killed here
+"""
+
+
+def test_the_reviewers_demo_task_asks_again_after_resuming_and_runs_once_approved(tmp_path):
+    from hermes_jupyter.demo import demo_session
+
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(DEMO_KERNEL.format(
+        ws=str(tmp_path)))], text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline() == "asked\n"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    with demo_session(journal=True, workspace=tmp_path, pace=0) as later:
+        asked = threading.Event()
+        later.subscribe(lambda e: asked.set() if e.kind == "approval_requested" else None)
+        task = later.resume("jt", toolsets=["shell"])
+        assert asked.wait(30)  # not "succeeded" with nobody approving anything
+        assert task.check().state is hj.TaskState.AWAITING_APPROVAL
+        later.approve(task)
+        result = task.collect(30)
+    assert result.ok and "hi" in result.summary
+    texts = [m["content"] for m in result.transcript if m.get("role") == "tool"]
+    assert texts[0] == UNAPPROVED_CALL and "hi" in texts[1]
