@@ -197,3 +197,34 @@ def test_the_reviewers_demo_task_asks_again_after_resuming_and_runs_once_approve
     assert result.ok and "hi" in result.summary
     texts = [m["content"] for m in result.transcript if m.get("role") == "tool"]
     assert texts[0] == UNAPPROVED_CALL and "hi" in texts[1]
+
+
+def test_a_worker_awaiting_approval_tells_the_kernel_so_a_retry_knows_it_did_not_run():
+    # The Dask retry goes on from the kernel's copy of the conversation (dask_backend): the
+    # worker's mark must reach it through the op log like any step.
+    from hermes_jupyter.core.secrets import Secrets
+    from hermes_jupyter.engine.dask_attach import replay
+    from hermes_jupyter.engine.dask_remote import NoHost, RemoteControl
+    from hermes_jupyter.engine.task import Task
+    from hermes_jupyter.tools import ToolRegistry
+
+    secrets = Secrets([SECRET])
+
+    def control() -> RemoteControl:
+        task = Task(NoHost(), "t1", None, "g", "", "m", ToolRegistry([]), 5, None,
+                    lambda *a, **k: None, lambda _id, _text: None, secrets)
+        return RemoteControl(task, secrets)
+
+    worker, kernel = control(), control()
+    calls = [{"id": c, "type": "function", "function": {"name": "f", "arguments": "{}"}}
+             for c in ("a", "b")]
+    worker.conversation.step([{"role": "system", "content": "s"},
+                              {"role": "user", "content": "g"},
+                              {"role": "assistant", "content": "", "tool_calls": calls}])
+    worker.conversation.mark(["a"], "approval")
+    for op in worker.drain():
+        replay(kernel, op)
+    prior = kernel.conversation.messages()
+    assert prior == worker.conversation.messages()
+    assert _tool_texts(resumed_transcript(prior, "s")) == {"a": UNAPPROVED_CALL,
+                                                            "b": NOT_STARTED_CALL}
