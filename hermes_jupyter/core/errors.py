@@ -23,10 +23,11 @@ class HermesError(Exception):
 class UnknownTaskError(HermesError, KeyError):
     """No task has the id or name the caller gave."""
 
-    def __init__(self, ref: str, known: list[str] | None = None, note: str = "") -> None:
+    def __init__(self, ref: str, known: list[str] | None = None, note: str = "",
+                 see: str = "list_tasks()") -> None:
         hint = f" Known tasks: {', '.join(known[-8:])}." if known else " No tasks exist yet."
         hint = f" {note}" if note else hint
-        super().__init__(f"No task {ref!r}.{hint} Use list_tasks() to see them.")
+        super().__init__(f"No task {ref!r}.{hint} Use {see} to see them.")
         self.ref = ref
         self.note = note  # where a task of that name is, when it is another owner's
 

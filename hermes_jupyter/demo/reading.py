@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.conversation import NOT_STARTED_CALL, UNAPPROVED_CALL
 from ..engine.structured import OUTPUT_HEADING
 from ..testing.records import RecordedRequest, content_text
 
@@ -90,7 +91,8 @@ class Conversation:
                                                    _json_object(function.get("arguments")))
             elif role == "tool":
                 name, args = pending.pop(message.get("tool_call_id", ""), ("?", {}))
-                convo.calls.append(Call(name, args, text))
+                if text not in (UNAPPROVED_CALL, NOT_STARTED_CALL):  # else: ask for it again
+                    convo.calls.append(Call(name, args, text))
             elif role == "user" and text.startswith(STEER_PREFIX):
                 steer = text[len(STEER_PREFIX):].strip()
                 convo.steers.append(steer)

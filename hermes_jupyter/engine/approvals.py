@@ -144,6 +144,7 @@ class Approvals:
             waiters = [_Waiter(control, pending, words, loop.create_future(), loop)
                        for pending, (_, words) in zip(shown, asks, strict=True)]
             self._waiting += waiters
+        control.conversation.mark([p.call_id for p in shown], "approval")  # a resume knows
         for waiter in waiters:
             control.emit("approval_requested", **waiter.pending.to_dict())
         if clock is not None:
@@ -164,6 +165,7 @@ class Approvals:
                 self._resolve(waiter, by)
             if clock is not None:
                 clock.resume()
+        control.conversation.mark([w.pending.call_id for w in waiters], None)  # decided
         out = {}
         for waiter in waiters:
             assert waiter.decision is not None

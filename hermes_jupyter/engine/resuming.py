@@ -54,8 +54,10 @@ class Resuming:
         (goal, context, messages, steering delivered) as a new task, returned at once; its
         `resumed_from` (and its status's) names the old task, which stays interrupted. Tool
         calls that had returned are not run again; one left running reads that it was
-        interrupted. `task_id`: "t3", or "kernel/t3" as `%list_tasks --history` shows it,
-        or a `JournalRecord` from `history()`. `tools` / `toolsets` as for `delegate`
+        interrupted, one that waited for approval (or had not started) that it did not run.
+        `task_id`: "t3", or "kernel/t3" as `%list_tasks --history` shows it, a task's name
+        (the newest kernel's interrupted task of that name), or a
+        `JournalRecord` from `history()`. `tools` / `toolsets` as for `delegate`
         (notebook functions are not journaled: pass them again). Needs `journal=`. Raises
         `UnknownTaskError`, or `HermesError` in one line when the task is not interrupted
         or was resumed already."""
@@ -105,16 +107,34 @@ def _record(journal: Journal, ref: object) -> JournalRecord:
     if not isinstance(ref, str):
         raise InvalidArgumentType(f"Bad task_id: got {type(ref).__name__}; pass an id like "
                                   "'t3' or 'kernel/t3' (%list_tasks --history).")
-    key = check.text("task_id", ref, what="an id like 't3' or 'kernel/t3'").strip()
+    key = check.text("task_id", ref,
+                     what="an id like 't3', 'kernel/t3' or a task's name").strip()
     kernel, _, task_id = key.rpartition("/")
     earlier = journal.records(exclude_session=journal.session_id)
     found = [r for r in earlier if r.id == task_id and kernel in ("", r.session)]
     if not found:
-        raise UnknownTaskError(key, [r.key for r in earlier if r.state is TaskState.INTERRUPTED]
-                               or None)
+        return _named(key, earlier)
     interrupted = [r for r in found if r.state is TaskState.INTERRUPTED]
     if len(interrupted) > 1:
         raise HermesError(f"{len(interrupted)} interrupted tasks of earlier kernels are "
                           f"{task_id}: name one as kernel/id, e.g. {interrupted[-1].key} "
                           "(%list_tasks --history).")
     return (interrupted or found)[-1]
+
+
+def _named(name: str, earlier: list[JournalRecord]) -> JournalRecord:
+    """The task of earlier kernels named `name`: the newest kernel's interrupted one (else
+    the newest of that name, for `find_resumable` to refuse)."""
+    named = [r for r in earlier if r.name == name]
+    if not named:
+        known = [r.key for r in earlier if r.state is TaskState.INTERRUPTED]
+        raise UnknownTaskError(name, known or None,
+                               "" if known else "No interrupted task of an earlier kernel.",
+                               see="%list_tasks --history (or history())")
+    open_ = [r for r in named if r.state is TaskState.INTERRUPTED]
+    newest = [r for r in open_ if r.session == open_[-1].session]
+    if len(newest) > 1:
+        raise HermesError(f"{len(newest)} interrupted tasks of kernel {newest[-1].session} are "
+                          f"named {name!r}: {', '.join(r.key for r in newest)}; resume one by "
+                          "its kernel/id.")
+    return (newest or named)[-1]

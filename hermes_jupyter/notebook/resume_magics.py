@@ -1,4 +1,4 @@
-"""`%resume_task ID`: start an interrupted task of an earlier kernel again (`Session.resume`).
+"""`%resume_task ID|NAME`: start an interrupted task of an earlier kernel again (`Session.resume`).
 
 `%list_tasks --history` shows the tasks earlier kernels kept in the journal; an
 `interrupted ⚠` one (its kernel died while it ran) goes on from its journaled conversation as
@@ -28,13 +28,14 @@ __all__ = ["ResumeMagics", "load"]
 
 @magics_class
 class ResumeMagics(Magics):
-    """`%resume_task ID [-t FUNC] [--toolsets files,python]`."""
+    """`%resume_task ID|NAME [-t FUNC] [--toolsets files,python]`."""
 
     @line_magic
     @one_line_errors("resume_task")
     @magic_arguments()
     @argument("task", metavar="ID",
-              help="the interrupted task: t3, or kernel/t3 as %%list_tasks --history shows it")
+              help="the interrupted task: t3, kernel/t3 as %%list_tasks --history shows it, "
+                   "or its name (quoted when it has spaces)")
     @argument("-t", "--tools", action="append", metavar="FUNC",
               help="notebook function the task may call again (they are not journaled); "
                    "repeat or use commas")
