@@ -62,9 +62,12 @@ class Conversation:
 
     def step(self, transcript: list[Message]) -> None:
         """The loop's `transcript` is consistent now: keep what it gained since the last step
-        (nothing when it gained nothing)."""
+        (nothing when it gained nothing, or when no listener wants it: a task with no journal
+        and not on a worker has nobody to go on from its copy, so it redacts and keeps none)."""
         with self._lock:
             start, self._seen = self._seen, len(transcript)
+            if self.listener is None:
+                return
         if len(transcript) > start:
             self.replace(start, transcript[start:])
 
