@@ -42,10 +42,8 @@ def session_totals(session: Session) -> dict[str, Any]:
     calls of unknown cost); `groups` (fan-out groups: id, name, goal, total, done, failed,
     counts, tokens, cost_usd) and `agents` (parent agents: name, owner, waiting = results
     queued for the agent's next turn, children, live)."""
-    usage = session.usage
-    cost, unknown = session.cost()
-    return {"counts": session.counts(), **usage.to_dict(),
-            "cost_usd": cost if usage.cost_usd is not None else None, "cost_unknown": unknown,
+    usage = session.usage  # its cost_usd: the known costs summed, None when none is known
+    return {"counts": session.counts(), **usage.to_dict(), "cost_unknown": session.cost()[1],
             "groups": _summaries(session, "groups"), "agents": _summaries(session, "agents")}
 
 
