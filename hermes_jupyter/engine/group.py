@@ -101,7 +101,7 @@ MAP_OPTIONS = frozenset({"model", "tools", "toolsets", "max_iterations", "timeou
 
 def fan_out(delegate: Callable[..., Task], goal: object, items: object, name: object,
             context: object, max_concurrent: object, options: dict[str, Any],
-            book: GroupBook | None = None) -> TaskGroup:
+            book: GroupBook) -> TaskGroup:
     """`Session.map`'s arguments checked, and its group started (`delegate` is the session's;
     `book` the session's groups, which gives the group its id and lists it for the faces)."""
     text = check.text("goal", goal, what="what each subagent should do with its {item}")
@@ -114,7 +114,6 @@ def fan_out(delegate: Callable[..., Task], goal: object, items: object, name: ob
         raise InvalidArgument(f"map() takes no {sorted(unknown)[0]!r}: pass delegate options "
                           f"({', '.join(sorted(MAP_OPTIONS))}).")
 
-    book = book if book is not None else GroupBook()
     group_id = book.next_id()
 
     def start(item_goal: str, item_context: str, item_name: str | None) -> Task:
