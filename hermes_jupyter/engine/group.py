@@ -129,7 +129,7 @@ class TaskGroup:
     """The tasks of one fan-out, in item order. Like a `Task`, it returns at once."""
 
     def __init__(self, name: str | None, goal: str, items: Sequence[Any], context: str,
-                 delegate: Delegate, max_concurrent: int | None, group_id: str = "g1") -> None:
+                 delegate: Delegate, max_concurrent: int | None, group_id: str) -> None:
         self.id = group_id
         self.name = name
         self.goal = goal
